@@ -1,0 +1,194 @@
+"""The gateway's configuration: typed, frozen, validated at load with FILE:LINE errors.
+
+Everything operators set lives in `config/gateway.yaml` (see docs and CONTRACT.md).
+Unknown keys are errors so that a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from gateway.addresses import normalise_address, normalise_domain
+from gateway.problems import LoadError
+from gateway.sizes import ByteSize
+from gateway.yamlsource import load_file
+
+Direction = Literal["inbound", "outbound"]
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+@dataclass(frozen=True)
+class ListenAddress:
+    host: str | None
+    port: int | None
+    unix_path: str | None = None
+
+    def __str__(self) -> str:
+        if self.unix_path is not None:
+            return f"unix:{self.unix_path}"
+        host = f"[{self.host}]" if self.host and ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+def parse_listen(value: str) -> ListenAddress:
+    if value.startswith("unix:"):
+        path = value[5:]
+        if not path:
+            raise ValueError("unix: needs a socket path")
+        return ListenAddress(None, None, path)
+    m = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:(\d+)|([^:\[\]]+):(\d+)", value)
+    if not m:
+        raise ValueError(f"bad listen address {value!r}: expected HOST:PORT, [IPv6]:PORT "
+                         "or unix:/path")
+    host = m.group(1) or m.group(3)
+    port = int(m.group(2) or m.group(4))
+    if not 0 <= port <= 65535:
+        raise ValueError(f"bad port {port}")
+    return ListenAddress(host, port)
+
+
+class Listener(_Frozen):
+    name: str = Field(min_length=1)
+    listen: str
+    direction: Direction
+    mode: Literal["smtp", "milter"] = "smtp"
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str) -> str:
+        parse_listen(v)
+        return v
+
+    @property
+    def address(self) -> ListenAddress:
+        return parse_listen(self.listen)
+
+
+@dataclass(frozen=True)
+class Upstream:
+    kind: Literal["smtp", "maildir"]
+    host: str = ""
+    port: int = 25
+    path: Path = Path()
+
+    def __str__(self) -> str:
+        return f"maildir:{self.path}" if self.kind == "maildir" else f"smtp://{self.host}:{self.port}"
+
+
+def parse_upstream(value: str) -> Upstream:
+    if value.startswith("maildir:"):
+        path = value[len("maildir:"):]
+        if not path:
+            raise ValueError("maildir: needs a directory")
+        return Upstream("maildir", path=Path(path))
+    m = re.fullmatch(r"smtp://(\[[0-9A-Fa-f:.]+\]|[^:/\[\]]+)(?::(\d+))?/?", value)
+    if not m:
+        raise ValueError(f"bad upstream {value!r}: expected smtp://HOST:PORT or maildir:DIR")
+    host = m.group(1).strip("[]")
+    port = int(m.group(2) or 25)
+    if not 0 < port <= 65535:
+        raise ValueError(f"bad port {port}")
+    return Upstream("smtp", host=host, port=port)
+
+
+class DnsSettings(_Frozen):
+    nameservers: tuple[str, ...] = ("127.0.0.1",)
+    port: int = Field(default=53, ge=1, le=65535)
+    timeout: float = Field(default=2.0, gt=0)
+
+
+class Limits(_Frozen):
+    """Bounds that keep one message or one client from taking the gateway down."""
+
+    # Largest message accepted at all (SIZE and DATA). None: derived from the rules'
+    # size limits (see policy.rules.RuleSet.hard_size_limit).
+    max_message_size: ByteSize | None = None
+    session_timeout: float = Field(default=300.0, gt=0)
+    upstream_connect_timeout: float = Field(default=30.0, gt=0)
+    upstream_timeout: float = Field(default=120.0, gt=0)
+    inspection_timeout: float = Field(default=60.0, gt=0)
+    max_recipients: int = Field(default=1000, ge=1)
+
+
+class GatewayConfig(_Frozen):
+    listeners: tuple[Listener, ...] = Field(min_length=1)
+    upstream: str
+    agency_domains: tuple[str, ...] = Field(min_length=1)
+    relay_networks: tuple[IPNetwork, ...] = ()
+    hebahan_senders: tuple[str, ...] = ()
+    rules_dir: Path = Path("rules")
+    rejection_log: Path = Path("var/log/rejections.jsonl")
+    dns: DnsSettings = DnsSettings()
+    limits: Limits = Limits()
+    hostname: str = "gateway.localdomain"
+    # Extra headers whose value is read as a classification marking (MARKINGS.md 3).
+    classification_headers: tuple[str, ...] = ("X-Classification", "X-Pengelasan")
+
+    @field_validator("upstream")
+    @classmethod
+    def _upstream(cls, v: str) -> str:
+        parse_upstream(v)
+        return v
+
+    @field_validator("agency_domains")
+    @classmethod
+    def _domains(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        out = tuple(normalise_domain(d) for d in v)
+        for d in out:
+            if not re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+)+", d):
+                raise ValueError(f"bad domain {d!r}")
+        return out
+
+    @field_validator("hebahan_senders")
+    @classmethod
+    def _senders(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for a in v:
+            if "@" not in a:
+                raise ValueError(f"bad address {a!r}: expected local@domain")
+        return tuple(normalise_address(a) for a in v)
+
+    @field_validator("listeners")
+    @classmethod
+    def _unique_names(cls, v: tuple[Listener, ...]) -> tuple[Listener, ...]:
+        names = [x.name for x in v]
+        dupes = {n for n in names if names.count(n) > 1}
+        if dupes:
+            raise ValueError(f"duplicate listener name(s): {', '.join(sorted(dupes))}")
+        return v
+
+    @property
+    def upstream_target(self) -> Upstream:
+        return parse_upstream(self.upstream)
+
+
+def _loc_to_path(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
+    return tuple(loc)
+
+
+def load_config(path: Path) -> GatewayConfig:
+    """Read and validate the config file; raises LoadError listing every problem."""
+    doc = load_file(path)
+    if not isinstance(doc.data, dict):
+        raise LoadError([doc.problem((), "the config must be a mapping of keys")])
+    try:
+        return GatewayConfig.model_validate(doc.data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = _loc_to_path(tuple(err["loc"]))
+            where = ".".join(str(p) for p in loc) or "config"
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key"
+            problems.append(doc.problem(loc, f"{where}: {msg}"))
+        raise LoadError(problems) from None

@@ -1,0 +1,1 @@
+"""Reading a message: the parsed, read-only view that every check sees."""

@@ -1,0 +1,1 @@
+"""What operators see: the rejection log and its report."""

@@ -1,0 +1,1 @@
+"""The policy core: rules, checks, the engine and its verdict; pure, no I/O."""

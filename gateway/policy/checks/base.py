@@ -1,0 +1,56 @@
+"""What a check is: a named, typed, pure decision over a message and its envelope.
+
+A check never changes the message or any shared state. It returns evidence
+(a small JSON-able mapping saying what it saw) when its condition holds, or
+None. Its parameter type is validated when rules load, so a typo in a rule file
+is an error at start-up, never at mail time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from pydantic import TypeAdapter
+
+from gateway.envelope import Envelope
+from gateway.message.view import MessageView
+
+P = TypeVar("P")
+Evidence = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Context:
+    """Everything a check may read: the message, its envelope, the site's settings."""
+
+    view: MessageView
+    envelope: Envelope
+    agency_domains: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Check(Generic[P]):
+    name: str
+    params: TypeAdapter[P]
+    evaluate: Callable[[P, Context], Evidence | None]
+    # Rule values for this check that name lists ("@x") may stand for a list of strings.
+    takes_list: bool = False
+    # What the check needs from the message; a rule set that never asks for a part never
+    # pays for parsing it. 'envelope' checks can run before DATA.
+    needs: str = "message"
+
+    def validate(self, value: Any) -> P:
+        return self.params.validate_python(value)
+
+
+def check(name: str, params: Any, *, takes_list: bool = False, needs: str = "message"
+          ) -> Callable[[Callable[[P, Context], Evidence | None]], Check[P]]:
+    """Declare a check. Registration is explicit in `gateway.policy.checks.REGISTRY`."""
+
+    def wrap(fn: Callable[[P, Context], Evidence | None]) -> Check[P]:
+        return Check(name=name, params=TypeAdapter(params), evaluate=fn,
+                     takes_list=takes_list, needs=needs)
+
+    return wrap

@@ -1,0 +1,395 @@
+"""Rule files -> one frozen, validated RuleSet.
+
+Reads `rules/*.yaml` in file-name order. Every problem is reported as
+`FILE:LINE: message` and the whole set is refused: unknown keys, unknown
+conditions, bad sizes and regexes (via each check's parameter schema), dangling
+`@lists`, duplicate ids, and reject/tempfail rules without a matching reply.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from gateway.policy.checks import REGISTRY
+from gateway.policy.checks.base import Check
+from gateway.policy.verdict import Reply
+from gateway.problems import LoadError, Problem
+from gateway.yamlsource import Located, PathKey, load_file
+
+Action = Literal["reject", "tempfail", "accept", "tag", "add_header"]
+TERMINAL: frozenset[str] = frozenset({"reject", "tempfail", "accept"})
+ACTIONS: frozenset[str] = TERMINAL | {"tag", "add_header"}
+RULE_KEYS = frozenset({"id", "description", "reference", "direction", "mode", "when",
+                       "action", "reply", "tag", "header"})
+COMBINATORS = frozenset({"any", "all", "not"})
+_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+_ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})$")
+_HEADER_NAME = re.compile(r"^[!-9;-~]+$")  # RFC 5322 ftext
+
+
+@dataclass(frozen=True)
+class Leaf:
+    check: Check[Any]
+    value: Any
+
+
+@dataclass(frozen=True)
+class AllOf:
+    items: tuple[Condition, ...]
+
+
+@dataclass(frozen=True)
+class AnyOf:
+    items: tuple[Condition, ...]
+
+
+@dataclass(frozen=True)
+class Not:
+    item: Condition
+
+
+Condition = Leaf | AllOf | AnyOf | Not
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    description: str
+    reference: str
+    direction: Literal["inbound", "outbound", "both"]
+    mode: Literal["enforce", "monitor"]
+    when: Condition
+    action: Action
+    reply: Reply | None
+    tag: str | None
+    header: tuple[str, str] | None
+    file: str
+    line: int
+
+    def applies_to(self, direction: str) -> bool:
+        return self.direction in ("both", direction)
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    rules: tuple[Rule, ...]
+    lists: Mapping[str, tuple[str, ...]]
+    files: tuple[str, ...]
+    version: str
+    agency_domains: tuple[str, ...] = field(default=())
+
+    def leaves(self) -> Iterator[tuple[Rule, Leaf]]:
+        for rule in self.rules:
+            yield from ((rule, leaf) for leaf in _leaves(rule.when))
+
+    def largest_allowed_size(self) -> int | None:
+        """The largest message any enforced size rule lets through, encoded on the wire.
+
+        An attachment limit is on decoded bytes, so the message carrying a file of
+        exactly the limit is about 4/3 larger in base64 plus line breaks; allow that
+        and 1 MiB of headers and text. None when no enforced rule limits size.
+        """
+        largest: int | None = None
+        for rule, leaf in self.leaves():
+            if rule.mode != "enforce" or rule.action not in ("reject", "tempfail"):
+                continue
+            if leaf.check.name == "message_size_over":
+                allowed = int(leaf.value)
+            elif leaf.check.name == "attachment_size_over":
+                allowed = (int(leaf.value) + 2) // 3 * 4 * 78 // 76 + 1024 * 1024
+            else:
+                continue
+            largest = allowed if largest is None else max(largest, allowed)
+        return largest
+
+
+def _leaves(cond: Condition) -> Iterator[Leaf]:
+    if isinstance(cond, Leaf):
+        yield cond
+    elif isinstance(cond, AllOf | AnyOf):
+        for item in cond.items:
+            yield from _leaves(item)
+    else:
+        yield from _leaves(cond.item)
+
+
+class _Builder:
+    def __init__(self, lists: Mapping[str, tuple[str, ...]]) -> None:
+        self.lists = lists
+        self.problems: list[Problem] = []
+
+    def fail(self, doc: Located, path: PathKey, message: str) -> None:
+        self.problems.append(doc.problem(path, message))
+
+    # -- conditions ---------------------------------------------------------------
+    def condition(self, doc: Located, path: PathKey, raw: Any) -> Condition | None:
+        if not isinstance(raw, dict) or not raw:
+            self.fail(doc, path, "a condition must be a non-empty mapping, e.g. "
+                                 "{classification: [RAHSIA]}")
+            return None
+        items: list[Condition] = []
+        for key, value in raw.items():
+            item = self.one(doc, (*path, key), str(key), value)
+            if item is not None:
+                items.append(item)
+        if len(items) != len(raw):
+            return None
+        return items[0] if len(items) == 1 else AllOf(tuple(items))
+
+    def one(self, doc: Located, path: PathKey, key: str, value: Any) -> Condition | None:
+        if key in ("any", "all"):
+            if not isinstance(value, list) or not value:
+                self.fail(doc, path, f"{key}: expects a non-empty list of conditions")
+                return None
+            subs = [self.condition(doc, (*path, i), v) for i, v in enumerate(value)]
+            if any(s is None for s in subs):
+                return None
+            done = tuple(s for s in subs if s is not None)
+            return AnyOf(done) if key == "any" else AllOf(done)
+        if key == "not":
+            sub = self.condition(doc, path, value)
+            return None if sub is None else Not(sub)
+        check = REGISTRY.get(key)
+        if check is None:
+            known = ", ".join(sorted(REGISTRY) + sorted(COMBINATORS))
+            self.fail(doc, path, f"unknown condition {key!r} (known: {known})")
+            return None
+        if check.takes_list:
+            value = self.expand_lists(doc, path, value)
+            if value is None:
+                return None
+        try:
+            return Leaf(check, check.validate(value))
+        except ValidationError as exc:
+            for err in exc.errors():
+                msg = err["msg"].removeprefix("Value error, ")
+                where = "".join(f"[{p}]" for p in err["loc"])
+                self.fail(doc, (*path, *err["loc"]), f"{key}{where}: {msg}")
+            return None
+        except (ValueError, TypeError, re.error) as exc:
+            self.fail(doc, path, f"{key}: {exc}")
+            return None
+
+    def expand_lists(self, doc: Located, path: PathKey, value: Any) -> Any:
+        def ref(name: str, at: PathKey) -> list[str] | None:
+            found = self.lists.get(name[1:])
+            if found is None:
+                known = ", ".join("@" + n for n in sorted(self.lists))
+                self.fail(doc, at, f"unknown list {name!r} (defined: {known})")
+                return None
+            return list(found)
+
+        if isinstance(value, str) and value.startswith("@"):
+            return ref(value, path)
+        if isinstance(value, list):
+            out: list[Any] = []
+            ok = True
+            for i, item in enumerate(value):
+                if isinstance(item, str) and item.startswith("@"):
+                    got = ref(item, (*path, i))
+                    ok = ok and got is not None
+                    out.extend(got or [])
+                else:
+                    out.append(item)
+            return out if ok else None
+        return value
+
+    # -- rules --------------------------------------------------------------------
+    def reply(self, doc: Located, path: PathKey, raw: Any, action: str) -> Reply | None:
+        if not isinstance(raw, dict):
+            self.fail(doc, path, "reply must be a mapping {code, enhanced, text}")
+            return None
+        unknown = set(raw) - {"code", "enhanced", "text"}
+        for key in sorted(unknown):
+            self.fail(doc, (*path, key), f"reply: unknown key {key!r}")
+        code, enhanced, text = raw.get("code"), raw.get("enhanced"), raw.get("text")
+        want = "5" if action == "reject" else "4"
+        ok = not unknown
+        if not isinstance(code, int) or isinstance(code, bool) or not 400 <= code <= 599 \
+                or str(code)[0] != want:
+            self.fail(doc, (*path, "code"),
+                      f"reply.code must be a {want}xx code for action {action}, got {code!r}")
+            ok = False
+        m = _ENHANCED.match(str(enhanced)) if isinstance(enhanced, str) else None
+        if m is None or m.group(1) != want:
+            self.fail(doc, (*path, "enhanced"),
+                      f"reply.enhanced must be an RFC 3463 code {want}.X.Y, got {enhanced!r}")
+            ok = False
+        lines: list[str] = []
+        if isinstance(text, str):
+            lines = [text]
+        elif isinstance(text, list) and all(isinstance(t, str) for t in text):
+            lines = list(text)
+        elif isinstance(text, dict) and set(text) <= {"ms", "en"} and text and \
+                all(isinstance(t, str) for t in text.values()):
+            # Malay first, then English (PPPA: Bahasa Melayu is the official language).
+            lines = [text[k] for k in ("ms", "en") if k in text]
+        else:
+            self.fail(doc, (*path, "text"),
+                      "reply.text must be a string, a list of strings or {ms: ..., en: ...}")
+            ok = False
+        clean = [" ".join(line.split()) for line in lines]
+        if any(not line.isprintable() or not line for line in clean):
+            self.fail(doc, (*path, "text"), "reply.text lines must be non-empty printable text")
+            ok = False
+        if not ok:
+            return None
+        assert isinstance(code, int) and isinstance(enhanced, str)
+        return Reply(code, enhanced, tuple(clean))
+
+    def rule(self, doc: Located, path: PathKey, raw: Any) -> Rule | None:
+        if not isinstance(raw, dict):
+            self.fail(doc, path, "a rule must be a mapping")
+            return None
+        before = len(self.problems)
+        for key in sorted(set(raw) - RULE_KEYS):
+            self.fail(doc, (*path, key), f"unknown rule key {key!r} "
+                                         f"(known: {', '.join(sorted(RULE_KEYS))})")
+        rule_id = raw.get("id")
+        if not isinstance(rule_id, str) or not _ID.match(rule_id):
+            self.fail(doc, (*path, "id"), f"rule id must be lower-case letters, digits, "
+                                          f"'.', '_' or '-', got {rule_id!r}")
+        for key in ("description", "reference"):
+            if key in raw and not isinstance(raw[key], str):
+                self.fail(doc, (*path, key), f"{key} must be a string")
+        direction = raw.get("direction", "both")
+        if direction not in ("inbound", "outbound", "both"):
+            self.fail(doc, (*path, "direction"),
+                      f"direction must be inbound, outbound or both, got {direction!r}")
+        mode = raw.get("mode", "enforce")
+        if mode not in ("enforce", "monitor"):
+            self.fail(doc, (*path, "mode"), f"mode must be enforce or monitor, got {mode!r}")
+        action = raw.get("action")
+        if action not in ACTIONS:
+            self.fail(doc, (*path, "action"),
+                      f"action must be one of {', '.join(sorted(ACTIONS))}, got {action!r}")
+        when: Condition | None = None
+        if "when" not in raw:
+            self.fail(doc, path, "rule has no 'when' conditions")
+        else:
+            when = self.condition(doc, (*path, "when"), raw["when"])
+        reply: Reply | None = None
+        if action in ("reject", "tempfail"):
+            if "reply" not in raw:
+                self.fail(doc, path, f"action {action} needs a reply "
+                                     f"{{code, enhanced, text}} with a "
+                                     f"{'5' if action == 'reject' else '4'}xx code")
+            else:
+                reply = self.reply(doc, (*path, "reply"), raw["reply"], action)
+        elif "reply" in raw:
+            self.fail(doc, (*path, "reply"), f"action {action} sends no reply; remove 'reply'")
+        tag = raw.get("tag")
+        if action == "tag":
+            if not isinstance(tag, str) or not tag.strip() or not tag.isprintable():
+                self.fail(doc, (*path, "tag"), "action tag needs 'tag: <text>' "
+                                               "(printable, one line)")
+        elif "tag" in raw:
+            self.fail(doc, (*path, "tag"), "'tag' only goes with action: tag")
+        header: tuple[str, str] | None = None
+        if action == "add_header":
+            h = raw.get("header")
+            if (not isinstance(h, dict) or set(h) != {"name", "value"}
+                    or not isinstance(h["name"], str) or not _HEADER_NAME.match(h["name"])
+                    or not isinstance(h["value"], str) or not h["value"].isprintable()):
+                self.fail(doc, (*path, "header"), "action add_header needs "
+                          "'header: {name: X-Name, value: text}' (one printable line)")
+            else:
+                header = (h["name"], h["value"])
+        elif "header" in raw:
+            self.fail(doc, (*path, "header"), "'header' only goes with action: add_header")
+        if len(self.problems) != before or when is None:
+            return None
+        return Rule(id=str(rule_id), description=str(raw.get("description", "")),
+                    reference=str(raw.get("reference", "")), direction=direction,
+                    mode=mode, when=when, action=action, reply=reply,
+                    tag=tag.strip() if isinstance(tag, str) else None, header=header,
+                    file=doc.file, line=doc.line(path))
+
+
+def builtin_lists(agency_domains: tuple[str, ...], hebahan_senders: tuple[str, ...],
+                  relay_networks: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    """Lists every rule file can use, taken from the config."""
+    return {"agency_domains": agency_domains, "hebahan_senders": hebahan_senders,
+            "relay_networks": relay_networks}
+
+
+def load_rules(rules_dir: Path, builtins: Mapping[str, tuple[str, ...]]) -> RuleSet:
+    """Load every `*.yaml` in `rules_dir` (file-name order) into one RuleSet."""
+    problems: list[Problem] = []
+    if not rules_dir.is_dir():
+        raise LoadError([Problem(str(rules_dir), 1, "rules_dir is not a directory")])
+    files = sorted(p for p in rules_dir.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+    docs: list[Located] = []
+    for path in files:
+        try:
+            docs.append(load_file(path))
+        except LoadError as exc:
+            problems.extend(exc.problems)
+    lists: dict[str, tuple[str, ...]] = dict(builtins)
+    list_origin: dict[str, str] = {name: "the config" for name in builtins}
+    for doc in docs:
+        if doc.data is None:
+            continue
+        if not isinstance(doc.data, dict):
+            problems.append(doc.problem((), "a rule file must be a mapping with "
+                                            "'lists' and/or 'rules'"))
+            continue
+        for key in sorted(set(doc.data) - {"lists", "rules"}):
+            problems.append(doc.problem((key,), f"unknown top-level key {key!r} "
+                                                "(known: lists, rules)"))
+        raw_lists = doc.data.get("lists", {}) or {}
+        if not isinstance(raw_lists, dict):
+            problems.append(doc.problem(("lists",), "lists must be a mapping of name: [items]"))
+            continue
+        for name, items in raw_lists.items():
+            at = ("lists", name)
+            if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+                problems.append(doc.problem(at, f"bad list name {name!r}"))
+            elif name in lists:
+                problems.append(doc.problem(at, f"list {name!r} is already defined in "
+                                                f"{list_origin[name]}"))
+            elif not isinstance(items, list) or not all(
+                    isinstance(i, str | int) and not isinstance(i, bool) for i in items):
+                problems.append(doc.problem(at, f"list {name!r} must be a list of strings"))
+            elif any(str(i).startswith("@") for i in items):
+                problems.append(doc.problem(at, f"list {name!r}: lists cannot refer to lists"))
+            else:
+                lists[name] = tuple(str(i) for i in items)
+                list_origin[name] = doc.file
+    builder = _Builder(lists)
+    rules: list[Rule] = []
+    seen: dict[str, Rule] = {}
+    for doc in docs:
+        if not isinstance(doc.data, dict):
+            continue
+        raw_rules = doc.data.get("rules", []) or []
+        if not isinstance(raw_rules, list):
+            problems.append(doc.problem(("rules",), "rules must be a list"))
+            continue
+        for i, raw in enumerate(raw_rules):
+            rule = builder.rule(doc, ("rules", i), raw)
+            if rule is None:
+                continue
+            if rule.id in seen:
+                first = seen[rule.id]
+                builder.fail(doc, ("rules", i, "id"), f"duplicate rule id {rule.id!r} "
+                                                      f"(first at {first.file}:{first.line})")
+                continue
+            seen[rule.id] = rule
+            rules.append(rule)
+    problems.extend(builder.problems)
+    if problems:
+        raise LoadError(problems)
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return RuleSet(rules=tuple(rules), lists=lists, files=tuple(str(f) for f in files),
+                   version=digest.hexdigest()[:12],
+                   agency_domains=tuple(builtins.get("agency_domains", ())))

@@ -1,0 +1,69 @@
+"""The one verdict model: what the engine decided about a message, and why.
+
+Every front end, `gateway check`, the log and the replies read this type;
+nothing else describes a decision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Outcome(StrEnum):
+    ACCEPT = "accept"
+    REJECT = "reject"
+    TEMPFAIL = "tempfail"
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An SMTP reply before rendering: code, RFC 3463 enhanced code, text lines."""
+
+    code: int
+    enhanced: str
+    lines: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One rule whose conditions held, with the evidence the checks gave."""
+
+    rule_id: str
+    action: str
+    mode: str
+    reference: str
+    evidence: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    outcome: Outcome
+    reply: Reply | None = None  # set for reject and tempfail
+    rule_id: str | None = None  # the rule that decided, if any
+    reference: str | None = None
+    reason: str | None = None
+    hits: tuple[Hit, ...] = ()
+    subject_tags: tuple[str, ...] = ()
+    added_headers: tuple[tuple[str, str], ...] = ()
+    classification: str | None = None
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def monitored(self) -> tuple[Hit, ...]:
+        return tuple(h for h in self.hits if h.mode == "monitor")
+
+    @property
+    def event(self) -> str | None:
+        """The rejection-log event for this verdict, None when nothing is logged."""
+        if self.outcome is Outcome.REJECT:
+            return "reject"
+        if self.outcome is Outcome.TEMPFAIL:
+            return "tempfail"
+        if self.subject_tags or self.added_headers:
+            return "tag"
+        if self.monitored:
+            return "monitor"
+        return None
