@@ -1,18 +1,51 @@
 """Classification markings (MARKINGS.md): where a marking counts and which is highest.
 
-PLACEHOLDER being replaced in issue 2 work: subject only.
+The four levels are also ordinary Malay words, so a marking counts only in the
+places and shapes a marking is written, never in prose:
+
+- subject (RFC 2047-decoded, reply prefixes such as `Re:`/`Fwd:`/`BLS:` and leading
+  bracket tags skipped): the marking in capitals as a whole token, alone; at the
+  start followed by a delimiter (`:` `-` `–` `—` `|` `/`); at the end preceded by
+  one; between two delimiters; or in brackets anywhere.
+- body lines and plain-text attachments: a line that is nothing but the marking
+  once whitespace, `*`, `-`, `=`, `_`, brackets, quotes and similar decoration are
+  removed (so `S U L I T` and `> SULIT` count), in capitals; or a label line
+  (`Klasifikasi: SULIT`, `Pengelasan Keselamatan: Rahsia`, `Classification: TERHAD`)
+  where, the label being explicit, any case counts.
+- headers: a Microsoft Purview `msip_labels` label name (`_Name=`) and the
+  configured classification headers, whose value starts with a marking (any case).
+- attachment file names, and names inside ZIP archives: the marking in capitals
+  between non-letters (`RAHSIA-pelan.docx`, `SULIT_2025.pdf`; not
+  `laporan_terhad_akses.xlsx`).
+- forwarded messages (message/rfc822 parts): their subject and headers by the
+  same rules; their bodies and attachments are walked as part of this message.
+
+Everything is read after `text.fold` (NFKC, zero-width removed, look-alike letters
+mapped). Each `Found.where` says where, as a small dict; message-derived text in
+it sits only under `name` / `text` / `match`, keys the rejection log drops for
+RAHSIA mail.
 """
 
 from __future__ import annotations
 
+import io
 import re
+import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from gateway.message.text import fold
 
 if TYPE_CHECKING:
     from gateway.message.view import MessageView
 
 LEVELS = ("TERHAD", "SULIT", "RAHSIA", "RAHSIA BESAR")  # lowest first
+MAX_FOUND = 50  # per message: enough to say where, bounded for the log
+MAX_PER_PART = 3
+MAX_TEXT_SCAN = 8 * 1024 * 1024  # characters of one text read for body rules
+MAX_LINE = 1000
+MAX_ARCHIVE_NAMES = 1000
 
 
 @dataclass(frozen=True)
@@ -31,7 +64,216 @@ class Markings:
             return None
         return max((f.marking for f in self.found), key=LEVELS.index)
 
+    def where(self, marking: str) -> list[dict[str, Any]]:
+        return [f.where for f in self.found if f.marking == marking]
+
+
+def _level(token: str) -> str:
+    """'RAHSIA  BESAR' / 'rahsia_besar' / 'RahsiaBesar' -> 'RAHSIA BESAR'."""
+    letters = re.sub(r"[^A-Za-z]", "", token).upper()
+    return "RAHSIA BESAR" if letters == "RAHSIABESAR" else letters
+
+
+# -- subject ------------------------------------------------------------------------
+
+_M = r"(?<![A-Za-z0-9])(RAHSIA[ \t]+BESAR|RAHSIA|SULIT|TERHAD)(?![A-Za-z0-9])"
+_D = r"[:\-–—|/]"
+_OPEN, _CLOSE = r"[\[({<【〔「『]", r"[\])}>】〕」』]"
+_SUBJECT_PREFIX = re.compile(
+    r"(?i)^\s*(?:(?:re|fw|fwd|aw|wg|sv|vs|tr|rv|r|bls|balas|mk|majukan|fyi)"
+    r"\s*(?:\[\d+\]|\(\d+\))?\s*[:：]|" + _OPEN + r"[^\])}>】〕」』]{0,60}" + _CLOSE + r")\s*")
+_S_BRACKET = re.compile(_OPEN + r"[\s*_\-=]*" + _M + r"[\s*_\-=]*" + _CLOSE)
+_S_ALONE = re.compile(r"^[\s*_\-=\"'.]*" + _M + r"[\s*_\-=\"'.!]*$")
+_S_START = re.compile(r"^\s*" + _M + r"\s*" + _D)
+_S_END = re.compile(_D + r"\s*" + _M + r"[\s.!]*$")
+_S_BETWEEN = re.compile(_D + r"\s*" + _M + r"\s*(?=" + _D + ")")
+
+
+def in_subject(subject: str) -> list[str]:
+    """Markings in a subject line, by the subject rules (module docstring)."""
+    s = fold(subject)
+    if not re.search(r"RAHSIA|SULIT|TERHAD", s):
+        return []
+    found = [_level(m.group(1)) for m in _S_BRACKET.finditer(s)]
+    for _ in range(20):  # peel `Re: Fwd: [EXTERNAL] ...` one prefix at a time
+        m = _SUBJECT_PREFIX.match(s)
+        if not m or not m.end():
+            break
+        s = s[m.end():]
+    for rx in (_S_ALONE, _S_START, _S_END):
+        m = rx.search(s)
+        if m:
+            found.append(_level(m.group(1)))
+    found.extend(_level(m.group(1)) for m in _S_BETWEEN.finditer(s))
+    return list(dict.fromkeys(found))
+
+
+# -- body lines ---------------------------------------------------------------------
+
+_DECORATION = " \t\r\f\v*-=_()[]{}<>\"'`“”‘’«»„‹›#~+|.:!•·–—\u3000【】〔〕「」『』"
+_STRIP_DECORATION = str.maketrans("", "", _DECORATION)
+_BY_LETTERS = {"TERHAD": "TERHAD", "SULIT": "SULIT", "RAHSIA": "RAHSIA",
+               "RAHSIABESAR": "RAHSIA BESAR"}
+_QUOTE = re.compile(r"^[\s>|]*")
+_LABELS = (r"klasifikasi|pengelasan|classification|security\s+classification|"
+           r"taraf|peringkat|tahap|kategori|darjah|sensitivity|security\s+marking|marking|"
+           r"status\s+keselamatan|pengkelasan|klasifikasi\s+keselamatan|"
+           r"(?:klasifikasi|pengelasan|taraf|peringkat|tahap|kategori|darjah)"
+           r"\s+(?:keselamatan|dokumen|maklumat|fail|e-?mel)"
+           r"(?:\s+keselamatan)?")
+_LABEL_LINE = re.compile(
+    r"(?i)^[\W_]*(?:" + _LABELS + r")\s*[:=\-–—]\s*[\W_]*?"
+    r"(?<![A-Za-z])(rahsia[ \t]+besar|rahsia|sulit|terhad)(?![A-Za-z])[\W_]*$")
+
+
+_GAP = r"[\W_]{1,8}"
+_SPACED = re.compile("|".join(_GAP.join(word) for word in ("SULIT", "TERHAD", "RAHSIA")))
+
+
+def in_line(line: str) -> str | None:
+    """The marking a body line is, by the body rules, or None. `line` is folded."""
+    s = _QUOTE.sub("", line, count=1)
+    if not s or len(s) > MAX_LINE:
+        return None
+    letters = s.translate(_STRIP_DECORATION)
+    # Spaced letters (`S U L I T`) collapse with the whitespace removal above.
+    found = _BY_LETTERS.get("".join(letters.split()))
+    if found is not None:
+        return found
+    if len(letters) <= 60 and (":" in s or "=" in s or "-" in s or "–" in s):
+        m = _LABEL_LINE.match(s)
+        if m:
+            return _level(m.group(1))
+    return None
+
+
+def in_text(text: str) -> Iterator[tuple[int, str]]:
+    """(1-based line number, marking) for every marking line of a text."""
+    folded = fold(text[:MAX_TEXT_SCAN])
+    upper = folded.upper()
+    # Cheap guard: no marking word and no spaced-out capitals means no marking line.
+    if not any(w in upper for w in ("TERHAD", "SULIT", "RAHSIA")) and not _SPACED.search(
+            folded):
+        return
+    for n, line in enumerate(folded.splitlines(), start=1):
+        found = in_line(line)
+        if found is not None:
+            yield n, found
+
+
+# -- headers ------------------------------------------------------------------------
+
+_MSIP = re.compile(r"MSIP_Label_([0-9A-Za-z-]+)_([A-Za-z]+)\s*=\s*([^;]*)")
+_LABEL_PARTS = re.compile(r"\s*[\\/|:\-–—]\s*")
+_HEADER_VALUE = re.compile(
+    r"(?i)^[\W_]*(rahsia[ \t_-]*besar|rahsia|sulit|terhad)(?![A-Za-z])")
+
+
+def _label_name(name: str) -> str | None:
+    name = fold(name).strip().strip("\"'")
+    for piece in (name, *_LABEL_PARTS.split(name)):
+        level = _level(piece) if re.fullmatch(r"(?i)\s*(rahsia\s*besar|rahsia|sulit|terhad)\s*",
+                                               piece) else None
+        if level is not None:
+            return level
+    return None
+
+
+def in_msip_labels(value: str) -> list[str]:
+    """Markings named by the `_Name=` of an enabled label in an msip_labels header."""
+    labels: dict[str, dict[str, str]] = {}
+    for m in _MSIP.finditer(value):
+        labels.setdefault(m.group(1), {})[m.group(2).lower()] = m.group(3).strip()
+    found: list[str] = []
+    for fields in labels.values():
+        if fields.get("enabled", "true").lower() == "false":
+            continue
+        level = _label_name(fields.get("name", ""))
+        if level is not None:
+            found.append(level)
+    return found
+
+
+def in_header_value(value: str) -> str | None:
+    """A configured classification header (`X-Classification: SULIT`): its leading marking."""
+    m = _HEADER_VALUE.match(fold(value))
+    return _level(m.group(1)) if m else None
+
+
+# -- file names ---------------------------------------------------------------------
+
+_FILENAME = re.compile(r"(?<![A-Za-z])(RAHSIA[\s_\-.]*BESAR|RAHSIA|SULIT|TERHAD)(?![A-Za-z])")
+
+
+def in_filename(name: str) -> list[str]:
+    return list(dict.fromkeys(_level(m.group(1)) for m in _FILENAME.finditer(fold(name))))
+
+
+def _archive_names(data: bytes) -> list[str]:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            return [i.filename for i in zf.infolist()[:MAX_ARCHIVE_NAMES]]
+    except Exception:  # not a readable ZIP: nothing to name
+        return []
+
+
+# -- the message --------------------------------------------------------------------
+
+class _Collector:
+    def __init__(self) -> None:
+        self.found: list[Found] = []
+
+    def add(self, marking: str, where: dict[str, Any]) -> None:
+        if len(self.found) < MAX_FOUND:
+            self.found.append(Found(marking, where))
+
+    def text(self, text: str, where: dict[str, Any]) -> None:
+        for seen, (lineno, marking) in enumerate(in_text(text), start=1):
+            self.add(marking, {**where, "lineno": lineno})
+            if seen >= MAX_PER_PART:
+                break
+
 
 def detect(view: MessageView) -> Markings:
-    m = re.search(r"\[(RAHSIA BESAR|RAHSIA|SULIT|TERHAD)\]", view.subject)
-    return Markings((Found(m.group(1), {"in": "subject"}),) if m else ())
+    """Every marking in the message, in the places MARKINGS.md lists."""
+    out = _Collector()
+    for marking in in_subject(view.subject):
+        out.add(marking, {"in": "subject"})
+    for value in view.header_values("msip_labels"):
+        for marking in in_msip_labels(value):
+            out.add(marking, {"in": "header", "header": "msip_labels"})
+    for name in view.classification_headers:
+        for value in view.header_values(name):
+            found = in_header_value(value)
+            if found is not None:
+                out.add(found, {"in": "header", "header": name})
+    for fwd in view.forwarded:
+        base = {"in": "forwarded", "index": fwd.index}
+        for marking in in_subject(fwd.subject):
+            out.add(marking, {**base, "field": "subject"})
+        for value in fwd.header_values("msip_labels"):
+            for marking in in_msip_labels(value):
+                out.add(marking, {**base, "header": "msip_labels"})
+        for name in view.classification_headers:
+            for value in fwd.header_values(name):
+                found = in_header_value(value)
+                if found is not None:
+                    out.add(found, {**base, "header": name})
+    for part in view.text_parts:
+        where: dict[str, Any] = {"in": "body", "part": part.index}
+        if part.nested:
+            where["nested"] = part.nested
+        out.text(part.text, where)
+    for att in view.attachments:
+        base = {"in": "attachment", "index": att.index, "name": att.filename}
+        for marking in in_filename(att.filename):
+            out.add(marking, {**base, "field": "filename"})
+        if att.declared_type.startswith("message/"):
+            continue  # its subject, headers and parts are read as a forwarded message
+        if att.category == "text":
+            out.text(att.text(), {**base, "field": "content"})
+        elif att.detected_type in ("application/zip", "application/x-zip-compressed"):
+            for entry in _archive_names(att.data()):
+                for marking in in_filename(entry):
+                    out.add(marking, {**base, "field": "archive_entry", "text": entry})
+    return Markings(tuple(out.found))

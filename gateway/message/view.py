@@ -1,55 +1,160 @@
 """The parsed, read-only view of one message that every check reads.
 
 Built from the raw bytes alone; every part is computed lazily on first use and
-cached, so a rule set that never asks for attachments never decodes one. The
-view never changes the message: transforms work on the raw bytes.
+cached, so a rule set that never asks for attachments never decodes one. Header
+checks read the raw header block and never parse MIME; the compat32 parse and
+the bounded walk (`mime.walk`) happen only when a body, an attachment or a
+marking is asked for. The view never changes the message: transforms work on
+the raw bytes.
+
+It never raises on hostile MIME: parser defects are recorded in `defects`, a
+part that cannot be decoded gives an attachment with `encrypted=None` ("could
+not inspect"). When the structure is beyond the bounds (too many parts, too deep)
+the view is `complete=False`; checks that need the whole structure call
+`require_complete()`, which raises `NotInspectable`, and the pipeline answers
+451 4.3.0: a message that cannot be inspected is never relayed unseen.
 """
 
 from __future__ import annotations
 
-import email
 import email.message
-import email.policy
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
+from gateway.message import encryption, filetypes, forwarding, mime
 from gateway.message import headers as hdr
+from gateway.message import links as links_mod
 from gateway.message import markings as markings_mod
+from gateway.message.text import decode_bytes, html_to_text
 
 
-@dataclass(frozen=True)
+class NotInspectable(Exception):
+    """The message is beyond the inspection bounds; the only safe answer is 451 4.3.0."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class Attachment:
-    """One attachment as the policy sees it (decoded size, real type, encryption)."""
+    """One attachment as the policy sees it (decoded size, real type, encryption).
 
-    filename: str
-    declared_type: str
-    size: int  # decoded bytes
-    detected_type: str  # libmagic MIME type of the content
-    category: str  # executable | archive | office | pdf | image | text | other
-    encrypted: bool | None  # None: could not inspect
+    Read-only; each fact is computed on first use. The decoded bytes are not kept:
+    holding every attachment twice would double the memory a message costs.
+    """
+
+    def __init__(self, leaf: mime.Leaf, *, in_encrypted: bool = False) -> None:
+        self._leaf = leaf
+        self._in_encrypted = in_encrypted
+        self.index = leaf.index
+        self.declared_type = leaf.content_type
+        self.nested = leaf.nested
+
+    def __repr__(self) -> str:
+        return f"Attachment(index={self.index}, declared_type={self.declared_type!r})"
+
+    @cached_property
+    def filename(self) -> str:
+        return mime.filename(self._leaf.part)
+
+    def data(self) -> bytes:
+        """The decoded content (b'' when it cannot be decoded). Not cached."""
+        data, _clean = mime.decoded_payload(self._leaf.part)
+        return data or b""
+
+    @cached_property
+    def _facts(self) -> tuple[int, str, str, bool | None]:
+        data, clean = mime.decoded_payload(self._leaf.part)
+        if data is None:
+            return 0, "application/octet-stream", "other", None
+        detected = filetypes.detect(data)
+        category = filetypes.category(detected, self.filename, data)
+        state = encryption.attachment_encrypted(data, detected) if clean else None
+        if state is False and self._in_encrypted:
+            state = True
+        return len(data), detected, category, state
+
+    @cached_property
+    def size(self) -> int:
+        """Decoded bytes."""
+        if "_facts" in self.__dict__:
+            return self._facts[0]
+        data, _clean = mime.decoded_payload(self._leaf.part)
+        return len(data) if data is not None else 0
+
+    @property
+    def detected_type(self) -> str:
+        """libmagic MIME type of the content."""
+        return self._facts[1]
+
+    @property
+    def category(self) -> str:
+        """executable | archive | office | pdf | image | text | other"""
+        return self._facts[2]
+
+    @property
+    def encrypted(self) -> bool | None:
+        """True / False, or None: could not inspect."""
+        return self._facts[3]
+
+    def text(self) -> str:
+        """The content as text (HTML rendered), for text attachments."""
+        data = self.data()
+        params = mime.params(self._leaf.part)
+        text = decode_bytes(data, params.get("charset"))
+        if self.detected_type == "text/html" or self.declared_type == "text/html":
+            text, _hrefs = html_to_text(text)
+        return text
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"filename": self.filename, "size": self.size,
+                "detected_type": self.detected_type, "category": self.category,
+                "encrypted": self.encrypted}
 
 
 @dataclass(frozen=True)
 class TextPart:
-    where: str  # e.g. "body", "body:html", "attachment:a.txt"
+    where: str  # e.g. "body", "body:html", "forwarded:1:body"
     text: str
+    index: int = 0  # position among the message's text body parts
+    content_type: str = "text/plain"
+    nested: int = 0  # levels of message/rfc822 around this part
+    hrefs: tuple[str, ...] = ()  # link targets of an HTML part
+
+
+@dataclass(frozen=True)
+class Forwarded:
+    """A message/rfc822 (or other message/*) part: the enclosed message's header block."""
+
+    index: int
+    nested: int
+    filename: str  # name= / filename= of the enclosing part, '' if none
+    _message: email.message.Message
+
+    @property
+    def subject(self) -> str:
+        values = self.header_values("Subject")
+        return values[0] if values else ""
+
+    def header_values(self, name: str) -> tuple[str, ...]:
+        return tuple(hdr.decode_str(v) for v in mime.iter_header(self._message, name))
 
 
 class MessageView:
     def __init__(self, raw: bytes, *, classification_headers: tuple[str, ...] = (
-            "X-Classification", "X-Pengelasan")) -> None:
+            "X-Classification", "X-Pengelasan"), max_parts: int = mime.MAX_PARTS,
+            max_depth: int = mime.MAX_DEPTH) -> None:
         self.raw = raw
         self.classification_headers = classification_headers
+        self.max_parts = max_parts
+        self.max_depth = max_depth
 
     @property
     def size(self) -> int:
         return len(self.raw)
 
-    @cached_property
-    def message(self) -> email.message.Message:
-        # compat32 is lenient with broken input and much cheaper than policy.default;
-        # header decoding is done explicitly in `headers`.
-        return email.message_from_bytes(self.raw, policy=email.policy.compat32)
+    # -- headers (no MIME parse) ----------------------------------------------------
 
     @cached_property
     def header_block(self) -> bytes:
@@ -59,6 +164,10 @@ class MessageView:
     def header_values(self, name: str) -> tuple[str, ...]:
         """Decoded (RFC 2047) values of every header with this name, in order."""
         return tuple(hdr.decode(v) for v in hdr.raw_values(self.header_block, name))
+
+    def raw_header_values(self, name: str) -> tuple[str, ...]:
+        """Unfolded but not RFC 2047-decoded values (what address parsing needs)."""
+        return tuple(hdr.unfold(v) for v in hdr.raw_values(self.header_block, name))
 
     @cached_property
     def subject(self) -> str:
@@ -72,12 +181,101 @@ class MessageView:
 
     @cached_property
     def from_addresses(self) -> tuple[str, ...]:
-        return hdr.addresses(self.header_values("From"))
+        return hdr.addresses(self.raw_header_values("From"))
 
     @cached_property
     def from_header(self) -> str:
         values = self.header_values("From")
         return values[0] if values else ""
+
+    @cached_property
+    def auto_forwarded(self) -> tuple[str, ...]:
+        """Names of the headers showing automatic forwarding (see message.forwarding)."""
+        return forwarding.evidence(self.header_values)
+
+    # -- structure (compat32 parse, bounded walk) -----------------------------------
+
+    @cached_property
+    def structure(self) -> mime.Structure:
+        root, problem = mime.parse(self.raw, self.max_parts)
+        return mime.walk(root, problem, max_parts=self.max_parts, max_depth=self.max_depth)
+
+    @property
+    def message(self) -> email.message.Message | None:
+        """The compat32 parse tree (None if the message could not be parsed)."""
+        return self.structure.root
+
+    @property
+    def complete(self) -> bool:
+        return self.structure.incomplete is None
+
+    @property
+    def incomplete_reason(self) -> str | None:
+        return self.structure.incomplete
+
+    @property
+    def defects(self) -> tuple[str, ...]:
+        return self.structure.defects
+
+    def require_complete(self) -> None:
+        """Raise NotInspectable unless the whole structure was walked within bounds."""
+        reason = self.structure.incomplete
+        if reason is not None:
+            raise NotInspectable(reason)
+
+    @cached_property
+    def encrypted_message(self) -> bool:
+        """The whole message is S/MIME enveloped-data or PGP/MIME encrypted."""
+        root = self.structure.root
+        if root is None:
+            return False
+        ctype = mime.content_type(root)
+        payload: bytes | None = None
+        if ctype in ("application/pkcs7-mime", "application/x-pkcs7-mime"):
+            payload, _clean = mime.decoded_payload(root)
+        return encryption.message_encrypted(ctype, mime.params(root), payload)
+
+    @cached_property
+    def text_parts(self) -> tuple[TextPart, ...]:
+        """Every text body (plain, and HTML rendered to text), forwarded ones included."""
+        out: list[TextPart] = []
+        for leaf in self.structure.bodies:
+            data, _clean = mime.decoded_payload(leaf.part)
+            text = decode_bytes(data or b"", mime.params(leaf.part).get("charset"))
+            hrefs: tuple[str, ...] = ()
+            where = "body"
+            if leaf.content_type == "text/html":
+                text, hrefs = html_to_text(text)
+                where = "body:html"
+            if leaf.nested:
+                where = f"forwarded:{leaf.nested}:{where}"
+            out.append(TextPart(where=where, text=text, index=leaf.index,
+                                content_type=leaf.content_type, nested=leaf.nested,
+                                hrefs=hrefs))
+        return tuple(out)
+
+    @cached_property
+    def attachments(self) -> tuple[Attachment, ...]:
+        enc = self.structure.encrypted_parts
+        return tuple(Attachment(leaf, in_encrypted=leaf.index in enc)
+                     for leaf in self.structure.attachments)
+
+    @cached_property
+    def forwarded(self) -> tuple[Forwarded, ...]:
+        return tuple(Forwarded(e.index, e.nested, e.filename, e.message)
+                     for e in self.structure.enclosed)
+
+    @cached_property
+    def links(self) -> tuple[links_mod.Link, ...]:
+        parts = self.text_parts
+        hrefs = tuple(h for p in parts for h in p.hrefs)
+        return links_mod.extract(tuple(p.text for p in parts), hrefs)
+
+    @cached_property
+    def link_hosts(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(link.host for link in self.links))
+
+    # -- markings -------------------------------------------------------------------
 
     @cached_property
     def markings(self) -> markings_mod.Markings:

@@ -8,12 +8,45 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.policy.checks import message_size, sender_domain
+from gateway.policy.checks import (
+    attachment_name,
+    attachment_size,
+    attachment_type,
+    auto_forwarded,
+    body_matches,
+    classification,
+    client_ip,
+    from_domain,
+    link_domain,
+    message_size,
+    null_sender,
+    recipient_domain,
+    recipient_outside_agency,
+    sender_domain,
+    sender_in,
+    subject_matches,
+    unencrypted_attachments,
+)
 from gateway.policy.checks.base import Check
 
 REGISTRY: dict[str, Check[Any]] = {
     c.name: c for c in (
         message_size.CHECK,
+        attachment_size.CHECK,
+        classification.CHECK,
+        unencrypted_attachments.CHECK,
         sender_domain.CHECK,
+        from_domain.CHECK,
+        recipient_domain.CHECK,
+        recipient_outside_agency.CHECK,
+        null_sender.CHECK,
+        sender_in.CHECK,
+        client_ip.CHECK,
+        subject_matches.CHECK,
+        body_matches.CHECK,
+        attachment_type.CHECK,
+        attachment_name.CHECK,
+        link_domain.CHECK,
+        auto_forwarded.CHECK,
     )
 }
