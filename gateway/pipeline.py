@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from gateway import transforms
 from gateway.envelope import Envelope
@@ -44,6 +44,10 @@ def inspect(policy: PolicyState, raw: bytes, envelope: Envelope, ref: str | None
     ref = ref or new_ref()
     view = MessageView(raw, classification_headers=policy.config.classification_headers)
     verdict = evaluate(policy.rules, view, envelope)
+    if verdict.event is not None and verdict.classification is None:
+        # The log must know whether the message is RAHSIA before it writes a subject;
+        # find out here, in the worker thread, not later on the event loop.
+        verdict = replace(verdict, classification=view.classification)
     if verdict.outcome is Outcome.ACCEPT:
         return Inspection(ref, verdict, view, None, transforms.apply(raw, verdict))
     reply = replies.for_verdict(verdict, ref) or replies.internal_error(ref)

@@ -73,7 +73,7 @@ def load_text(text: str, file: str) -> Located:
     if problems:
         raise LoadError(problems)
     try:
-        data = yaml.load(text, Loader=yaml.SafeLoader)  # noqa: S506 - SafeLoader
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise LoadError([Problem(file, 1, f"YAML: {exc}")]) from None
     return Located(file, data, lines)

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import ValidationError
 
@@ -308,7 +308,7 @@ class _Builder:
             return None
         return Rule(id=str(rule_id), description=str(raw.get("description", "")),
                     reference=str(raw.get("reference", "")), direction=direction,
-                    mode=mode, when=when, action=action, reply=reply,
+                    mode=mode, when=when, action=cast(Action, action), reply=reply,
                     tag=tag.strip() if isinstance(tag, str) else None, header=header,
                     file=doc.file, line=doc.line(path))
 

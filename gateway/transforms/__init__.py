@@ -1,15 +1,24 @@
 """Changes to a message a verdict asks for: the only code that alters relayed bytes.
 
-Everything else relays the received bytes untouched.
+Everything else relays the received bytes untouched. The subject tags
+(`subject_tag`) and the added header fields (`headers`) work on the raw bytes,
+so a relayed message differs from the received one only in its Subject field and
+in the fields inserted at the top of its header block.
 """
 
 from __future__ import annotations
 
 from gateway.policy.verdict import Verdict
+from gateway.transforms.headers import add_headers
+from gateway.transforms.subject_tag import tag_subject
 
 
 def apply(raw: bytes, verdict: Verdict) -> bytes:
     """The message to relay: `raw` with the verdict's subject tags and added headers."""
     if not verdict.subject_tags and not verdict.added_headers:
         return raw
-    raise NotImplementedError("subject tagging and header insertion: see issue 2")
+    out = raw
+    # Prefix the last tag first so the tags read in rule order: "[A] [B] subject".
+    for tag in reversed(verdict.subject_tags):
+        out = tag_subject(out, tag)
+    return add_headers(out, verdict.added_headers)
