@@ -93,3 +93,9 @@ def upstream_unavailable(ref: str) -> Reply:
         "Pelayan mel seterusnya tidak dapat dihubungi; sila cuba sebentar lagi.",
         "The next mail server cannot be reached; please try again later.",
         f"ref={ref}"))
+
+
+def shutting_down() -> Reply:
+    return Reply(421, "4.3.2", (
+        "Gerbang e-mel sedang ditutup; sila cuba sebentar lagi.",
+        "The gateway is shutting down; please try again later."))

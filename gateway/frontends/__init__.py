@@ -1,0 +1,1 @@
+"""Front ends: the ways mail reaches the policy (the SMTP proxy; the milter later)."""

@@ -1,0 +1,100 @@
+"""Who may relay through the gateway: envelope-level refusals before any content is read.
+
+Pure functions over the envelope and the config's lists, shared by every front end
+(the SMTP proxy now, the milter later). Outbound listeners relay only for clients in
+`relay_networks` and only for the agency's own senders; inbound listeners deliver
+only to the agency's own domains, so the gateway is never an open relay. On both,
+address forms that older MTAs interpret as routing (`user%host@`, `@a,@b:user@c`,
+`user@[1.2.3.4]`) are refused, because a downstream MTA could route them elsewhere.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from gateway.addresses import address_domain, domain_in
+from gateway.config import IPNetwork
+from gateway.policy import replies
+from gateway.policy.verdict import Reply
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """An envelope refusal: the rule id and reason for the log, the reply for the client."""
+
+    rule_id: str
+    reason: str
+    make_reply: Callable[[str], Reply]
+
+    def reply(self, ref: str) -> Reply:
+        return self.make_reply(ref)
+
+
+RELAY_ACCESS = "relay-access"
+RELAY_SENDER = "relay-sender"
+RELAY_ADDRESS = "relay-address"
+
+
+def client_in(client_ip: str, networks: Iterable[IPNetwork]) -> bool:
+    try:
+        ip = ipaddress.ip_address(client_ip.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip.version == net.version and ip in net for net in networks)
+
+
+def routing_form(path: str) -> str | None:
+    """Why an SMTP path is refused as a routing trick, or None when it is a plain address.
+
+    `path` is the argument as the client wrote it (`<@a,@b:u@c>`), because parsers
+    drop the source route before anyone can look at it.
+    """
+    inner = path.strip()
+    if inner.startswith("<"):
+        inner = inner[1:].split(">", 1)[0]
+    inner = inner.strip()
+    if inner.startswith("@"):
+        return "source route"
+    local, at, domain = inner.rpartition("@")
+    if not at:
+        local, domain = inner, ""
+    if "%" in local:
+        return "percent hack"
+    if domain.startswith("["):
+        return "address literal"
+    return None
+
+
+def check_mail(*, direction: str, client_ip: str, sender: str,
+               relay_networks: Iterable[IPNetwork], agency_domains: Iterable[str]
+               ) -> Refusal | None:
+    """MAIL FROM: outbound only from relay_networks and only for agency senders.
+
+    `sender` is '' for the null sender, which outbound clients may use so that
+    bounces generated inside the agency can leave.
+    """
+    if direction != "outbound":
+        return None
+    if not client_in(client_ip, relay_networks):
+        return Refusal(RELAY_ACCESS, f"client {client_ip} not in relay_networks",
+                       replies.relay_denied)
+    if sender and not domain_in(address_domain(sender), agency_domains):
+        return Refusal(RELAY_SENDER, "sender domain is not an agency domain",
+                       replies.sender_not_agency)
+    return None
+
+
+def check_rcpt(*, direction: str, recipient: str, path: str,
+               agency_domains: Iterable[str]) -> Refusal | None:
+    """RCPT TO: no routing forms anywhere; inbound only to agency domains."""
+    form = routing_form(path)
+    if form is not None:
+        return Refusal(RELAY_ADDRESS, f"recipient uses a {form}", replies.bad_address)
+    if direction == "inbound" and not domain_in(address_domain(recipient), agency_domains):
+        return Refusal(RELAY_ACCESS, "recipient domain is not an agency domain",
+                       replies.relay_denied)
+    return None

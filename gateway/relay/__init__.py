@@ -1,0 +1,1 @@
+"""Where accepted mail goes: a lockstep SMTP upstream or an fsynced Maildir."""

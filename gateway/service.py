@@ -1,0 +1,214 @@
+"""The running gateway: listeners, signals, reload and drain (`gateway serve`).
+
+`Gateway` owns the listening sockets and the one PolicyState reference that every
+new transaction reads. SIGHUP builds a complete new PolicyState off the event
+loop and swaps that reference only when it loads cleanly; a broken rule file is
+logged as FILE:LINE and the old policy stays in force. SIGTERM/SIGINT stop
+accepting, tell idle clients 421, let transactions in flight finish until a
+deadline, then close what is left. SIGUSR1 reopens the rejection log (logrotate).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+
+from gateway.config import Listener
+from gateway.frontends.smtp_proxy import ProxyContext, ProxySMTP
+from gateway.observe.rejection_log import RejectionLog
+from gateway.policy_state import PolicyState, load_policy
+from gateway.problems import LoadError
+from gateway.relay import maildir
+
+log = logging.getLogger("gateway.service")
+
+DRAIN_TIMEOUT = 30.0
+
+
+class Gateway:
+    """The listeners of one config, started and stopped together."""
+
+    def __init__(self, policy: PolicyState) -> None:
+        self.ctx = ProxyContext(policy=policy,
+                                rejection_log=RejectionLog(policy.config.rejection_log))
+        self._servers: list[tuple[Listener, asyncio.AbstractServer]] = []
+        # listener name -> the addresses actually bound (host, port) or unix path
+        self.bound: dict[str, list[tuple[str, int] | str]] = {}
+
+    @property
+    def policy(self) -> PolicyState:
+        return self.ctx.policy
+
+    async def start(self) -> None:
+        config = self.policy.config
+        unsupported = [ln.name for ln in config.listeners if ln.mode != "smtp"]
+        if unsupported:
+            raise ValueError(f"listener(s) {', '.join(unsupported)}: mode milter is not "
+                             "available yet; use mode: smtp")
+        if config.upstream_target.kind == "maildir":
+            await asyncio.to_thread(maildir.ensure, config.upstream_target.path)
+        loop = asyncio.get_running_loop()
+        try:
+            for listener in config.listeners:
+                addr = listener.address
+
+                def factory(listener: Listener = listener) -> ProxySMTP:
+                    return ProxySMTP(self.ctx, listener)
+
+                server: asyncio.AbstractServer
+                if addr.unix_path is not None:
+                    server = await loop.create_unix_server(factory, addr.unix_path)
+                    self.bound[listener.name] = [addr.unix_path]
+                else:
+                    assert addr.port is not None
+                    srv = await loop.create_server(factory, addr.host, addr.port,
+                                                   reuse_address=True)
+                    self.bound[listener.name] = [
+                        (str(s.getsockname()[0]), int(s.getsockname()[1]))
+                        for s in srv.sockets]
+                    server = srv
+                self._servers.append((listener, server))
+                for where in self.bound[listener.name]:
+                    shown = where if isinstance(where, str) else (
+                        f"[{where[0]}]:{where[1]}" if ":" in where[0]
+                        else f"{where[0]}:{where[1]}")
+                    log.info("listener %s (%s) listening on %s", listener.name,
+                             listener.direction, shown)
+        except BaseException:
+            for _, server in self._servers:
+                server.close()
+            self._servers.clear()
+            raise
+        log.info("gateway started: upstream %s, rules version %s (%d rules)",
+                 config.upstream_target, self.policy.rules.version,
+                 len(self.policy.rules.rules))
+
+    def address(self, listener: str) -> tuple[str, int]:
+        """The first TCP address a listener is bound to (tests use port 0)."""
+        for where in self.bound[listener]:
+            if not isinstance(where, str):
+                return where
+        raise KeyError(listener)
+
+    def swap(self, new: PolicyState) -> None:
+        """Put a fully loaded policy in force for every transaction that starts after this."""
+        old = self.ctx.policy
+        if new.config.listeners != old.config.listeners:
+            log.warning("listener changes take effect only after a restart")
+        if new.config.rejection_log != old.config.rejection_log:
+            previous = self.ctx.rejection_log
+            self.ctx.rejection_log = RejectionLog(new.config.rejection_log)
+            previous.close()
+        if new.config.upstream_target.kind == "maildir":
+            maildir.ensure(new.config.upstream_target.path)
+        self.ctx.policy = new
+        log.info("policy reloaded: rules version %s (%d rules), upstream %s",
+                 new.rules.version, len(new.rules.rules), new.config.upstream_target)
+
+    async def reload(self, config_path: Path) -> bool:
+        """SIGHUP: load config and rules off the loop; swap only if all of it is valid."""
+        try:
+            new = await asyncio.to_thread(load_policy, config_path)
+        except LoadError as exc:
+            for problem in exc.problems:
+                log.error("reload refused, old rules stay in force: %s", problem)
+            return False
+        except OSError as exc:
+            log.error("reload refused, old rules stay in force: %s: %s", config_path, exc)
+            return False
+        self.swap(new)
+        return True
+
+    def reopen_log(self) -> None:
+        self.ctx.rejection_log.reopen()
+        log.info("rejection log reopened")
+
+    async def stop(self, drain_timeout: float = DRAIN_TIMEOUT) -> None:
+        """Stop accepting, let transactions in flight finish by the deadline, close the rest."""
+        self.ctx.draining = True
+        for _, server in self._servers:
+            server.close()
+        for session in list(self.ctx.sessions):
+            if not session.busy:
+                await session.shutdown()
+        deadline = time.monotonic() + drain_timeout
+        while self.ctx.sessions and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        for session in list(self.ctx.sessions):
+            log.warning("closing a session still busy after the drain deadline")
+            if session.transport is not None:
+                session.transport.close()
+        for _, server in self._servers:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(server.wait_closed(), 1.0)
+        self._servers.clear()
+        # Let connection_lost callbacks of the sessions just closed run.
+        await asyncio.sleep(0)
+        self.ctx.rejection_log.close()
+        log.info("gateway stopped")
+
+
+def setup_logging() -> None:
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
+    # aiosmtpd logs every command at INFO; our own lines say what matters.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
+
+
+async def run(config_path: Path, policy: PolicyState) -> int:
+    gateway = Gateway(policy)
+    try:
+        await gateway.start()
+    except (OSError, ValueError) as exc:
+        print(f"{config_path}: cannot start: {exc}", file=sys.stderr)
+        return 2
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    tasks: set[asyncio.Task[bool]] = set()
+
+    def on_hup() -> None:
+        task = loop.create_task(gateway.reload(config_path))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, on_hup)
+    loop.add_signal_handler(signal.SIGUSR1, gateway.reopen_log)
+    loop.add_signal_handler(signal.SIGTERM, stopping.set)
+    loop.add_signal_handler(signal.SIGINT, stopping.set)
+    try:
+        await stopping.wait()
+        log.info("stopping: draining sessions for up to %.0fs", DRAIN_TIMEOUT)
+        await gateway.stop(DRAIN_TIMEOUT)
+    finally:
+        for sig in (signal.SIGHUP, signal.SIGUSR1, signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+    return 0
+
+
+def serve(config_path: Path) -> int:
+    """`gateway serve`: 0 after a clean stop, 2 when the config cannot be put in force."""
+    setup_logging()
+    try:
+        policy = load_policy(config_path)
+    except LoadError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"{config_path}:1: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    milter = [ln.name for ln in policy.config.listeners if ln.mode == "milter"]
+    if milter:
+        print(f"{config_path}: listener(s) {', '.join(milter)}: mode milter is not "
+              "available in this version; use mode: smtp", file=sys.stderr)
+        return 2
+    return asyncio.run(run(config_path, policy))

@@ -1,0 +1,1 @@
+"""Integration tests: the real gateway over loopback SMTP."""
