@@ -1,0 +1,241 @@
+"""The `gateway` command line: serve, check, rules check, report (CONTRACT.md).
+
+Exit status: 0 on success (for `check`, whatever the verdict); 1 when `rules
+check` finds problems; 2 on a usage or config error. Config and rule problems are
+printed one per line as `FILE:LINE: message` on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from gateway.envelope import Envelope
+from gateway.message import headers as hdr
+from gateway.message.view import MessageView
+from gateway.observe import report
+from gateway.observe.rejection_log import redact
+from gateway.pipeline import inspect
+from gateway.policy import replies
+from gateway.policy_state import PolicyState, load_policy
+from gateway.problems import LoadError
+
+DEFAULT_CONFIG = Path("config/gateway.yaml")
+# A classified message's text never leaves the gateway, not even on a terminal.
+_CLASSIFIED = frozenset({"RAHSIA", "RAHSIA BESAR"})
+
+
+def _print_problems(exc: LoadError) -> None:
+    for problem in exc.problems:
+        print(problem, file=sys.stderr)
+
+
+# -- serve ---------------------------------------------------------------------------
+def _cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        load_policy(args.config)  # refuse a bad config before binding any socket
+    except LoadError as exc:
+        _print_problems(exc)
+        return 2
+    from gateway.service import serve
+
+    return serve(args.config)
+
+
+# -- check ---------------------------------------------------------------------------
+def _read_message(name: str) -> bytes:
+    if name == "-":
+        return sys.stdin.buffer.read()
+    return Path(name).read_bytes()
+
+
+def _attachments(view: MessageView) -> list[dict[str, Any]]:
+    return [{"filename": a.filename, "size": a.size, "detected_type": a.detected_type,
+             "encrypted": a.encrypted} for a in view.attachments]
+
+
+def check_result(policy: PolicyState, raw: bytes, *, direction: str, mail_from: str | None,
+                 rcpt: Sequence[str], client_ip: str) -> dict[str, Any]:
+    """The contract's `check --json` object for one message."""
+    received = MessageView(raw, classification_headers=policy.config.classification_headers)
+    if mail_from is None:
+        mail_from = received.from_addresses[0] if received.from_addresses else ""
+    mail_from = "" if mail_from.strip() in ("", "<>") else mail_from.strip().strip("<>")
+    if not rcpt:
+        rcpt = hdr.addresses(received.header_values("To") + received.header_values("Cc"))
+    envelope = Envelope(direction="inbound" if direction == "inbound" else "outbound",
+                        listener="check", client_ip=client_ip, helo="localhost",
+                        mail_from=mail_from, rcpt_to=tuple(r.strip().strip("<>") for r in rcpt))
+    try:
+        inspection = inspect(policy, raw, envelope)
+    except Exception as exc:  # fail closed, as the proxy does: the message is tempfailed
+        print(f"gateway check: the message could not be inspected: "
+              f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        reply = replies.not_inspectable("check")
+        return {"action": "tempfail", "smtp_code": reply.code, "enhanced_code": reply.enhanced,
+                "text": replies.render(reply), "rule_id": None, "classification": None,
+                "matched": [], "subject": None, "attachments": []}
+    verdict, view = inspection.verdict, inspection.view
+    classification = verdict.classification or view.classification
+    secret = classification in _CLASSIFIED
+    if inspection.reply is None:
+        action = "accept"
+        reply = replies.accepted()
+        relayed = inspection.relay_bytes if inspection.relay_bytes is not None else raw
+        subject: str | None = MessageView(relayed).subject
+    else:
+        reply = inspection.reply
+        action = "tempfail" if reply.code < 500 else "reject"
+        subject = view.subject
+    matched = [{"rule_id": h.rule_id, "action": h.action, "mode": h.mode,
+                "evidence": redact(dict(h.evidence)) if secret else dict(h.evidence)}
+               for h in verdict.hits]
+    return {"action": action, "smtp_code": reply.code, "enhanced_code": reply.enhanced,
+            "text": replies.render(reply), "rule_id": verdict.rule_id,
+            "classification": classification, "matched": matched,
+            "subject": None if secret else subject, "attachments": _attachments(view)}
+
+
+def _human(result: dict[str, Any]) -> str:
+    lines = [f"verdict: {result['action'].upper()} {result['smtp_code']} "
+             f"{result['enhanced_code']}"
+             + (f" (rule {result['rule_id']})" if result["rule_id"] else "")]
+    lines += ["  " + line for line in result["text"].splitlines()]
+    lines.append(f"classification: {result['classification'] or '-'}")
+    subject = result["subject"]
+    lines.append("subject: " + ("(not shown: classified)" if subject is None
+                                and result["classification"] in _CLASSIFIED
+                                else repr(subject)))
+    if result["matched"]:
+        lines.append("matched:")
+        for hit in result["matched"]:
+            evidence = json.dumps(hit["evidence"], ensure_ascii=False, default=str)
+            lines.append(f"  - {hit['rule_id']} ({hit['action']}, {hit['mode']}) {evidence}")
+    else:
+        lines.append("matched: none")
+    if result["attachments"]:
+        lines.append("attachments:")
+        for a in result["attachments"]:
+            enc = {True: "encrypted", False: "not encrypted", None: "not inspectable"}[
+                a["encrypted"]]
+            lines.append(f"  - {a['filename']!r} {a['size']} bytes {a['detected_type']} {enc}")
+    return "\n".join(lines)
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    try:
+        policy = load_policy(args.config)
+    except LoadError as exc:
+        _print_problems(exc)
+        return 2
+    try:
+        raw = _read_message(args.file)
+    except OSError as exc:
+        print(f"gateway check: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    result = check_result(policy, raw, direction=args.direction, mail_from=args.mail_from,
+                          rcpt=args.rcpt or (), client_ip=args.client_ip)
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False, default=str))
+    else:
+        print(_human(result))
+    return 0
+
+
+# -- rules check ---------------------------------------------------------------------
+def _cmd_rules_check(args: argparse.Namespace) -> int:
+    try:
+        policy = load_policy(args.config)
+    except LoadError as exc:
+        _print_problems(exc)
+        return 1
+    rules = policy.rules
+    modes = {m: sum(1 for r in rules.rules if r.mode == m) for m in ("enforce", "monitor")}
+    print(f"OK: {len(rules.rules)} rules ({modes['enforce']} enforce, {modes['monitor']} "
+          f"monitor) from {len(rules.files)} files in {policy.config.rules_dir}, "
+          f"version {rules.version}")
+    return 0
+
+
+# -- report --------------------------------------------------------------------------
+def _cmd_report(args: argparse.Namespace) -> int:
+    summary = report.summarise([Path(p) for p in args.logs], top=args.top)
+    for warning in summary.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if args.html is not None:
+        try:
+            Path(args.html).write_text(report.to_html(summary), encoding="utf-8")
+        except OSError as exc:
+            print(f"gateway report: cannot write {args.html}: {exc.strerror or exc}",
+                  file=sys.stderr)
+            return 2
+    if args.json:
+        print(json.dumps(report.to_dict(summary), ensure_ascii=False, indent=2))
+    else:
+        print(report.to_text(summary))
+    return 0
+
+
+# -- parser --------------------------------------------------------------------------
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gateway", description="E-mail policy gateway for Malaysian government agencies.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def config_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
+                       help=f"config file (default: {DEFAULT_CONFIG})")
+
+    serve = sub.add_parser("serve", help="run the SMTP proxy until SIGTERM/SIGINT "
+                                         "(SIGHUP reloads the rules)")
+    config_arg(serve)
+    serve.set_defaults(func=_cmd_serve)
+
+    check = sub.add_parser("check", help="evaluate one message file against the rules")
+    config_arg(check)
+    check.add_argument("--direction", choices=("inbound", "outbound"), default="outbound",
+                       help="which listener's rules apply (default: outbound)")
+    check.add_argument("--mail-from", metavar="ADDR", default=None,
+                       help="envelope sender (default: the From header's address; "
+                            "'<>' for the null sender)")
+    check.add_argument("--rcpt", metavar="ADDR", action="append",
+                       help="envelope recipient, repeatable (default: To and Cc addresses)")
+    check.add_argument("--client-ip", metavar="IP", default="127.0.0.1",
+                       help="connecting client's address (default: 127.0.0.1)")
+    check.add_argument("--json", action="store_true", help="print the verdict as JSON")
+    check.add_argument("file", metavar="FILE", help="message file, '-' for stdin")
+    check.set_defaults(func=_cmd_check)
+
+    rules = sub.add_parser("rules", help="rule set commands")
+    rules_sub = rules.add_subparsers(dest="rules_command", metavar="SUBCOMMAND")
+    rules_check = rules_sub.add_parser("check", help="validate the config and every rule file")
+    config_arg(rules_check)
+    rules_check.set_defaults(func=_cmd_rules_check)
+    rules.set_defaults(func=None, subparser=rules)
+
+    summary = sub.add_parser("report", help="summarise rejection logs (.gz too)")
+    summary.add_argument("--json", action="store_true", help="print the summary as JSON")
+    summary.add_argument("--html", metavar="OUT", default=None, help="also write an HTML page")
+    summary.add_argument("--top", type=int, default=10, metavar="N",
+                         help="how many sender domains to list (default: 10)")
+    summary.add_argument("logs", metavar="LOG", nargs="+", help="rejection log files")
+    summary.set_defaults(func=_cmd_report)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: 2 on usage errors, 0 after --help
+        return exc.code if isinstance(exc.code, int) else 2
+    func = getattr(args, "func", None)
+    if func is None:
+        (getattr(args, "subparser", None) or parser).print_help(sys.stderr)
+        return 2
+    result: int = func(args)
+    return result
