@@ -59,6 +59,7 @@ def build_record(*, event: str, ref: str, envelope: Envelope, view: MessageView 
             if event == "monitor" else next((h for h in hits if h.action in
                                              ("tag", "add_header")), hits[0])
         rule_id, reference, evidence = first.rule_id, first.reference, first.evidence
+        reason = reason or first.reason or None
     record: dict[str, Any] = {
         "ts": _now(),
         "ref": ref,

@@ -51,7 +51,8 @@ def evaluate(ruleset: RuleSet, view: MessageView, envelope: Envelope) -> Verdict
         if evidence is None:
             continue
         hit = Hit(rule_id=rule.id, action=rule.action, mode=rule.mode,
-                  reference=rule.reference, evidence=dict(evidence))
+                  reference=rule.reference, evidence=dict(evidence),
+                  reason=rule.description or rule.id)
         hits.append(hit)
         if rule.mode == "monitor":
             continue

@@ -36,6 +36,7 @@ class Hit:
     mode: str
     reference: str
     evidence: Mapping[str, Any]
+    reason: str = ""  # the rule's description, for the log of tag and monitor events
 
 
 @dataclass(frozen=True)

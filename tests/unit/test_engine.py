@@ -70,6 +70,7 @@ rules:
     assert v.added_headers == (("X-Checked", "yes"),)
     assert [h.rule_id for h in v.hits] == ["t1", "t2", "h1", "ok"]
     assert v.event == "tag"
+    assert v.hits[0].reason == "t1"  # no description: the id stands in
 
 
 def test_direction_filters_rules(tmp_path: Path) -> None:

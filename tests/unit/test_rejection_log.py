@@ -68,3 +68,13 @@ def test_each_write_is_one_line(tmp_path: Path) -> None:
     assert [json.loads(line)["ref"] for line in lines] == ["R0", "R1", "R2", "R3"]
     assert json.loads(lines[0])["subject"] == "line one"
     assert json.loads(lines[3])["rule_id"] == "relay-access"
+
+
+def test_tag_event_names_rule_and_reason() -> None:
+    v = Verdict(outcome=Outcome.ACCEPT, subject_tags=("[HEBAHAN JANM]",),
+                hits=(Hit("hebahan-tag", "tag", "enforce", "JANM 4.5", {"sender": "h@anm.gov.my"},
+                          "Tandakan subjek hebahan"),))
+    rec = build_record(event="tag", ref="R4", envelope=ENV, view=MessageView(b"Subject: x\r\n\r\n"),
+                       verdict=v, reply=Reply(250, "2.0.0", ("OK",)))
+    assert (rec["rule_id"], rec["reference"]) == ("hebahan-tag", "JANM 4.5")
+    assert rec["reason"] == "Tandakan subjek hebahan"
