@@ -3,16 +3,24 @@
 What counts (MARKINGS.md, "Encrypted"):
 - ZIP: every file entry has the encryption flag (general purpose bit 0; set for
   both traditional PKWARE and WinZip AES entries). A ZIP with no file entries is
-  not encrypted.
-- PDF: an `/Encrypt` entry in a trailer (or cross-reference stream) dictionary;
-  those dictionaries are never compressed, so a byte scan finds it.
+  not encrypted. A ZIP bomb (overlapping entries, ratio, declared size, entry
+  count: `documents.archives`) is None: it cannot be inspected.
+- PDF: a reader needs a password to open it: it has an `/Encrypt` dictionary and
+  the empty user password does not open it (`documents.pdf`). A PDF with only an
+  owner (permissions) password opens for anyone and is plain.
+- 7z: the headers are encrypted, or every folder has the AES coder
+  (`documents.sevenzip`); RAR 4 and 5: encrypted headers, or every file entry
+  encrypted (`documents.rar`).
 - Office: an OLE container with `EncryptionInfo` and `EncryptedPackage` streams
   (password-protected OOXML), or a legacy binary file marked encrypted inside:
   Word FIB `fEncrypted`, Excel `FILEPASS` record, PowerPoint's encrypted
   `Current User` token.
-- OpenPGP armoured messages and S/MIME enveloped-data.
+- OpenPGP armoured messages (and binary OpenPGP: libmagic's
+  `application/pgp-encrypted`) and S/MIME enveloped-data.
 - The whole message: S/MIME `application/pkcs7-mime; smime-type=enveloped-data`
-  or PGP/MIME `multipart/encrypted; protocol="application/pgp-encrypted"`.
+  or PGP/MIME `multipart/encrypted; protocol="application/pgp-encrypted"`; or
+  inline PGP: every text body is nothing but `-----BEGIN PGP MESSAGE-----` blocks
+  (`inline_pgp`).
 
 None means the content claimed to be one of these containers but could not be
 parsed; rules treat that as "not encrypted" (fail closed).
@@ -20,14 +28,15 @@ parsed; rules treat that as "not encrypted" (fail closed).
 
 from __future__ import annotations
 
-import io
 import re
 import struct
-import zipfile
 
 import olefile
 
-_PDF_ENCRYPT = re.compile(rb"/Encrypt\s*(?:\d+\s+\d+\s+R|<<)")
+from gateway.message.documents import archives, pdf, rar, sevenzip
+from gateway.message.documents.bounds import LimitExceeded
+from gateway.message.limits import DEFAULT_LIMITS, InspectionLimits
+
 _PGP_ARMOUR = b"-----BEGIN PGP MESSAGE-----"
 # DER of the PKCS#7 enveloped-data (1.2.840.113549.1.7.3) and authEnveloped-data
 # (1.2.840.113549.1.9.16.1.23) content type OIDs.
@@ -40,19 +49,19 @@ _XLS_EOF = 0x000A
 _WORD_F_ENCRYPTED = 0x0100
 
 
-def zip_encrypted(data: bytes) -> bool | None:
+def zip_encrypted(data: bytes, limits: InspectionLimits = DEFAULT_LIMITS) -> bool | None:
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        with archives.open_zip(data, limits) as zf:
             files = [i for i in zf.infolist() if not i.is_dir()]
-    except Exception:  # zipfile raises many types on hostile archives
+    except (archives.BadArchive, LimitExceeded):
         return None
     return bool(files) and all(i.flag_bits & 0x1 for i in files)
 
 
 def pdf_encrypted(data: bytes) -> bool | None:
-    if b"%PDF-" not in data[:1024]:
+    if not pdf.looks_like_pdf(data):
         return None
-    return _PDF_ENCRYPT.search(data) is not None
+    return pdf.encrypted(data)
 
 
 def _xls_filepass(stream: bytes) -> bool:
@@ -104,15 +113,36 @@ def pkcs7_enveloped(data: bytes) -> bool:
     return any(oid in head for oid in _ENVELOPED_OIDS)
 
 
-def attachment_encrypted(data: bytes, detected_type: str) -> bool | None:
+_ARMOUR_BLOCK = re.compile(r"-----BEGIN PGP MESSAGE-----.*?-----END PGP MESSAGE-----",
+                           re.DOTALL)
+
+
+def inline_pgp(bodies: tuple[str, ...]) -> bool:
+    """Inline PGP: there is a text body, and every one is only armoured PGP message blocks."""
+    if not bodies:
+        return False
+    for body in bodies:
+        if "-----BEGIN PGP MESSAGE-----" not in body:
+            return False
+        if _ARMOUR_BLOCK.sub("", body).strip():
+            return False
+    return True
+
+
+def attachment_encrypted(data: bytes, detected_type: str,
+                         limits: InspectionLimits = DEFAULT_LIMITS) -> bool | None:
     """The encryption state of one decoded attachment (see the module docstring)."""
-    if data.startswith(b"PK\x03\x04") or detected_type in (
+    if archives.is_zip(data) or detected_type in (
             "application/zip", "application/x-zip-compressed"):
-        return zip_encrypted(data)
-    if detected_type == "application/pdf" or data.startswith(b"%PDF-"):
+        return zip_encrypted(data, limits)
+    if detected_type == "application/pdf" or pdf.looks_like_pdf(data):
         return pdf_encrypted(data)
     if data.startswith(_OLE_MAGIC):
         return ole_encrypted(data)
+    if data.startswith(sevenzip.SIGNATURE):
+        return sevenzip.encrypted(data)
+    if rar.is_rar(data):
+        return rar.encrypted(data)
     if _PGP_ARMOUR in data[:4096] or detected_type == "application/pgp-encrypted":
         return True
     if detected_type in ("application/pkcs7-mime", "application/x-pkcs7-mime") or \

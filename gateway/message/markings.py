@@ -17,24 +17,31 @@ places and shapes a marking is written, never in prose:
 - attachment file names, and names inside ZIP archives: the marking in capitals
   between non-letters (`RAHSIA-pelan.docx`, `SULIT_2025.pdf`; not
   `laporan_terhad_akses.xlsx`).
+- documents in attachments, recursively through ZIP archives
+  (`gateway.message.documents` reads them): Word paragraphs, Excel cells and
+  PowerPoint slide paragraphs and PDF page lines by the body rules; Word and
+  Excel headers and footers by `in_label` (each segment by the body or the
+  subject rules); `MSIP_Label_*_Name` custom properties as msip_labels.
 - forwarded messages (message/rfc822 parts): their subject and headers by the
   same rules; their bodies and attachments are walked as part of this message.
 
 Everything is read after `text.fold` (NFKC, zero-width removed, look-alike letters
-mapped). Each `Found.where` says where, as a small dict; message-derived text in
-it sits only under `name` / `text` / `match`, keys the rejection log drops for
-RAHSIA mail.
+mapped). Each `Found.where` says where, as a small dict of structured fields
+(`in`, `part`, `index`, `field`, `lineno`, `page`, `slide`...) plus `at`, a
+readable path: `subject`, `body`, `header:msip_labels`, `attachment:NAME:footer`,
+`attachment:NAME:page1`, `attachment:a.zip/inner.docx:header`. Message-derived
+text in it sits only under `name` / `text` / `member` / `at`, keys the rejection
+log drops for RAHSIA mail.
 """
 
 from __future__ import annotations
 
-import io
 import re
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from gateway.message import documents
 from gateway.message.text import fold
 
 if TYPE_CHECKING:
@@ -45,7 +52,6 @@ MAX_FOUND = 50  # per message: enough to say where, bounded for the log
 MAX_PER_PART = 3
 MAX_TEXT_SCAN = 8 * 1024 * 1024  # characters of one text read for body rules
 MAX_LINE = 1000
-MAX_ARCHIVE_NAMES = 1000
 
 
 @dataclass(frozen=True)
@@ -209,12 +215,20 @@ def in_filename(name: str) -> list[str]:
     return list(dict.fromkeys(_level(m.group(1)) for m in _FILENAME.finditer(fold(name))))
 
 
-def _archive_names(data: bytes) -> list[str]:
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            return [i.filename for i in zf.infolist()[:MAX_ARCHIVE_NAMES]]
-    except Exception:  # not a readable ZIP: nothing to name
-        return []
+_SEGMENT = re.compile(r"[\t\n\r\v\f]+| {3,}")
+
+
+def in_label(text: str) -> list[str]:
+    """Markings in a document header or footer: each tab-, line- or wide-space-separated
+    segment by the body rules or the subject rules (`SULIT`, `Minit - TERHAD`)."""
+    found: list[str] = []
+    for segment in (text, *_SEGMENT.split(text)):
+        segment = segment.strip()
+        if not segment or len(segment) > MAX_LINE:
+            continue
+        line = in_line(fold(segment))
+        found.extend([line] if line is not None else in_subject(segment))
+    return list(dict.fromkeys(found))
 
 
 # -- the message --------------------------------------------------------------------
@@ -222,10 +236,18 @@ def _archive_names(data: bytes) -> list[str]:
 class _Collector:
     def __init__(self) -> None:
         self.found: list[Found] = []
+        self._per_at: dict[tuple[str, str], int] = {}
 
     def add(self, marking: str, where: dict[str, Any]) -> None:
-        if len(self.found) < MAX_FOUND:
-            self.found.append(Found(marking, where))
+        # Bounded for the log, but a higher marking is never dropped for space.
+        key = (marking, str(where.get("at", "")))
+        seen = self._per_at.get(key, 0)
+        if seen >= MAX_PER_PART:
+            return
+        if len(self.found) >= MAX_FOUND and any(f.marking == marking for f in self.found):
+            return
+        self._per_at[key] = seen + 1
+        self.found.append(Found(marking, where))
 
     def text(self, text: str, where: dict[str, Any]) -> None:
         for seen, (lineno, marking) in enumerate(in_text(text), start=1):
@@ -233,47 +255,92 @@ class _Collector:
             if seen >= MAX_PER_PART:
                 break
 
+    def piece(self, piece: documents.Piece, base: dict[str, Any], name: str) -> None:
+        """A text from inside an attachment, by the rule its reader gave it."""
+        where = {**base, "field": piece.part,
+                 "at": f"attachment:{_join(name, piece.path)}:{piece.location}"}
+        if piece.number:
+            where[piece.part] = piece.number
+        if piece.path:
+            where["member"] = piece.path
+        if piece.rule == "filename":
+            where["field"] = "archive_entry"
+            where["text"] = piece.text
+            found = in_filename(piece.text)
+        elif piece.rule == "lines":
+            self.text(piece.text, where)
+            return
+        elif piece.rule == "label":
+            found = in_label(piece.text)
+        else:
+            found = in_msip_labels(piece.text)
+        for marking in found:
+            self.add(marking, where)
+
+
+def _join(name: str, path: str) -> str:
+    return f"{name}/{path}" if path else name
+
+
+# Categories whose content may hold documents (ZIP, OOXML, PDF); the rest (images,
+# programs, legacy Office binaries) carry markings only in their names.
+_DOCUMENT_CATEGORIES = frozenset({"archive", "office", "pdf", "other"})
+
 
 def detect(view: MessageView) -> Markings:
-    """Every marking in the message, in the places MARKINGS.md lists."""
+    """Every marking in the message, in the places MARKINGS.md lists.
+
+    Raises NotInspectable when an attachment's documents are beyond the inspection
+    bounds (a ZIP bomb, nesting, bytes or time): such a message cannot be called
+    unmarked."""
     out = _Collector()
     for marking in in_subject(view.subject):
-        out.add(marking, {"in": "subject"})
+        out.add(marking, {"in": "subject", "at": "subject"})
     for value in view.header_values("msip_labels"):
         for marking in in_msip_labels(value):
-            out.add(marking, {"in": "header", "header": "msip_labels"})
+            out.add(marking, {"in": "header", "header": "msip_labels",
+                              "at": "header:msip_labels"})
     for name in view.classification_headers:
         for value in view.header_values(name):
             found = in_header_value(value)
             if found is not None:
-                out.add(found, {"in": "header", "header": name})
+                out.add(found, {"in": "header", "header": name, "at": f"header:{name}"})
     for fwd in view.forwarded:
         base = {"in": "forwarded", "index": fwd.index}
+        at = f"forwarded:{fwd.index}"
         for marking in in_subject(fwd.subject):
-            out.add(marking, {**base, "field": "subject"})
+            out.add(marking, {**base, "field": "subject", "at": f"{at}:subject"})
         for value in fwd.header_values("msip_labels"):
             for marking in in_msip_labels(value):
-                out.add(marking, {**base, "header": "msip_labels"})
+                out.add(marking, {**base, "header": "msip_labels",
+                                  "at": f"{at}:header:msip_labels"})
         for name in view.classification_headers:
             for value in fwd.header_values(name):
                 found = in_header_value(value)
                 if found is not None:
-                    out.add(found, {**base, "header": name})
+                    out.add(found, {**base, "header": name, "at": f"{at}:header:{name}"})
     for part in view.text_parts:
-        where: dict[str, Any] = {"in": "body", "part": part.index}
+        where: dict[str, Any] = {"in": "body", "part": part.index, "at": part.where}
         if part.nested:
             where["nested"] = part.nested
         out.text(part.text, where)
+    bounds = documents.Bounds(view.limits, view.budget)
     for att in view.attachments:
         base = {"in": "attachment", "index": att.index, "name": att.filename}
-        for marking in in_filename(att.filename):
-            out.add(marking, {**base, "field": "filename"})
+        for name in att.filenames:  # every variant: a client may show any of them
+            for marking in in_filename(name):
+                out.add(marking, {**base, "name": name, "field": "filename",
+                                  "at": f"attachment:{name}:filename"})
         if att.declared_type.startswith("message/"):
             continue  # its subject, headers and parts are read as a forwarded message
         if att.category == "text":
-            out.text(att.text(), {**base, "field": "content"})
-        elif att.detected_type in ("application/zip", "application/x-zip-compressed"):
-            for entry in _archive_names(att.data()):
-                for marking in in_filename(entry):
-                    out.add(marking, {**base, "field": "archive_entry", "text": entry})
+            out.text(att.text(), {**base, "field": "content",
+                                  "at": f"attachment:{att.filename}:content"})
+        elif att.category in _DOCUMENT_CATEGORIES:
+            try:
+                for piece in documents.pieces(att.data(), bounds):
+                    out.piece(piece, base, att.filename)
+            except documents.LimitExceeded as e:
+                from gateway.message.view import NotInspectable  # the view imports us
+                raise NotInspectable(f"attachment {att.index}: {e.reason}") from None
     return Markings(tuple(out.found))

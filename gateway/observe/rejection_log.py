@@ -21,8 +21,8 @@ from gateway.message.view import MessageView
 from gateway.policy.verdict import Reply, Verdict
 
 # Evidence keys whose values may quote the message (matched text, file names...).
-CONTENT_KEYS = frozenset({"match", "matches", "subject", "text", "line", "name", "filename",
-                          "filenames", "url", "urls", "value"})
+CONTENT_KEYS = frozenset({"match", "matches", "subject", "text", "line", "name", "filename", "at",
+                          "member", "filenames", "url", "urls", "value"})
 CLASSIFIED = frozenset({"RAHSIA", "RAHSIA BESAR"})
 
 

@@ -28,10 +28,11 @@ def msg(subject: str, body: str = "Isi.") -> MessageView:
 
 def test_listed_highest_marking_holds() -> None:
     assert run(["RAHSIA BESAR", "RAHSIA"], msg("[RAHSIA] Pelan")) == {
-        "classification": "RAHSIA", "where": [{"in": "subject"}]}
+        "classification": "RAHSIA", "where": [{"in": "subject", "at": "subject"}]}
     assert run(["TERHAD", "SULIT"], msg("SULIT: Minit", "*** SULIT ***")) == {
-        "classification": "SULIT", "where": [{"in": "subject"},
-                                             {"in": "body", "part": 0, "lineno": 1}]}
+        "classification": "SULIT", "where": [
+            {"in": "subject", "at": "subject"},
+            {"in": "body", "part": 0, "lineno": 1, "at": "body"}]}
 
 
 def test_unlisted_or_none_does_not_hold() -> None:

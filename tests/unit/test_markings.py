@@ -12,6 +12,7 @@ import pytest
 
 from gateway.message.markings import Found, Markings, in_line, in_subject
 from gateway.message.view import MessageView
+from gateway.observe.rejection_log import CONTENT_KEYS
 
 DATA = Path(__file__).parent / "data"
 
@@ -47,7 +48,7 @@ def test_table_subject(subject: str, marking: str | None) -> None:
     view = message(subject=subject)
     assert view.classification == marking
     if marking:
-        assert view.markings.where(marking) == [{"in": "subject"}]
+        assert view.markings.where(marking) == [{"in": "subject", "at": "subject"}]
 
 
 def test_table_subject_rfc2047() -> None:
@@ -80,7 +81,8 @@ def test_table_msip_labels_header() -> None:
              f" MSIP_Label_{guid}_Name=SULIT; MSIP_Label_{guid}_Method=Standard;")
     view = message(headers=(("msip_labels", value),))
     assert view.classification == "SULIT"
-    assert view.markings.where("SULIT") == [{"in": "header", "header": "msip_labels"}]
+    assert view.markings.where("SULIT") == [{"in": "header", "header": "msip_labels",
+                                             "at": "header:msip_labels"}]
 
 
 @pytest.mark.parametrize(("name", "marking"), [
@@ -95,13 +97,15 @@ def test_table_file_name(name: str, marking: str | None) -> None:
     assert view.classification == marking
     if marking:
         assert view.markings.where(marking) == [
-            {"in": "attachment", "index": 0, "name": name, "field": "filename"}]
+            {"in": "attachment", "index": 0, "name": name, "field": "filename",
+             "at": f"attachment:{name}:filename"}]
 
 
 def test_table_forwarded_rfc822_subject() -> None:
     view = MessageView((DATA / "forwarded-sulit.eml").read_bytes())
     assert view.classification == "SULIT"
-    assert {"in": "forwarded", "index": 0, "field": "subject"} in view.markings.where("SULIT")
+    assert {"in": "forwarded", "index": 0, "field": "subject",
+            "at": "forwarded:0:subject"} in view.markings.where("SULIT")
 
 
 def _docx_with_footer(text: str) -> bytes:
@@ -142,20 +146,37 @@ def _pdf_with_first_line(text: str) -> bytes:
     return out
 
 
-@pytest.mark.xfail(reason="deep inspection: issue 3", strict=True)
 def test_table_docx_footer() -> None:
     view = message(attachments=(("laporan.docx", _docx_with_footer("SULIT"),
                                  "application/octet-stream"),))
     assert view.attachments[0].category == "office"
     assert view.classification == "SULIT"
+    (where,) = view.markings.where("SULIT")
+    assert where["at"] == "attachment:laporan.docx:footer"
+    assert (where["in"], where["field"]) == ("attachment", "footer")
 
 
-@pytest.mark.xfail(reason="deep inspection: issue 3", strict=True)
 def test_table_pdf_first_line() -> None:
     view = message(attachments=(("laporan.pdf", _pdf_with_first_line("TERHAD"),
                                  "application/pdf"),))
     assert view.attachments[0].category == "pdf"
     assert view.classification == "TERHAD"
+    (where,) = view.markings.where("TERHAD")
+    assert where["at"] == "attachment:laporan.pdf:page1"
+    assert (where["page"], where["lineno"]) == (1, 1)
+
+
+@pytest.mark.parametrize("text", [
+    "E-MEL INI MUNGKIN MENGANDUNGI MAKLUMAT SULIT",
+    "MAKLUMAT INI ADALAH RAHSIA SYARIKAT KAMI",
+    "Maklumat ini sulit dan hanya untuk penerima.",
+    "KERAHSIAAN",
+    "TERHADAP",
+])
+def test_table_document_prose_is_not_a_marking(text: str) -> None:
+    view = message(attachments=(("a.docx", _docx_with_footer(text), "application/octet-stream"),
+                                ("b.pdf", _pdf_with_first_line(text), "application/pdf")))
+    assert view.classification is None
 
 
 # -- subject rules beyond the table ---------------------------------------------------
@@ -237,7 +258,8 @@ def test_html_body_marking_line() -> None:
 def test_configured_classification_header() -> None:
     view = message(headers=(("X-Classification", "Terhad"),))
     assert view.classification == "TERHAD"
-    assert view.markings.where("TERHAD") == [{"in": "header", "header": "X-Classification"}]
+    assert view.markings.where("TERHAD") == [{"in": "header", "header": "X-Classification",
+                                              "at": "header:X-Classification"}]
     other = MessageView(message(headers=(("X-Label", "SULIT"),)).raw,
                         classification_headers=("X-Label",))
     assert other.classification == "SULIT"
@@ -257,7 +279,7 @@ def test_plain_text_attachment_by_body_rules() -> None:
     assert view.classification == "TERHAD"
     (where,) = view.markings.where("TERHAD")
     assert where == {"in": "attachment", "index": 0, "name": "nota.txt", "field": "content",
-                     "lineno": 3}
+                     "lineno": 3, "at": "attachment:nota.txt:content"}
     prose = message(attachments=(("nota.txt", b"tempat terhad, sila daftar\n", "text/plain"),))
     assert prose.classification is None
 
@@ -278,9 +300,11 @@ def test_highest_wins_and_where_keeps_content_under_content_keys() -> None:
                    attachments=(("RAHSIA-pelan.docx", b"x", "application/octet-stream"),))
     assert view.classification == "RAHSIA"
     assert {f.marking for f in view.markings.found} == {"TERHAD", "RAHSIA"}
-    content_free = {"in", "part", "index", "field", "header", "lineno", "nested"}
+    content_free = {"in", "part", "index", "field", "header", "lineno", "nested", "page",
+                    "slide"}
     for f in view.markings.found:
-        assert set(f.where) - content_free <= {"name", "text", "match"}
+        assert set(f.where) - content_free <= {"name", "text", "match", "at", "member"}
+        assert set(f.where) - content_free <= CONTENT_KEYS
 
 
 def test_levels_order() -> None:
