@@ -11,9 +11,9 @@ VENV    := .venv
 STAMP   := $(VENV)/.installed
 CONFIG  ?= config/gateway.yaml
 # System packages: the interpreter, venv + pip to build .venv, and libmagic for
-# python-magic (real file types of attachments); zip and gpg make the encrypted
-# archives and PGP messages the tests inspect.
-APT_PACKAGES := python3 python3-venv python3-pip libmagic1 ca-certificates zip gnupg
+# python-magic (real file types of attachments); zip, 7zip and gpg make the
+# encrypted archives and PGP messages the tests inspect.
+APT_PACKAGES := python3 python3-venv python3-pip libmagic1 ca-certificates zip 7zip gnupg
 
 export DEBIAN_FRONTEND := noninteractive
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
@@ -73,6 +73,11 @@ $(VENV)/bin/python: | system-deps
 $(STAMP): pyproject.toml | system-deps $(VENV)/bin/python
 	$(VENV)/bin/pip install -q -e '.[test]'
 	touch $@
+
+# Inspection time and peak memory for 2 KB, 1 MB and 25 MB messages (not a test).
+.PHONY: bench
+bench: deps
+	$(VENV)/bin/python bench/inspect.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info

@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from gateway.addresses import normalise_address, normalise_domain
+from gateway.message.limits import DEFAULT_LIMITS, InspectionLimits
 from gateway.problems import LoadError
 from gateway.sizes import ByteSize
 from gateway.yamlsource import load_file
@@ -118,6 +119,25 @@ class Limits(_Frozen):
     upstream_timeout: float = Field(default=120.0, gt=0)
     inspection_timeout: float = Field(default=60.0, gt=0)
     max_recipients: int = Field(default=1000, ge=1)
+    # Inspection bounds (gateway.message.limits): beyond any of them the message is not
+    # inspectable; rules decide what then (`inspection_incomplete`), else 451 4.3.0.
+    max_header_bytes: ByteSize = Field(default=DEFAULT_LIMITS.max_header_bytes, ge=1024)
+    max_parts: int = Field(default=DEFAULT_LIMITS.max_parts, ge=1)
+    max_depth: int = Field(default=DEFAULT_LIMITS.max_depth, ge=1)
+    max_expansion_bytes: ByteSize = Field(default=DEFAULT_LIMITS.max_expansion_bytes,
+                                          ge=1024 * 1024)
+    max_archive_entries: int = Field(default=DEFAULT_LIMITS.max_archive_entries, ge=1)
+    max_archive_depth: int = Field(default=DEFAULT_LIMITS.max_archive_depth, ge=0)
+    max_archive_ratio: int = Field(default=DEFAULT_LIMITS.max_archive_ratio, ge=1)
+
+    def inspection(self) -> InspectionLimits:
+        """The bounds the message view is built with."""
+        return InspectionLimits(
+            max_header_bytes=self.max_header_bytes, max_parts=self.max_parts,
+            max_depth=self.max_depth, max_expansion_bytes=self.max_expansion_bytes,
+            max_archive_entries=self.max_archive_entries,
+            max_archive_depth=self.max_archive_depth,
+            max_archive_ratio=self.max_archive_ratio)
 
 
 class GatewayConfig(_Frozen):

@@ -128,3 +128,46 @@ def category(detected_type: str, filename: str = "", data: bytes = b"") -> str:
             return "executable"
         return "text"
     return "other"
+
+
+# -- claims: what the sender says the file is ---------------------------------------
+
+_EXTENSION_CATEGORY: dict[str, str] = {
+    **{e: "pdf" for e in ("pdf",)},
+    **{e: "office" for e in (
+        "doc", "docx", "docm", "dot", "dotx", "dotm", "xls", "xlsx", "xlsm", "xlsb", "xlt",
+        "xltx", "xltm", "ppt", "pptx", "pptm", "pps", "ppsx", "pot", "potx", "odt", "ods",
+        "odp", "odg", "rtf", "vsd", "vsdx", "msg")},
+    **{e: "archive" for e in ("zip", "rar", "7z", "gz", "tgz", "bz2", "xz", "tar", "cab",
+                              "iso", "arj", "lzh", "zst", "z")},
+    **{e: "image" for e in ("jpg", "jpeg", "png", "gif", "bmp", "tif", "tiff", "webp",
+                            "heic", "svg", "ico")},
+    **{e: "text" for e in ("txt", "csv", "log", "md", "htm", "html", "xml", "json", "ics",
+                           "vcf", "eml")},
+    **{e: "executable" for e in _RUNNABLE_EXTENSIONS},
+}
+# A claimed category the real one may legitimately differ from: OOXML and ODF files
+# are ZIP archives, and mail clients often declare them so.
+_COMPATIBLE = frozenset({("archive", "office")})
+
+
+def claimed_categories(declared_type: str, names: tuple[str, ...]) -> tuple[str, ...]:
+    """The categories the declared Content-Type and each name's extension claim.
+
+    A generic declared type (application/octet-stream and the like, category
+    `other`) and an unknown extension claim nothing."""
+    claims: list[str] = []
+    declared = category(declared_type.lower())
+    if declared != "other":
+        claims.append(declared)
+    for name in names:
+        ext = name.rsplit(".", 1)[-1].strip().lower() if "." in name else ""
+        found = _EXTENSION_CATEGORY.get(ext)
+        if found is not None:
+            claims.append(found)
+    return tuple(dict.fromkeys(claims))
+
+
+def mismatch(claims: tuple[str, ...], real_category: str) -> bool:
+    """Some claim disagrees with the category of the content."""
+    return any(c != real_category and (c, real_category) not in _COMPATIBLE for c in claims)

@@ -16,6 +16,13 @@ Classification of a leaf part:
 `message/*` parts are both: an attachment (the enclosed message as a file, as a
 mail client saves it) and a container whose header block is a forwarded message
 (its subject and headers are read) and whose parts are walked like ours.
+
+On the way the walk records the structure defect kinds of every part
+(`gateway.message.defects`) and an upper bound of the decoded bytes the parts
+can produce: each leaf's encoded size (decoding never grows base64 or
+quoted-printable) once for itself and once more for every enclosing message/*
+part, which is re-serialised as a file. Bounds: `InspectionLimits` (part count,
+depth, header bytes of any one part, expansion bytes).
 """
 
 from __future__ import annotations
@@ -28,18 +35,19 @@ import email.policy
 import email.utils
 import quopri
 import re
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
+from gateway.message import defects as defect_kinds
 from gateway.message.headers import decode_str
+from gateway.message.limits import DEFAULT_LIMITS, InspectionLimits
 from gateway.message.text import decode_bytes
 
-# Bounds on one message (config keys come later). 5000 parts covers the worst real
-# mail seen (3043 parts, a reply chain of HTML alternatives); 30 levels of nesting is
-# far beyond any mail client's forward-as-attachment chain.
-MAX_PARTS = 5000
-MAX_DEPTH = 30
+# The shipped bounds (gateway.message.limits); the config can change them.
+MAX_PARTS = DEFAULT_LIMITS.max_parts
+MAX_DEPTH = DEFAULT_LIMITS.max_depth
 MAX_DEFECTS = 100
 
 Kind = Literal["body", "attachment"]
@@ -81,6 +89,8 @@ class Structure:
     parts: int = 0
     incomplete: str | None = None  # why the walk stopped early, None when complete
     encrypted_parts: frozenset[int] = field(default_factory=frozenset)
+    kinds: tuple[str, ...] = ()  # structure defect kinds (gateway.message.defects)
+    expansion: int = 0  # upper bound of the decoded bytes of every part (module docstring)
 
 
 def _with_8bit_params(part: email.message.Message) -> email.message.Message:
@@ -118,6 +128,67 @@ def filename(part: email.message.Message) -> str:
     if not isinstance(name, str):
         return ""
     return decode_str(name).strip()
+
+
+_PARAM = re.compile(r';\s*([^\s=;"]+)\s*=\s*("(?:[^"\\]|\\.)*"?|[^;]*)')
+_SECTION = re.compile(r"^\*(\d{1,3})(\*?)$")
+
+
+def _unquote(value: str) -> str:
+    value = value.strip()
+    if value.startswith('"'):
+        value = re.sub(r"\\(.)", r"\1", value[1:].removesuffix('"'))
+    return value
+
+
+def _rfc2231(sections: list[tuple[bool, str]]) -> str:
+    """Join RFC 2231 sections (encoded?, text); the first encoded one names the charset."""
+    charset = ""
+    data = bytearray()
+    first = True
+    for encoded, text in sections:
+        if encoded:
+            if first and text.count("'") >= 2:
+                charset, _lang, text = text.split("'", 2)
+            data += urllib.parse.unquote_to_bytes(text)
+        else:
+            data += text.encode("utf-8", errors="surrogateescape")
+        first = False
+    return decode_bytes(bytes(data), charset or None)
+
+
+def _param_variants(value: str, base: str) -> list[str]:
+    """Every value parameter `base` has in one header: plain, `base*`, `base*0*`..."""
+    out: list[str] = []
+    sections: dict[int, tuple[bool, str]] = {}
+    for m in _PARAM.finditer(value):
+        key, raw = m.group(1).lower(), _unquote(m.group(2))
+        if key == base:
+            out.append(decode_str(raw))
+        elif key == base + "*":
+            out.append(_rfc2231([(True, raw)]))
+        elif key.startswith(base + "*"):
+            sec = _SECTION.match(key[len(base):])
+            if sec and int(sec.group(1)) not in sections:
+                sections[int(sec.group(1))] = (bool(sec.group(2)), raw)
+    if sections:
+        out.append(_rfc2231([sections[i] for i in sorted(sections)]))
+    return out
+
+
+def filenames(part: email.message.Message) -> tuple[str, ...]:
+    """Every file name a part carries, `filename()` first, then each other variant:
+    `filename=`, `filename*=` and `name=` of every Content-Disposition / Content-Type
+    header (a part may repeat them). Distinct values, in order; () if none."""
+    found = [filename(part)]
+    for key, value in part.raw_items():
+        header = key.lower()
+        if header == "content-disposition":
+            found += _param_variants(value, "filename")
+        elif header == "content-type":
+            found += _param_variants(value, "name")
+    names = (n.strip() for n in found)
+    return tuple(dict.fromkeys(n for n in names if n))
 
 
 def content_type(part: email.message.Message) -> str:
@@ -215,26 +286,45 @@ def parse(raw: bytes, max_parts: int = MAX_PARTS
 
     Nesting is bounded by the parser's own recursion, which gives out first on
     absurd depths (caught: the message is not inspectable)."""
+    root, reason, _kind = parse_bounded(raw, max_parts)
+    return root, reason
+
+
+def parse_bounded(raw: bytes, max_parts: int = MAX_PARTS
+                  ) -> tuple[email.message.Message | None, str | None, str | None]:
+    """`parse`, also naming the defect kind of a refusal (too_many_parts...)."""
     if count_delimiters(raw, max_parts) > max_parts:
-        return None, f"more than {max_parts} MIME parts"
+        return None, f"more than {max_parts} MIME parts", "too_many_parts"
     try:
-        return email.message_from_bytes(raw, policy=email.policy.compat32), None
+        return email.message_from_bytes(raw, policy=email.policy.compat32), None, None
     except RecursionError:
-        return None, "MIME nesting too deep to parse"
+        return None, "MIME nesting too deep to parse", "too_deep"
     except Exception:  # the parser is lenient; anything else is a bug we fail closed on
-        return None, "MIME structure could not be parsed"
+        return None, "MIME structure could not be parsed", "unparsable"
+
+
+def _encoded_size(part: email.message.Message) -> int:
+    payload = part.get_payload()
+    return len(payload) if isinstance(payload, str | bytes) else 0
 
 
 def walk(root: email.message.Message | None, incomplete: str | None = None, *,
-         max_parts: int = MAX_PARTS, max_depth: int = MAX_DEPTH) -> Structure:
+         max_parts: int = MAX_PARTS, max_depth: int = MAX_DEPTH,
+         limits: InspectionLimits | None = None, kind: str | None = None) -> Structure:
+    """The bounded walk (module docstring). `incomplete`/`kind`: why parsing failed."""
+    limits = limits or InspectionLimits(max_parts=max_parts, max_depth=max_depth)
+    max_parts, max_depth = limits.max_parts, limits.max_depth
     if root is None:
-        return Structure(root=None, incomplete=incomplete or "no message")
+        return Structure(root=None, incomplete=incomplete or "no message",
+                         kinds=(kind or "unparsable",))
     bodies: list[Leaf] = []
     attachments: list[Leaf] = []
     enclosed: list[Enclosed] = []
     defects: list[str] = []
+    kinds: set[str] = set()
     encrypted: set[int] = set()
     count = 0
+    expansion = 0
     # (part, depth, nested, inside multipart/encrypted)
     stack: list[tuple[email.message.Message, int, int, bool]] = [(root, 0, 0, False)]
     while stack:
@@ -242,13 +332,20 @@ def walk(root: email.message.Message | None, incomplete: str | None = None, *,
         count += 1
         if count > max_parts:
             incomplete = f"more than {max_parts} MIME parts"
+            kinds.add("too_many_parts")
             break
         if depth > max_depth:
             incomplete = f"MIME nesting deeper than {max_depth}"
+            kinds.add("too_deep")
+            break
+        if defect_kinds.header_bytes(part) > limits.max_header_bytes:
+            incomplete = f"a header block over {limits.max_header_bytes} bytes"
+            kinds.add("header_too_large")
             break
         for d in part.defects:
             if len(defects) < MAX_DEFECTS:
                 defects.append(type(d).__name__)
+        kinds |= defect_kinds.part_kinds(part)
         ctype = content_type(part)
         maintype = ctype.split("/", 1)[0]
         if part.is_multipart():
@@ -259,6 +356,7 @@ def walk(root: email.message.Message | None, incomplete: str | None = None, *,
                 if in_encrypted:
                     encrypted.add(len(attachments))
                 attachments.append(Leaf("attachment", len(attachments), part, ctype, nested))
+                kinds |= defect_kinds.name_kinds(filenames(part))
                 decoded = _decode_enclosed(part)
                 if decoded is not None:
                     children = [decoded]
@@ -277,17 +375,24 @@ def walk(root: email.message.Message | None, incomplete: str | None = None, *,
                 pushed.append((child, depth + 1, nested, inner_encrypted))
             stack.extend(reversed(pushed))
             continue
-        name = filename(part)
+        # Each enclosing message/* attachment is re-serialised as a file: count it again.
+        expansion += _encoded_size(part) * (nested + 1)
+        names = filenames(part)
+        kinds |= defect_kinds.name_kinds(names)
         is_text = ctype in ("text/plain", "text/html") or maintype == "multipart"
-        if is_text and not name and disposition(part) != "attachment":
+        if is_text and not names and disposition(part) != "attachment":
             bodies.append(Leaf("body", len(bodies), part, ctype, nested))
         else:
             if in_encrypted:
                 encrypted.add(len(attachments))
             attachments.append(Leaf("attachment", len(attachments), part, ctype, nested))
+    if incomplete is None and expansion > limits.max_expansion_bytes:
+        incomplete = f"decoded content over {limits.max_expansion_bytes} bytes"
+        kinds.add("expansion_too_large")
     return Structure(root=root, bodies=tuple(bodies), attachments=tuple(attachments),
                      enclosed=tuple(enclosed), defects=tuple(defects), parts=count,
-                     incomplete=incomplete, encrypted_parts=frozenset(encrypted))
+                     incomplete=incomplete, encrypted_parts=frozenset(encrypted),
+                     kinds=defect_kinds.ordered(kinds), expansion=expansion)
 
 
 def iter_header(message: email.message.Message, name: str) -> Iterator[str]:

@@ -7,25 +7,34 @@ the bounded walk (`mime.walk`) happen only when a body, an attachment or a
 marking is asked for. The view never changes the message: transforms work on
 the raw bytes.
 
-It never raises on hostile MIME: parser defects are recorded in `defects`, a
-part that cannot be decoded gives an attachment with `encrypted=None` ("could
-not inspect"). When the structure is beyond the bounds (too many parts, too deep)
-the view is `complete=False`; checks that need the whole structure call
-`require_complete()`, which raises `NotInspectable`, and the pipeline answers
-451 4.3.0: a message that cannot be inspected is never relayed unseen.
+It never raises on hostile MIME: parser defects are recorded in `defects`, the
+named structure defects a rule can use in `structure_defects`
+(gateway.message.defects), a part that cannot be decoded gives an attachment
+with `encrypted=None` ("could not inspect"). The bounds are `limits`
+(`InspectionLimits`: header bytes, parts, depth, expansion bytes, archive
+entries/depth/ratio); `budget` counts the decoded bytes spent, and code that
+unpacks (archives) charges it. When the message is beyond a bound the view is
+`complete=False`; checks that need the whole structure call `require_complete()`,
+which raises `NotInspectable`, and the pipeline answers 451 4.3.0 unless a rule
+on `inspection_incomplete` decided first: a message that cannot be inspected is
+never relayed unseen.
+
+Sender identity (From/Sender defects) is `identity` (gateway.message.identity).
 """
 
 from __future__ import annotations
 
 import email.message
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
 
-from gateway.message import encryption, filetypes, forwarding, mime
+from gateway.message import defects as defect_kinds
+from gateway.message import encryption, filetypes, forwarding, identity, mime
 from gateway.message import headers as hdr
 from gateway.message import links as links_mod
 from gateway.message import markings as markings_mod
+from gateway.message.limits import DEFAULT_LIMITS, ExpansionBudget, InspectionLimits
 from gateway.message.text import decode_bytes, html_to_text
 
 
@@ -44,12 +53,18 @@ class Attachment:
     holding every attachment twice would double the memory a message costs.
     """
 
-    def __init__(self, leaf: mime.Leaf, *, in_encrypted: bool = False) -> None:
+    def __init__(self, leaf: mime.Leaf, *, in_encrypted: bool = False,
+                 limits: InspectionLimits = DEFAULT_LIMITS,
+                 budget: ExpansionBudget | None = None) -> None:
         self._leaf = leaf
         self._in_encrypted = in_encrypted
         self.index = leaf.index
         self.declared_type = leaf.content_type
         self.nested = leaf.nested
+        # What unpacking this attachment (archives, documents) is bounded by.
+        self.limits = limits
+        self.budget = budget if budget is not None else ExpansionBudget(
+            limits.max_expansion_bytes)
 
     def __repr__(self) -> str:
         return f"Attachment(index={self.index}, declared_type={self.declared_type!r})"
@@ -57,6 +72,14 @@ class Attachment:
     @cached_property
     def filename(self) -> str:
         return mime.filename(self._leaf.part)
+
+    @cached_property
+    def filenames(self) -> tuple[str, ...]:
+        """Every name variant the part carries (`filename` first); see mime.filenames.
+
+        Every one counts for markings, name rules and the executable test: a
+        client may show any of them."""
+        return mime.filenames(self._leaf.part)
 
     def data(self) -> bytes:
         """The decoded content (b'' when it cannot be decoded). Not cached."""
@@ -69,8 +92,12 @@ class Attachment:
         if data is None:
             return 0, "application/octet-stream", "other", None
         detected = filetypes.detect(data)
-        category = filetypes.category(detected, self.filename, data)
-        state = encryption.attachment_encrypted(data, detected) if clean else None
+        # The most dangerous reading wins: one name variant ending .exe makes a text
+        # file a program, whatever the other variants say.
+        categories = [filetypes.category(detected, name, data)
+                      for name in (self.filenames or ("",))]
+        category = "executable" if "executable" in categories else categories[0]
+        state = encryption.attachment_encrypted(data, detected, self.limits) if clean else None
         if state is False and self._in_encrypted:
             state = True
         return len(data), detected, category, state
@@ -98,6 +125,19 @@ class Attachment:
         """True / False, or None: could not inspect."""
         return self._facts[3]
 
+    @cached_property
+    def claimed_categories(self) -> tuple[str, ...]:
+        """The categories the declared type and the names' extensions claim."""
+        return filetypes.claimed_categories(self.declared_type, self.filenames)
+
+    @property
+    def type_mismatch(self) -> bool:
+        """The declared type or an extension claims another category than the content's
+        (a PE named laporan.pdf). Empty content claims nothing."""
+        if self.size == 0:
+            return False
+        return filetypes.mismatch(self.claimed_categories, self.category)
+
     def text(self) -> str:
         """The content as text (HTML rendered), for text attachments."""
         data = self.data()
@@ -108,9 +148,10 @@ class Attachment:
         return text
 
     def as_dict(self) -> dict[str, Any]:
-        return {"filename": self.filename, "size": self.size,
+        return {"filename": self.filename, "filenames": list(self.filenames),
+                "size": self.size, "declared_type": self.declared_type,
                 "detected_type": self.detected_type, "category": self.category,
-                "encrypted": self.encrypted}
+                "type_mismatch": self.type_mismatch, "encrypted": self.encrypted}
 
 
 @dataclass(frozen=True)
@@ -143,12 +184,22 @@ class Forwarded:
 
 class MessageView:
     def __init__(self, raw: bytes, *, classification_headers: tuple[str, ...] = (
-            "X-Classification", "X-Pengelasan"), max_parts: int = mime.MAX_PARTS,
-            max_depth: int = mime.MAX_DEPTH) -> None:
+            "X-Classification", "X-Pengelasan"), limits: InspectionLimits | None = None,
+            max_parts: int | None = None, max_depth: int | None = None) -> None:
+        """`limits`: the bounds (default: the shipped ones); `max_parts`/`max_depth`
+        override those two."""
+        limits = limits or DEFAULT_LIMITS
+        if max_parts is not None:
+            limits = replace(limits, max_parts=max_parts)
+        if max_depth is not None:
+            limits = replace(limits, max_depth=max_depth)
         self.raw = raw
         self.classification_headers = classification_headers
-        self.max_parts = max_parts
-        self.max_depth = max_depth
+        self.limits = limits
+        self.max_parts = limits.max_parts
+        self.max_depth = limits.max_depth
+        self.budget = ExpansionBudget(limits.max_expansion_bytes)
+        self._late_incomplete: str | None = None  # a limit met while reading documents
 
     @property
     def size(self) -> int:
@@ -189,6 +240,13 @@ class MessageView:
         return values[0] if values else ""
 
     @cached_property
+    def identity(self) -> identity.Identity:
+        """From/Sender defects: several From headers or addresses, an address in the
+        display name... (gateway.message.identity)."""
+        return identity.examine(self.raw_header_values("From"),
+                                self.raw_header_values("Sender"), self.from_addresses)
+
+    @cached_property
     def auto_forwarded(self) -> tuple[str, ...]:
         """Names of the headers showing automatic forwarding (see message.forwarding)."""
         return forwarding.evidence(self.header_values)
@@ -197,8 +255,14 @@ class MessageView:
 
     @cached_property
     def structure(self) -> mime.Structure:
-        root, problem = mime.parse(self.raw, self.max_parts)
-        return mime.walk(root, problem, max_parts=self.max_parts, max_depth=self.max_depth)
+        limit = self.limits.max_header_bytes
+        if len(self.header_block) > limit:
+            return mime.Structure(root=None, incomplete=f"a header block over {limit} bytes",
+                                  kinds=("header_too_large",))
+        root, problem, kind = mime.parse_bounded(self.raw, self.limits.max_parts)
+        found = mime.walk(root, problem, limits=self.limits, kind=kind)
+        self.budget.charge(found.expansion)
+        return found
 
     @property
     def message(self) -> email.message.Message | None:
@@ -207,11 +271,37 @@ class MessageView:
 
     @property
     def complete(self) -> bool:
-        return self.structure.incomplete is None
+        return self.incomplete_reason is None
 
     @property
     def incomplete_reason(self) -> str | None:
-        return self.structure.incomplete
+        """Why the view is beyond its limits (our own words, no message text), or None."""
+        reason = self.structure.incomplete or self._late_incomplete
+        if reason is None and self.budget.exhausted:
+            reason = f"decoded content over {self.budget.limit} bytes"
+        return reason
+
+    @cached_property
+    def _payload_kinds(self) -> frozenset[str]:
+        # Only bad base64 needs the payloads read; compat32 reports it on decoding only.
+        for leaf in (*self.structure.bodies, *self.structure.attachments):
+            part = leaf.part
+            if part.is_multipart():
+                continue
+            cte = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
+            payload = part.get_payload()
+            if cte == "base64" and isinstance(payload, str) and \
+                    defect_kinds.bad_base64(payload):
+                return frozenset({"bad_base64"})
+        return frozenset()
+
+    @property
+    def structure_defects(self) -> tuple[str, ...]:
+        """Structure defect kinds found (gateway.message.defects.KINDS), in that order."""
+        kinds = set(self.structure.kinds) | self._payload_kinds
+        if self.budget.exhausted:
+            kinds.add("expansion_too_large")
+        return defect_kinds.ordered(kinds)
 
     @property
     def defects(self) -> tuple[str, ...]:
@@ -225,7 +315,11 @@ class MessageView:
 
     @cached_property
     def encrypted_message(self) -> bool:
-        """The whole message is S/MIME enveloped-data or PGP/MIME encrypted."""
+        """The whole message is S/MIME enveloped-data, PGP/MIME, or inline PGP.
+
+        Inline PGP counts only when every text body is nothing but armoured PGP blocks
+        and every attachment is itself encrypted: attachments beside an inline-PGP
+        body travel in the clear and must still be judged one by one."""
         root = self.structure.root
         if root is None:
             return False
@@ -233,7 +327,11 @@ class MessageView:
         payload: bytes | None = None
         if ctype in ("application/pkcs7-mime", "application/x-pkcs7-mime"):
             payload, _clean = mime.decoded_payload(root)
-        return encryption.message_encrypted(ctype, mime.params(root), payload)
+        if encryption.message_encrypted(ctype, mime.params(root), payload):
+            return True
+        bodies = tuple(p.text for p in self.text_parts if not p.nested)
+        return encryption.inline_pgp(bodies) and all(
+            a.encrypted is True for a in self.attachments)
 
     @cached_property
     def text_parts(self) -> tuple[TextPart, ...]:
@@ -257,7 +355,8 @@ class MessageView:
     @cached_property
     def attachments(self) -> tuple[Attachment, ...]:
         enc = self.structure.encrypted_parts
-        return tuple(Attachment(leaf, in_encrypted=leaf.index in enc)
+        return tuple(Attachment(leaf, in_encrypted=leaf.index in enc, limits=self.limits,
+                                budget=self.budget)
                      for leaf in self.structure.attachments)
 
     @cached_property
@@ -279,8 +378,24 @@ class MessageView:
 
     @cached_property
     def markings(self) -> markings_mod.Markings:
-        """Every classification marking found, with where (see MARKINGS.md)."""
-        return markings_mod.detect(self)
+        """Every classification marking found, with where (see MARKINGS.md).
+
+        When reading the documents meets a limit (a ZIP bomb...), the view becomes
+        incomplete (`require_complete()` raises from then on, so the classification
+        check fails closed) and the markings are those of the subject, headers and
+        bodies only: enough for the log to withhold a RAHSIA subject, never a verdict.
+        """
+        try:
+            return markings_mod.detect(self)
+        except NotInspectable as exc:
+            self._late_incomplete = exc.reason
+        found = [markings_mod.Found(m, {"in": "subject", "at": "subject"})
+                 for m in markings_mod.in_subject(self.subject)]
+        for part in self.text_parts:
+            found += [markings_mod.Found(m, {"in": "body", "part": part.index, "at": part.where,
+                                             "lineno": n})
+                      for n, m in markings_mod.in_text(part.text)]
+        return markings_mod.Markings(tuple(found[:markings_mod.MAX_FOUND]))
 
     @property
     def classification(self) -> str | None:

@@ -17,6 +17,8 @@ AGREED = {
     "sender_domain", "from_domain", "recipient_domain", "recipient_outside_agency",
     "null_sender", "subject_matches", "body_matches", "attachment_type",
     "attachment_name_matches", "link_domain", "auto_forwarded", "sender_in", "client_ip",
+    # issue 3 (deep inspection): structure, limits, sender identity, real types
+    "mime_defect", "inspection_incomplete", "sender_identity", "type_mismatch",
 }
 
 

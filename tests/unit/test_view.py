@@ -352,3 +352,33 @@ def test_wide_message_is_refused_before_the_parser_builds_it() -> None:
     assert view.complete is False
     assert view.message is None  # never parsed
     assert "more than" in (view.incomplete_reason or "")
+
+
+# -- issue 3: name variants, real type vs claims, limits -----------------------------
+
+def test_type_mismatch_declared_or_extension_vs_content() -> None:
+    pdf = (FIXTURES / "pdf/002-trivial-libre-office-writer.pdf").read_bytes()
+    elf = Path("/bin/true").read_bytes()
+    docx = (FIXTURES / "office/example.docx").read_bytes()
+    raw = build(attachments=(("laporan.pdf", elf, "application/pdf"),
+                             ("laporan.pdf", pdf, "application/pdf"),
+                             ("data.bin", elf, "application/octet-stream"),
+                             ("minit.docx", docx, "application/zip"),
+                             ("gambar.png", pdf, "application/octet-stream")))
+    a, b, c, d, e = MessageView(raw).attachments
+    assert (a.type_mismatch, a.claimed_categories, a.category) == (True, ("pdf",), "executable")
+    assert b.type_mismatch is False
+    assert (c.type_mismatch, c.claimed_categories) == (False, ())  # no claim made
+    assert d.type_mismatch is False  # OOXML declared as a ZIP is what it is
+    assert (e.type_mismatch, e.as_dict()["type_mismatch"]) == (True, True)
+
+
+def test_view_carries_its_limits_and_budget() -> None:
+    from gateway.message.limits import DEFAULT_LIMITS, InspectionLimits
+    view = MessageView(build())
+    assert view.limits == DEFAULT_LIMITS
+    assert view.budget.limit == DEFAULT_LIMITS.max_expansion_bytes
+    small = MessageView(build(), limits=InspectionLimits(max_parts=7), max_depth=3)
+    assert (small.limits.max_parts, small.limits.max_depth, small.max_depth) == (7, 3, 3)
+    att_view = MessageView(build(attachments=(("a.txt", b"isi\n", "text/plain"),)))
+    assert att_view.attachments[0].limits is att_view.limits

@@ -17,14 +17,18 @@ from gateway.policy.checks import (
     classification,
     client_ip,
     from_domain,
+    inspection_incomplete,
     link_domain,
     message_size,
+    mime_defect,
     null_sender,
     recipient_domain,
     recipient_outside_agency,
     sender_domain,
+    sender_identity,
     sender_in,
     subject_matches,
+    type_mismatch,
     unencrypted_attachments,
 )
 from gateway.policy.checks.base import Check
@@ -48,5 +52,9 @@ REGISTRY: dict[str, Check[Any]] = {
         attachment_name.CHECK,
         link_domain.CHECK,
         auto_forwarded.CHECK,
+        mime_defect.CHECK,
+        inspection_incomplete.CHECK,
+        sender_identity.CHECK,
+        type_mismatch.CHECK,
     )
 }

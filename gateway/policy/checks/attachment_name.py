@@ -1,8 +1,9 @@
 """`attachment_name_matches: "regex"`: re.search on each attachment's file name.
 
-The name is taken from `filename=`, `filename*=` (RFC 2231) or the Content-Type
-`name=`, RFC 2047-decoded. The folded name is tried when the plain one does not
-match, so zero-width characters and full-width letters cannot dodge a rule.
+Every name variant a part carries is tried: `filename=`, `filename*=` (RFC 2231)
+and the Content-Type `name=`, RFC 2047-decoded. The folded name is tried when
+the plain one does not match, so zero-width characters, bidi controls and
+full-width letters cannot dodge a rule.
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ from gateway.policy.checks.params import Regex
 def CHECK(rx: re.Pattern[str], ctx: Context) -> Evidence | None:
     ctx.view.require_complete()
     for att in ctx.view.attachments:
-        name = att.filename
-        m = rx.search(name)
-        if m is None:
-            folded = fold(name)
-            m = rx.search(folded) if folded != name else None
-        if m is not None:
-            return {"attachment_name": {"index": att.index, "name": name,
-                                        "match": m.group(0)}}
+        for name in att.filenames:  # every variant: a client may show any of them
+            m = rx.search(name)
+            if m is None:
+                folded = fold(name)
+                m = rx.search(folded) if folded != name else None
+            if m is not None:
+                return {"attachment_name": {"index": att.index, "name": name,
+                                            "match": m.group(0)}}
     return None

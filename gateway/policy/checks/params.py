@@ -15,7 +15,9 @@ from typing import Annotated, Any
 from pydantic import PlainValidator, StrictBool
 
 from gateway.addresses import normalise_address, normalise_domain
+from gateway.message.defects import KINDS as DEFECT_KINDS
 from gateway.message.filetypes import CATEGORIES
+from gateway.message.identity import KINDS as IDENTITY_KINDS
 from gateway.message.markings import LEVELS
 
 Flag = StrictBool
@@ -116,3 +118,25 @@ Domains = Annotated[tuple[str, ...], PlainValidator(domains)]
 Addresses = Annotated[frozenset[str], PlainValidator(addresses)]
 Networks = Annotated[tuple[IPNetwork, ...], PlainValidator(networks)]
 TypeNames = Annotated[frozenset[str], PlainValidator(type_names)]
+
+
+def _kinds(value: Any, known: tuple[str, ...], what: str) -> frozenset[str]:
+    out: set[str] = set()
+    for item in _items(value, what):
+        kind = item.lower()
+        if kind not in known:
+            raise ValueError(f"unknown {what[:-1]} {item!r} (known: {', '.join(known)})")
+        out.add(kind)
+    return frozenset(out)
+
+
+def defect_kinds(value: Any) -> frozenset[str]:
+    return _kinds(value, DEFECT_KINDS, "MIME defect kinds")
+
+
+def identity_kinds(value: Any) -> frozenset[str]:
+    return _kinds(value, IDENTITY_KINDS, "sender identity kinds")
+
+
+DefectKinds = Annotated[frozenset[str], PlainValidator(defect_kinds)]
+IdentityKinds = Annotated[frozenset[str], PlainValidator(identity_kinds)]
