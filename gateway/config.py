@@ -137,7 +137,7 @@ class Limits(_Frozen):
             max_depth=self.max_depth, max_expansion_bytes=self.max_expansion_bytes,
             max_archive_entries=self.max_archive_entries,
             max_archive_depth=self.max_archive_depth,
-            max_archive_ratio=self.max_archive_ratio)
+            max_archive_ratio=self.max_archive_ratio, max_seconds=self.inspection_timeout)
 
 
 class GatewayConfig(_Frozen):

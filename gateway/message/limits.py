@@ -42,6 +42,10 @@ class InspectionLimits:
     # Uncompressed to compressed size of one archive member; beyond it the member is a
     # bomb, not a document (office XML compresses about 10:1, a zip bomb 1000:1 and more).
     max_archive_ratio: int = 200
+    # Wall time the document readers may spend on one message. The front end stops
+    # waiting after `limits.inspection_timeout`, but a worker thread cannot be killed:
+    # the readers must give up by themselves at the same deadline.
+    max_seconds: float = 60.0
 
 
 DEFAULT_LIMITS = InspectionLimits()

@@ -324,7 +324,7 @@ def detect(view: MessageView) -> Markings:
         if part.nested:
             where["nested"] = part.nested
         out.text(part.text, where)
-    bounds = documents.Bounds(view.limits, view.budget)
+    bounds = documents.Bounds(view.limits, view.budget, seconds=view.limits.max_seconds)
     for att in view.attachments:
         base = {"in": "attachment", "index": att.index, "name": att.filename}
         for name in att.filenames:  # every variant: a client may show any of them

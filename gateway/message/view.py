@@ -308,8 +308,12 @@ class MessageView:
         return self.structure.defects
 
     def require_complete(self) -> None:
-        """Raise NotInspectable unless the whole structure was walked within bounds."""
-        reason = self.structure.incomplete
+        """Raise NotInspectable unless the whole message was inspected within bounds.
+
+        Every way of going incomplete counts: the MIME walk, a limit met later while
+        reading documents, and the expansion budget. Checking only the walk let a
+        zip bomb inside a document pass the classification check as unmarked."""
+        reason = self.incomplete_reason
         if reason is not None:
             raise NotInspectable(reason)
 

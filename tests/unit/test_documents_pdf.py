@@ -112,3 +112,26 @@ def test_damaged_pdf() -> None:
     assert pdf.encrypted(truncated) is False  # no /Encrypt anywhere: nothing encrypted
     assert pdf.encrypted(truncated + b"/Encrypt 5 0 R") is None
     assert encryption.attachment_encrypted(b"not a pdf", "application/pdf") is None
+
+
+
+def test_document_readers_stop_at_the_config_inspection_timeout() -> None:
+    # A worker thread cannot be cancelled, so the readers must give up themselves
+    # at the deadline the front end waits for.
+    from gateway.config import Limits
+    from gateway.message.view import NotInspectable
+
+    limits = Limits(inspection_timeout=1e-9).inspection()
+    assert limits.max_seconds == 1e-9
+    m = EmailMessage()
+    m["From"], m["Subject"] = "a@anm.gov.my", "Laporan"
+    m.set_content("Lampiran.")
+    pdf_bytes = (Path(__file__).parents[1] / "corpus" / "cases" / "documents"
+                 / "Laporan-page.pdf").read_bytes()
+    m.add_attachment(pdf_bytes, maintype="application", subtype="pdf", filename="l.pdf")
+    view = MessageView(m.as_bytes(), limits=limits)
+    _ = view.classification
+    assert not view.complete
+    with pytest.raises(NotInspectable, match="too long"):
+        view.require_complete()
+    assert MessageView(m.as_bytes()).classification == "TERHAD"

@@ -299,3 +299,29 @@ def test_a_zip_bomb_found_in_the_documents_is_rejected_by_the_limits_rule(
     got = inspect(shipped, raw, ENV)
     assert (got.verdict.outcome, got.verdict.rule_id) == (Outcome.REJECT, "struktur-melebihi-had")
     assert got.view.complete is False
+
+
+def test_bomb_in_a_document_fails_classification_closed_without_the_structure_rule(
+        tmp_path: Path) -> None:
+    # Regression: require_complete() looked only at the MIME walk, so a limit met while
+    # reading documents left the classification check answering "unmarked".
+    from email.message import EmailMessage
+
+    from gateway.policy.engine import evaluate
+    from gateway.policy.rules import builtin_lists, load_rules
+
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "10.yaml").write_text(
+        "rules:\n  - {id: sulit, when: {classification: [SULIT, TERHAD, RAHSIA]}, "
+        "action: reject, reply: {code: 550, enhanced: '5.7.1', text: x}}\n")
+    ruleset = load_rules(rules, builtin_lists(("anm.gov.my",), (), ()))
+    bomb = (Path(__file__).parents[1] / "corpus" / "cases" / "documents"
+            / "overlap-bomb.zip").read_bytes()
+    m = EmailMessage()
+    m["From"], m["Subject"] = "a@anm.gov.my", "Pakej"
+    m.set_content("Lampiran.")
+    m.add_attachment(bomb, maintype="application", subtype="zip", filename="pakej.zip")
+    env = Envelope("inbound", "in", "127.0.0.1", "h", "a@anm.gov.my", ("b@anm.gov.my",))
+    with pytest.raises(NotInspectable):
+        evaluate(ruleset, MessageView(m.as_bytes()), env)
