@@ -12,8 +12,10 @@ STAMP   := $(VENV)/.installed
 CONFIG  ?= config/gateway.yaml
 # System packages: the interpreter, venv + pip to build .venv, and libmagic for
 # python-magic (real file types of attachments); zip, 7zip and gpg make the
-# encrypted archives and PGP messages the tests inspect.
-APT_PACKAGES := python3 python3-venv python3-pip libmagic1 ca-certificates zip 7zip gnupg
+# encrypted archives and PGP messages the tests inspect; dnsmasq-base is the DNS server
+# the SPF/DMARC tests start on loopback (the binary only: no service grabbing port 53).
+APT_PACKAGES := python3 python3-venv python3-pip libmagic1 ca-certificates zip 7zip gnupg \
+                dnsmasq-base
 
 export DEBIAN_FRONTEND := noninteractive
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
