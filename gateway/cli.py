@@ -59,8 +59,14 @@ def _attachments(view: MessageView) -> list[dict[str, Any]]:
 
 
 def check_result(policy: PolicyState, raw: bytes, *, direction: str, mail_from: str | None,
-                 rcpt: Sequence[str], client_ip: str) -> dict[str, Any]:
-    """The contract's `check --json` object for one message."""
+                 rcpt: Sequence[str], client_ip: str, helo: str = "localhost"
+                 ) -> dict[str, Any]:
+    """The contract's `check --json` object for one message.
+
+    Besides the contract's keys, `auth` (present only when a rule evaluated them)
+    holds the SPF/DMARC results: the only network I/O of `check`, DNS through the
+    config's `dns:`.
+    """
     received = MessageView(raw, classification_headers=policy.config.classification_headers)
     if mail_from is None:
         mail_from = received.from_addresses[0] if received.from_addresses else ""
@@ -68,7 +74,7 @@ def check_result(policy: PolicyState, raw: bytes, *, direction: str, mail_from: 
     if not rcpt:
         rcpt = hdr.addresses(received.header_values("To") + received.header_values("Cc"))
     envelope = Envelope(direction="inbound" if direction == "inbound" else "outbound",
-                        listener="check", client_ip=client_ip, helo="localhost",
+                        listener="check", client_ip=client_ip, helo=helo,
                         mail_from=mail_from, rcpt_to=tuple(r.strip().strip("<>") for r in rcpt))
     try:
         inspection = inspect(policy, raw, envelope)
@@ -94,10 +100,14 @@ def check_result(policy: PolicyState, raw: bytes, *, direction: str, mail_from: 
     matched = [{"rule_id": h.rule_id, "action": h.action, "mode": h.mode,
                 "evidence": redact(dict(h.evidence)) if secret else dict(h.evidence)}
                for h in verdict.hits]
-    return {"action": action, "smtp_code": reply.code, "enhanced_code": reply.enhanced,
-            "text": replies.render(reply), "rule_id": verdict.rule_id,
-            "classification": classification, "matched": matched,
-            "subject": None if secret else subject, "attachments": _attachments(view)}
+    result: dict[str, Any] = {
+        "action": action, "smtp_code": reply.code, "enhanced_code": reply.enhanced,
+        "text": replies.render(reply), "rule_id": verdict.rule_id,
+        "classification": classification, "matched": matched,
+        "subject": None if secret else subject, "attachments": _attachments(view)}
+    if verdict.auth is not None:
+        result["auth"] = dict(verdict.auth)
+    return result
 
 
 def _human(result: dict[str, Any]) -> str:
@@ -110,6 +120,10 @@ def _human(result: dict[str, Any]) -> str:
     lines.append("subject: " + ("(not shown: classified)" if subject is None
                                 and result["classification"] in _CLASSIFIED
                                 else repr(subject)))
+    auth = result.get("auth")
+    if auth:
+        lines.append(f"sender authentication: spf={auth['spf']} ({auth['spf_domain'] or '-'}) "
+                     f"dmarc={auth['dmarc']} ({auth['from_domain'] or '-'})")
     if result["matched"]:
         lines.append("matched:")
         for hit in result["matched"]:
@@ -138,7 +152,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
         print(f"gateway check: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     result = check_result(policy, raw, direction=args.direction, mail_from=args.mail_from,
-                          rcpt=args.rcpt or (), client_ip=args.client_ip)
+                          rcpt=args.rcpt or (), client_ip=args.client_ip, helo=args.helo)
     if args.json:
         print(json.dumps(result, ensure_ascii=False, default=str))
     else:
@@ -206,6 +220,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="envelope recipient, repeatable (default: To and Cc addresses)")
     check.add_argument("--client-ip", metavar="IP", default="127.0.0.1",
                        help="connecting client's address (default: 127.0.0.1)")
+    check.add_argument("--helo", metavar="NAME", default="localhost",
+                       help="client's HELO/EHLO name, the SPF identity for the null "
+                            "sender (default: localhost)")
     check.add_argument("--json", action="store_true", help="print the verdict as JSON")
     check.add_argument("file", metavar="FILE", help="message file, '-' for stdin")
     check.set_defaults(func=_cmd_check)

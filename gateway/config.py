@@ -146,6 +146,13 @@ class GatewayConfig(_Frozen):
     agency_domains: tuple[str, ...] = Field(min_length=1)
     relay_networks: tuple[IPNetwork, ...] = ()
     hebahan_senders: tuple[str, ...] = ()
+    # Registered relay applications (client IPs or networks) that may send tagged
+    # [HEBAHAN JANM] announcements outbound on behalf of the agency: rule list
+    # @hebahan_relays.
+    hebahan_relays: tuple[IPNetwork, ...] = ()
+    # Add an RFC 8601 Authentication-Results field (authserv-id = `hostname`) to relayed
+    # mail whose sender authentication (SPF, DMARC) a rule evaluated.
+    authentication_results: bool = True
     rules_dir: Path = Path("rules")
     rejection_log: Path = Path("var/log/rejections.jsonl")
     dns: DnsSettings = DnsSettings()
@@ -168,6 +175,22 @@ class GatewayConfig(_Frozen):
             if not re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+)+", d):
                 raise ValueError(f"bad domain {d!r}")
         return out
+
+    @field_validator("relay_networks", "hebahan_relays", mode="before")
+    @classmethod
+    def _networks(cls, v: object) -> object:
+        # Parsed here for a readable message (pydantic's names its internal validators);
+        # host bits are allowed (10.1.2.3/8 means 10.0.0.0/8), as in rule files.
+        if not isinstance(v, list | tuple):
+            return v
+        out: list[IPNetwork] = []
+        for item in v:
+            try:
+                out.append(ipaddress.ip_network(str(item).strip(), strict=False))
+            except ValueError:
+                raise ValueError(f"bad IP address or network {item!r}: expected e.g. "
+                                 "10.1.2.3, 10.0.0.0/8 or 2001:db8::/32") from None
+        return tuple(out)
 
     @field_validator("hebahan_senders")
     @classmethod

@@ -1,8 +1,12 @@
 """One message through the policy: view -> rules -> verdict -> transforms -> reply.
 
-Shared by every front end and by `gateway check`. Synchronous and free of
-network I/O so it can run in a worker thread with a deadline; the caller owns
-sockets, relaying and the log.
+Shared by every front end and by `gateway check`. Synchronous, run in a worker
+thread with a deadline; the caller owns sockets, relaying and the log. Its only
+network I/O is DNS for sender authentication (`gateway.auth.facts.AuthFacts`),
+made only when a rule reaches a `sender_auth` condition, bounded by the
+resolver's timeout. When that happened the results go on the verdict (for the
+log) and, if the message is relayed and `authentication_results` is on, into an
+RFC 8601 Authentication-Results field at the top of the relayed message.
 
 The view is bounded by the config's inspection limits. A message beyond them
 that no rule decided on (`inspection_incomplete`) raises NotInspectable in the
@@ -17,6 +21,8 @@ import time
 from dataclasses import dataclass, replace
 
 from gateway import transforms
+from gateway.auth import AuthResults, authres
+from gateway.auth.facts import AuthFacts
 from gateway.envelope import Envelope
 from gateway.message.view import MessageView, NotInspectable
 from gateway.policy import replies
@@ -49,19 +55,39 @@ def inspect(policy: PolicyState, raw: bytes, envelope: Envelope, ref: str | None
     ref = ref or new_ref()
     view = MessageView(raw, classification_headers=policy.config.classification_headers,
                        limits=policy.config.limits.inspection())
+    facts = AuthFacts(policy.resolver, envelope, view)
     try:
-        verdict = evaluate(policy.rules, view, envelope)
+        verdict = evaluate(policy.rules, view, envelope, facts)
     except NotInspectable as exc:
         verdict = Verdict(outcome=Outcome.TEMPFAIL, reply=replies.not_inspectable(ref),
                           reason=f"not inspectable: {exc.reason}",
                           evidence={"inspection_incomplete": exc.reason},
-                          classification=view.classification)
+                          classification=view.classification, auth=_auth_dict(facts))
         return Inspection(ref, verdict, view, verdict.reply, None)
+    auth = facts.evaluated_results
+    if auth is not None:
+        verdict = replace(verdict, auth=auth.as_dict())
     if verdict.event is not None and verdict.classification is None:
         # The log must know whether the message is RAHSIA before it writes a subject;
         # find out here, in the worker thread, not later on the event loop.
         verdict = replace(verdict, classification=view.classification)
     if verdict.outcome is Outcome.ACCEPT:
-        return Inspection(ref, verdict, view, None, transforms.apply(raw, verdict))
+        trace = _trace_headers(policy, envelope, auth)
+        return Inspection(ref, verdict, view, None, transforms.apply(raw, verdict, trace))
     reply = replies.for_verdict(verdict, ref) or replies.internal_error(ref)
     return Inspection(ref, verdict, view, reply, None)
+
+
+def _auth_dict(facts: AuthFacts) -> dict[str, object] | None:
+    results = facts.evaluated_results
+    return None if results is None else results.as_dict()
+
+
+def _trace_headers(policy: PolicyState, envelope: Envelope, auth: AuthResults | None
+                   ) -> tuple[tuple[str, str], ...]:
+    """The Authentication-Results field for a relayed message, when there is one to add."""
+    if auth is None or not policy.config.authentication_results:
+        return ()
+    value = authres.header_value(policy.config.hostname, auth,
+                                 mail_from=envelope.mail_from, helo=envelope.helo)
+    return (("Authentication-Results", value),)

@@ -3,6 +3,10 @@
 Reload builds a complete new PolicyState first; only when it loads cleanly does
 the caller swap its single reference, so a broken rule file never leaves a
 half-loaded policy in force.
+
+The DNS resolver (and with it its cache) belongs to the state too: built from
+the config's `dns:` at load, shared by every message, replaced on reload so a
+changed nameserver takes effect and no stale answer outlives the policy.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateway.auth.resolver import Resolver
 from gateway.config import GatewayConfig, load_config
 from gateway.policy.rules import RuleSet, builtin_lists, load_rules
 
@@ -21,6 +26,8 @@ DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
 class PolicyState:
     config: GatewayConfig
     rules: RuleSet
+    # None only for a state built by hand without DNS: sender_auth then sees temperror.
+    resolver: Resolver | None = None
 
     @property
     def max_message_size(self) -> int:
@@ -39,5 +46,6 @@ def load_policy(config_path: Path) -> PolicyState:
 def load_policy_for(config: GatewayConfig) -> PolicyState:
     rules = load_rules(config.rules_dir, builtin_lists(
         config.agency_domains, config.hebahan_senders,
-        tuple(str(n) for n in config.relay_networks)))
-    return PolicyState(config=config, rules=rules)
+        tuple(str(n) for n in config.relay_networks),
+        tuple(str(n) for n in config.hebahan_relays)))
+    return PolicyState(config=config, rules=rules, resolver=Resolver.from_settings(config.dns))

@@ -81,6 +81,9 @@ def build_record(*, event: str, ref: str, envelope: Envelope, view: MessageView 
         "reason": reason,
         "evidence": redact(dict(evidence or {})) if secret else dict(evidence or {}),
         "classification": classification,
+        # SPF and DMARC results, when a rule evaluated them (sender_auth); else null.
+        "auth": dict(verdict.auth) if verdict is not None and verdict.auth is not None
+        else None,
         "matched": [{"rule_id": h.rule_id, "action": h.action, "mode": h.mode,
                      "evidence": redact(dict(h.evidence)) if secret else dict(h.evidence)}
                     for h in hits],

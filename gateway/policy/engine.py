@@ -4,12 +4,18 @@ Rules run in order (file-name order, then order in the file). Monitor-mode hits
 are recorded and change nothing; `tag` and `add_header` accumulate; the first
 enforced `reject`, `tempfail` or `accept` ends evaluation. One verdict covers
 all recipients, as after DATA SMTP has one reply for the whole message.
+
+Conditions are evaluated in the order written: the keys of one `when:` mapping
+(YAML mappings keep their order) and the items of `all:` stop at the first that
+does not hold, `any:` at the first that does. Rule authors rely on this to put
+costly conditions (`sender_auth`, which may query DNS) after cheap ones.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from gateway.auth.facts import AuthFacts
 from gateway.envelope import Envelope
 from gateway.message.view import MessageView
 from gateway.policy.checks.base import Context, Evidence
@@ -39,8 +45,11 @@ def holds(cond: Condition, ctx: Context) -> Evidence | None:
     return {} if holds(cond.item, ctx) is None else None
 
 
-def evaluate(ruleset: RuleSet, view: MessageView, envelope: Envelope) -> Verdict:
-    ctx = Context(view=view, envelope=envelope, agency_domains=ruleset.agency_domains)
+def evaluate(ruleset: RuleSet, view: MessageView, envelope: Envelope,
+             auth: AuthFacts | None = None) -> Verdict:
+    """The verdict; `auth` supplies sender authentication to `sender_auth` conditions."""
+    ctx = Context(view=view, envelope=envelope, agency_domains=ruleset.agency_domains,
+                  auth=auth)
     hits: list[Hit] = []
     tags: list[str] = []
     headers: list[tuple[str, str]] = []

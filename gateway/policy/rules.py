@@ -4,6 +4,9 @@ Reads `rules/*.yaml` in file-name order. Every problem is reported as
 `FILE:LINE: message` and the whole set is refused: unknown keys, unknown
 conditions, bad sizes and regexes (via each check's parameter schema), dangling
 `@lists`, duplicate ids, and reject/tempfail rules without a matching reply.
+
+Conditions keep the order they are written in: the keys of a `when:` mapping
+become an AllOf in document order, so the engine evaluates them in that order.
 """
 
 from __future__ import annotations
@@ -56,6 +59,16 @@ class Not:
 
 
 Condition = Leaf | AllOf | AnyOf | Not
+# A condition that never holds: "any of no conditions".
+NEVER = AnyOf(())
+
+
+def _only_list_refs(value: Any) -> bool:
+    """Whether a rule value consists of `@list` references only."""
+    if isinstance(value, str):
+        return value.startswith("@")
+    return isinstance(value, list) and bool(value) and all(
+        isinstance(v, str) and v.startswith("@") for v in value)
 
 
 @dataclass(frozen=True)
@@ -162,9 +175,14 @@ class _Builder:
             self.fail(doc, path, f"unknown condition {key!r} (known: {known})")
             return None
         if check.takes_list:
+            only_refs = _only_list_refs(value)
             value = self.expand_lists(doc, path, value)
             if value is None:
                 return None
+            if only_refs and value == []:
+                # Lists from the config may be empty (no hebahan_relays registered): a
+                # condition over nothing never holds, rather than failing the load.
+                return NEVER
         try:
             return Leaf(check, check.validate(value))
         except ValidationError as exc:
@@ -314,10 +332,11 @@ class _Builder:
 
 
 def builtin_lists(agency_domains: tuple[str, ...], hebahan_senders: tuple[str, ...],
-                  relay_networks: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+                  relay_networks: tuple[str, ...], hebahan_relays: tuple[str, ...] = ()
+                  ) -> dict[str, tuple[str, ...]]:
     """Lists every rule file can use, taken from the config."""
     return {"agency_domains": agency_domains, "hebahan_senders": hebahan_senders,
-            "relay_networks": relay_networks}
+            "relay_networks": relay_networks, "hebahan_relays": hebahan_relays}
 
 
 def load_rules(rules_dir: Path, builtins: Mapping[str, tuple[str, ...]]) -> RuleSet:

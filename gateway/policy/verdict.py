@@ -51,6 +51,8 @@ class Verdict:
     added_headers: tuple[tuple[str, str], ...] = ()
     classification: str | None = None
     evidence: Mapping[str, Any] = field(default_factory=dict)
+    # Sender authentication results (AuthResults.as_dict()) when a rule evaluated them.
+    auth: Mapping[str, Any] | None = None
 
     @property
     def monitored(self) -> tuple[Hit, ...]:

@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass
 
 from gateway.message import headers as hdr
+from gateway.message.text import fold as fold_text
 from gateway.transforms.headers import encoded_words, fold, line_ending, one_line
 
 # RFC 5322 2.1.1: a line MUST NOT be longer than 998 characters.
@@ -76,9 +77,18 @@ def _compact(text: str) -> str:
 
 
 def has_tag(subject: str, tag: str) -> bool:
-    """Whether the decoded subject already carries the tag (case and spaces ignored)."""
+    """Whether the decoded subject already carries the tag (case and spaces ignored).
+
+    Anywhere in the subject, so after any run of reply and forward prefixes (Re:,
+    RE:, Fwd:, FW:, Balas:, Majukan: ...). The folded subject (NFKC, zero-width
+    characters dropped, look-alike letters mapped) counts too, as it does for the
+    `subject_matches` rule that refuses a forged tag: what that rule reads as the
+    tag is never tagged a second time.
+    """
     want = _compact(tag)
-    return bool(want) and want in _compact(subject)
+    if not want:
+        return False
+    return want in _compact(subject) or want in _compact(fold_text(subject))
 
 
 def _ending(data: bytes) -> bytes:

@@ -205,6 +205,14 @@ CASES: dict[str, Case] = {
         subject="[Hebahan  JANM] Kemaskini kata laluan anda")),
     "hebahan-forged-outbound": _case(JANM, OTHER, lambda: mime(
         sender=JANM, to=OTHER, subject="[HEBAHAN JANM] Makluman")),
+    "hebahan-forged-inbound-reply": _case("admin@jpn-gov.example", JANM, lambda: mime(
+        sender="JANM <admin@jpn-gov.example>", to=JANM,
+        subject="RE: Fwd: [HEBAHAN JANM] Jadual baharu")),
+    "hebahan-forged-outbound-lookalike": _case(JANM, OTHER, lambda: mime(
+        sender=JANM, to=OTHER, subject="\uff3bHEBAHAN JANM\uff3d Makluman")),
+    "hebahan-prefixed-not-doubled": _case("hebahan@anm.gov.my", OTHER, lambda: mime(
+        sender="hebahan@anm.gov.my", to=OTHER,
+        subject="Majukan: FW: [hebahan janm] Mesyuarat Agung Tahunan 2025")),
     "exe-renamed-pdf": _case(OTHER, JANM, lambda: mime(
         sender=OTHER, to=JANM, subject="Invois",
         parts=(Part("invois.pdf", "application/pdf", pe_executable()),))),

@@ -19,6 +19,8 @@ AGREED = {
     "attachment_name_matches", "link_domain", "auto_forwarded", "sender_in", "client_ip",
     # issue 3 (deep inspection): structure, limits, sender identity, real types
     "mime_defect", "inspection_incomplete", "sender_identity", "type_mismatch",
+    # issue 4 (authenticated hebahan): SPF and DMARC results
+    "sender_auth",
 }
 
 

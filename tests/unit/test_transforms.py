@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import base64
 import email
+import email.header
+import email.message
 import email.policy
+import json
+from pathlib import Path
 
 import pytest
 
 from gateway import transforms
 from gateway.message.view import MessageView
+from gateway.policy.rules import builtin_lists, load_rules
 from gateway.policy.verdict import Outcome, Verdict
+from gateway.problems import LoadError
 from gateway.transforms.headers import add_headers, line_ending
 from gateway.transforms.subject_tag import has_tag, tag_subject
 
@@ -205,3 +212,132 @@ def test_two_tags_read_in_rule_order() -> None:
     out = transforms.apply(raw, Verdict(Outcome.ACCEPT, subject_tags=("[A]", "[B]")))
     assert out == b"Subject: [A] [B] x\r\n\r\nb\r\n"
     assert tag_subject(out, "[b]") == out
+
+
+# -- issue 4: the [HEBAHAN JANM] tag on real subjects ------------------------------------
+@pytest.mark.parametrize("subject", [
+    "RE: [HEBAHAN JANM] Mesyuarat",
+    "FW: [HEBAHAN JANM] Mesyuarat",
+    "fw: fwd: re: [hebahan janm] Mesyuarat",
+    "Re: Re: RE: Fwd: [HEBAHAN JANM] Mesyuarat",
+    "BALAS: majukan: [HEBAHAN JANM] Mesyuarat",
+    "Majukan: Balas: Re:[HEBAHAN JANM]Mesyuarat",
+    "Re: \uff3bHEBAHAN JANM\uff3d Mesyuarat",  # full-width brackets: the rule reads a tag
+    "Re: [HEBAHAN\u200b JANM] Mesyuarat",  # a zero-width space inside
+])
+def test_tag_after_any_prefixes_is_not_doubled(subject: str) -> None:
+    raw = f"From: hebahan@anm.gov.my\r\nSubject: {subject}\r\n\r\nbody\r\n".encode()
+    assert tagged(raw) == raw
+
+
+@pytest.mark.parametrize("encoded", [
+    b"=?UTF-8?Q?Re:_=5BHEBAHAN_JANM=5D_Mesyuarat?=",
+    b"=?ISO-8859-1?Q?Fwd:?= =?UTF-8?B?W0hFQkFIQU4g?= =?UTF-8?B?SkFOTV0gTWVzeXVhcmF0?=",
+    b"Balas: =?utf-8?b?W2hlYmFoYW4gamFubV0=?= Mesyuarat",
+])
+def test_an_encoded_tag_is_decoded_first_and_not_doubled(encoded: bytes) -> None:
+    raw = b"From: hebahan@anm.gov.my\r\nSubject: " + encoded + b"\r\n\r\nbody\r\n"
+    assert tagged(raw) == raw
+
+
+def _subject_lines(raw: bytes) -> list[bytes]:
+    out: list[bytes] = []
+    for line in header_block(raw).split(b"\r\n"):
+        if line.lower().startswith(b"subject:") or (out and line[:1] in (b" ", b"\t")):
+            out.append(line)
+        elif out:
+            break
+    return out
+
+
+@pytest.mark.parametrize("subject", [
+    "Notis penyelenggaraan sistem: gangguan perkhidmatan e-Perolehan pada 15 Mac",
+    "Jemputan Majlis Hari Raya Aidilfitri – Jabatan Akauntan Negara Malaysia (JANM) "
+    "Putrajaya 2025 « semua pegawai »",
+    "会议通知 " * 12,
+    "Émoji 📢 hebahan " * 6,
+])
+def test_non_ascii_subjects_are_reencoded_and_folded_within_78_octets(subject: str) -> None:
+    encoded = email.header.Header(subject, "utf-8").encode(maxlinelen=76)
+    raw = (b"Received: from a by b; Mon, 1 Jan 2024 00:00:00 +0000\r\n"
+           b"From: hebahan@anm.gov.my\r\nSubject: " + encoded.replace("\n", "\r\n").encode()
+           + b"\r\nTo: semua@anm.gov.my\r\n\r\nbody \xe2\x9c\x93\r\n")
+    out = tagged(raw)
+    want = TAG + " " + " ".join(subject.split()) if not subject.isascii() else None
+    lines_ = _subject_lines(out)
+    assert lines_, out
+    for line in lines_:
+        assert len(line) <= 78, line
+        assert line.isascii()
+    got = MessageView(out).subject
+    if want is not None:
+        assert got == want
+        parsed = email.message_from_bytes(out, policy=email.policy.default)
+        assert str(parsed["Subject"]) == want
+    assert got.startswith(TAG + " ")
+    # Everything but the Subject field is byte-identical.
+    before, after = raw.split(b"Subject:", 1)
+    assert out.startswith(before + b"Subject:")
+    assert out.endswith(after[after.index(b"\r\nTo:"):])
+
+
+def test_raw_utf8_subject_is_reencoded_and_the_rest_is_identical() -> None:
+    raw = ("From: hebahan@anm.gov.my\r\nSubject: Makluman: Café Jabatan ✓\r\n"
+           "X-After: 1\r\n\r\nbody\r\n").encode()
+    out = tagged(raw)
+    assert MessageView(out).subject == "[HEBAHAN JANM] Makluman: Café Jabatan ✓"
+    start, end = raw.index(b"Subject:"), raw.index(b"X-After:")
+    assert out[:start] == raw[:start]
+    assert out[out.index(b"X-After:"):] == raw[end:]
+    assert out[start:out.index(b"X-After:")].isascii()
+
+
+@pytest.mark.parametrize("encoded", [
+    b"=?UTF-8?B?" + base64.b64encode(b"Notis\r\nBcc: victim@example.com\r\n\r\nbody") + b"?=",
+    b"=?UTF-8?Q?Notis=0D=0ABcc:_victim@example.com?=",
+    b"=?UTF-8?B?" + base64.b64encode("Notis ✓\nBcc: v@example.com".encode()) + b"?=",
+])
+def test_encoded_words_decoding_to_crlf_cannot_break_the_header(encoded: bytes) -> None:
+    raw = b"From: hebahan@anm.gov.my\r\nSubject: " + encoded + b"\r\nTo: a@anm.gov.my\r\n\r\nb\r\n"
+    out = tagged(raw)
+    parsed = email.message_from_bytes(out, policy=email.policy.compat32)
+    assert parsed["Bcc"] is None
+    assert parsed["To"] == "a@anm.gov.my"
+    assert parsed.get_payload() == "b\r\n"
+    subject = MessageView(out).subject
+    assert subject.startswith(TAG + " Notis")
+    assert "\r" not in subject and "\n" not in subject
+    assert out.endswith(b"\r\nTo: a@anm.gov.my\r\n\r\nb\r\n")
+
+
+@pytest.mark.parametrize("tag", ["[HEBAHAN\r\nBcc: v@example.com]", "[A]\nX: y", "[A]\rX"])
+def test_a_tag_with_cr_or_lf_in_a_rule_is_refused_at_load(tmp_path: Path, tag: str) -> None:
+    d = tmp_path / "rules"
+    d.mkdir()
+    (d / "10-a.yaml").write_text(
+        "rules:\n  - id: t\n    action: tag\n    when: {null_sender: false}\n"
+        f"    tag: {json.dumps(tag)}\n", encoding="utf-8")
+    with pytest.raises(LoadError) as info:
+        load_rules(d, builtin_lists(("anm.gov.my",), (), ()))
+    assert "action tag needs 'tag: <text>'" in str(info.value.problems[0])
+
+
+def test_every_byte_outside_the_subject_line_is_unchanged_on_a_real_message() -> None:
+    m = email.message.EmailMessage()
+    m["From"] = "Hebahan JANM <hebahan@anm.gov.my>"
+    m["To"] = "semua@anm.gov.my"
+    m["Subject"] = "Pekeliling Perbendaharaan: pindaan – berkuat kuasa segera"
+    m["Message-ID"] = "<p1@anm.gov.my>"
+    m.set_content("Tuan/Puan,\n\nSila ambil maklum.\n")
+    m.add_attachment(bytes(range(256)) * 10, maintype="application", subtype="pdf",
+                     filename="pekeliling.pdf")
+    raw = m.as_bytes(policy=email.policy.SMTP)
+    out = tagged(raw)
+    start = raw.index(b"Subject:")
+    end = raw.index(b"\r\n", start) + 2
+    while raw[end:end + 1] in (b" ", b"\t"):
+        end = raw.index(b"\r\n", end) + 2
+    new_end = out.index(raw[end:])
+    assert out[:start] == raw[:start]
+    assert out[new_end:] == raw[end:]
+    assert MessageView(out).subject == TAG + " " + str(m["Subject"])

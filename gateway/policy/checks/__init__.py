@@ -24,6 +24,7 @@ from gateway.policy.checks import (
     null_sender,
     recipient_domain,
     recipient_outside_agency,
+    sender_auth,
     sender_domain,
     sender_identity,
     sender_in,
@@ -56,5 +57,6 @@ REGISTRY: dict[str, Check[Any]] = {
         inspection_incomplete.CHECK,
         sender_identity.CHECK,
         type_mismatch.CHECK,
+        sender_auth.CHECK,
     )
 }

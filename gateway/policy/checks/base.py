@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import TypeAdapter
 
 from gateway.envelope import Envelope
 from gateway.message.view import MessageView
+
+if TYPE_CHECKING:
+    from gateway.auth.facts import AuthFacts
 
 P = TypeVar("P")
 Evidence = Mapping[str, Any]
@@ -23,11 +26,17 @@ Evidence = Mapping[str, Any]
 
 @dataclass(frozen=True)
 class Context:
-    """Everything a check may read: the message, its envelope, the site's settings."""
+    """Everything a check may read: the message, its envelope, the site's settings.
+
+    `auth` is the message's sender authentication, evaluated lazily: only a check
+    that reads `auth.results` (sender_auth) causes DNS look-ups, once per message.
+    None where no resolver is at hand; sender_auth then sees temperror.
+    """
 
     view: MessageView
     envelope: Envelope
     agency_domains: tuple[str, ...]
+    auth: AuthFacts | None = None
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import PlainValidator, StrictBool
@@ -140,3 +141,33 @@ def identity_kinds(value: Any) -> frozenset[str]:
 
 DefectKinds = Annotated[frozenset[str], PlainValidator(defect_kinds)]
 IdentityKinds = Annotated[frozenset[str], PlainValidator(identity_kinds)]
+
+
+SPF_RESULTS = ("pass", "fail", "softfail", "neutral", "none", "permerror", "temperror")
+DMARC_RESULTS = ("pass", "fail", "none", "permerror", "temperror")
+
+
+@dataclass(frozen=True)
+class SenderAuthSpec:
+    """Which SPF and DMARC results a `sender_auth` condition accepts (None: any)."""
+
+    spf: frozenset[str] | None = None
+    dmarc: frozenset[str] | None = None
+
+
+def sender_auth(value: Any) -> SenderAuthSpec:
+    if isinstance(value, SenderAuthSpec):
+        return value
+    if not isinstance(value, dict) or not value:
+        raise ValueError("expected {spf: [results], dmarc: [results]} (one key or both)")
+    unknown = sorted(str(k) for k in value if k not in ("spf", "dmarc"))
+    if unknown:
+        raise ValueError(f"unknown key(s) {', '.join(unknown)} (known: spf, dmarc)")
+    chosen: dict[str, frozenset[str]] = {}
+    for key, known in (("spf", SPF_RESULTS), ("dmarc", DMARC_RESULTS)):
+        if key in value:
+            chosen[key] = _kinds(value[key], known, f"{key} results")
+    return SenderAuthSpec(**chosen)
+
+
+SenderAuth = Annotated[SenderAuthSpec, PlainValidator(sender_auth)]

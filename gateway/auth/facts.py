@@ -1,0 +1,87 @@
+"""The sender authentication of one message, evaluated lazily, at most once.
+
+Checks are pure and never do I/O themselves; the `sender_auth` condition reads
+`Context.auth.results`, and only that first read runs `gateway.auth.authenticate`
+(SPF, then DMARC alignment) through the policy's shared resolver. So DNS is
+queried only for a message on which some rule actually reaches a `sender_auth`
+condition, and once per message however many rules ask. Whether it ran is
+visible afterwards (`evaluated`), so the pipeline can log the results and add an
+Authentication-Results field only when they exist.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import gateway.auth as auth
+from gateway.addresses import address_domain
+from gateway.auth import AuthResults, DmarcResult, SpfResult
+from gateway.envelope import Envelope
+
+if TYPE_CHECKING:
+    from gateway.auth.resolver import Resolver
+    from gateway.message.view import MessageView
+
+
+def _helo_domain(helo: str) -> str:
+    return helo.strip().strip("[]").rstrip(".").lower()
+
+
+class AuthFacts:
+    """SPF and DMARC results for one message; `results` looks them up on first use."""
+
+    def __init__(self, resolver: Resolver | None, envelope: Envelope, view: MessageView
+                 ) -> None:
+        self._resolver = resolver
+        self._envelope = envelope
+        self._view = view
+        self._results: AuthResults | None = None
+
+    @classmethod
+    def known(cls, results: AuthResults, envelope: Envelope, view: MessageView) -> AuthFacts:
+        """Facts whose results are already known (a replay, `gateway check` tests)."""
+        facts = cls(None, envelope, view)
+        facts._results = results
+        return facts
+
+    @property
+    def mail_from(self) -> str:
+        return self._envelope.mail_from
+
+    @property
+    def helo(self) -> str:
+        return self._envelope.helo
+
+    @property
+    def from_domain(self) -> str:
+        """Domain of the first header From address ('' when there is none)."""
+        addresses = self._view.from_addresses
+        return address_domain(addresses[0]) if addresses else ""
+
+    @property
+    def evaluated(self) -> bool:
+        """Whether some rule asked, i.e. the results exist (and DNS was queried)."""
+        return self._results is not None
+
+    @property
+    def evaluated_results(self) -> AuthResults | None:
+        """The results if some rule asked for them, else None (never triggers a look-up)."""
+        return self._results
+
+    @property
+    def results(self) -> AuthResults:
+        if self._results is None:
+            self._results = self._authenticate()
+        return self._results
+
+    def _authenticate(self) -> AuthResults:
+        if self._resolver is None:
+            # No resolver (a bare engine in a test or tool): as if DNS were down, so a
+            # rule on sender_auth tempfails rather than passes.
+            identity = address_domain(self.mail_from) or _helo_domain(self.helo)
+            reason = "no resolver configured"
+            return AuthResults(SpfResult("temperror", identity, reason),
+                               DmarcResult("temperror", self.from_domain, reason=reason))
+        return auth.authenticate(self._resolver, client_ip=self._envelope.client_ip,
+                                 helo=self.helo, mail_from=self.mail_from,
+                                 from_domain=self.from_domain)
