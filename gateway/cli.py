@@ -1,4 +1,4 @@
-"""The `gateway` command line: serve, check, rules check, report (CONTRACT.md).
+"""The `gateway` command line: serve, check, rules check, report (CONTRACT.md), tls dev-cert.
 
 Exit status: 0 on success (for `check`, whatever the verdict); 1 when `rules
 check` finds problems; 2 on a usage or config error. Config and rule problems are
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -194,6 +195,30 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- tls dev-cert ----------------------------------------------------------------------
+def _cmd_tls_dev_cert(args: argparse.Namespace) -> int:
+    from gateway.tls import ExistingFiles, generate_dev_cert
+
+    # Looked up only here: getfqdn can wait on DNS, which no other command should.
+    hostname: str = args.hostname or socket.getfqdn()
+    try:
+        made = generate_dev_cert(args.out_dir, hostname, args.days, force=args.force)
+    except ExistingFiles as exc:
+        print(f"gateway tls dev-cert: {exc} already exist(s); use --force to replace",
+              file=sys.stderr)
+        return 2
+    except (OSError, ValueError) as exc:
+        print(f"gateway tls dev-cert: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
+        return 2
+    print(f"# self-signed certificate for {hostname}, valid {args.days} days "
+          "(development and testing only)")
+    print("# add to the config file:")
+    print("tls:")
+    print(f"  cert: {made.cert}")
+    print(f"  key: {made.key}")
+    return 0
+
+
 # -- parser --------------------------------------------------------------------------
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -241,6 +266,21 @@ def _parser() -> argparse.ArgumentParser:
                          help="how many sender domains to list (default: 10)")
     summary.add_argument("logs", metavar="LOG", nargs="+", help="rejection log files")
     summary.set_defaults(func=_cmd_report)
+
+    tls = sub.add_parser("tls", help="TLS commands")
+    tls_sub = tls.add_subparsers(dest="tls_command", metavar="SUBCOMMAND")
+    dev_cert = tls_sub.add_parser(
+        "dev-cert", help="write a self-signed certificate and key for STARTTLS (testing only)")
+    dev_cert.add_argument("--out-dir", type=Path, default=Path("config/tls"), metavar="DIR",
+                          help="where gateway.crt and gateway.key go (default: config/tls)")
+    dev_cert.add_argument("--hostname", default=None, metavar="NAME",
+                          help="DNS name or IP address the certificate is for "
+                               "(default: this machine's name)")
+    dev_cert.add_argument("--days", type=int, default=365, metavar="N",
+                          help="validity in days (default: 365)")
+    dev_cert.add_argument("--force", action="store_true", help="replace existing files")
+    dev_cert.set_defaults(func=_cmd_tls_dev_cert)
+    tls.set_defaults(func=None, subparser=tls)
     return parser
 
 

@@ -7,17 +7,27 @@ Unknown keys are errors so that a typo never silently falls back to a default.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from gateway.addresses import normalise_address, normalise_domain
 from gateway.message.limits import DEFAULT_LIMITS, InspectionLimits
 from gateway.problems import LoadError
 from gateway.sizes import ByteSize
+from gateway.tls import check_ca_file, check_certificate, check_key
 from gateway.yamlsource import load_file
 
 Direction = Literal["inbound", "outbound"]
@@ -119,6 +129,19 @@ class Limits(_Frozen):
     upstream_timeout: float = Field(default=120.0, gt=0)
     inspection_timeout: float = Field(default=60.0, gt=0)
     max_recipients: int = Field(default=1000, ge=1)
+    # Hostile clients (gateway.frontends.smtp_proxy): beyond a connection limit the
+    # client hears 421 4.7.0 and is closed; so is a session past its command budgets.
+    max_connections: int = Field(default=1000, ge=1)
+    max_connections_per_ip: int = Field(default=50, ge=1)
+    max_commands: int = Field(default=10000, ge=1)
+    max_bad_commands: int = Field(default=10, ge=1)
+    # A bare CR, bare LF or NUL in DATA (SMTP smuggling): refuse the message (550
+    # 5.6.11) or turn each into CRLF / drop it before inspection and relay.
+    bare_newlines: Literal["reject", "normalize"] = "reject"
+    # A message larger than this is spooled to a mode-0600 file in spool_dir (null:
+    # the system temporary directory), removed when its transaction ends.
+    spool_threshold: ByteSize = Field(default=1024 * 1024, ge=0)
+    spool_dir: Path | None = None
     # Inspection bounds (gateway.message.limits): beyond any of them the message is not
     # inspectable; rules decide what then (`inspection_incomplete`), else 451 4.3.0.
     max_header_bytes: ByteSize = Field(default=DEFAULT_LIMITS.max_header_bytes, ge=1024)
@@ -130,6 +153,25 @@ class Limits(_Frozen):
     max_archive_depth: int = Field(default=DEFAULT_LIMITS.max_archive_depth, ge=0)
     max_archive_ratio: int = Field(default=DEFAULT_LIMITS.max_archive_ratio, ge=1)
 
+    @model_validator(mode="after")
+    def _stages_within_session(self) -> Limits:
+        # A client waits for our answer about as long as we wait for it. Each stage we wait
+        # on (and, after the final dot, inspection plus the upstream's answer) must end
+        # first, so the client hears 451 from us instead of timing out and retrying a
+        # message the upstream may be about to accept: that retry would be a second copy.
+        session = self.session_timeout
+        for name in ("upstream_connect_timeout", "upstream_timeout", "inspection_timeout"):
+            value = getattr(self, name)
+            if value >= session:
+                raise ValueError(f"{name} ({value:g}s) must be shorter than session_timeout "
+                                 f"({session:g}s)")
+        if self.inspection_timeout + self.upstream_timeout >= session:
+            raise ValueError(
+                f"inspection_timeout + upstream_timeout ({self.inspection_timeout:g}s + "
+                f"{self.upstream_timeout:g}s) must be shorter than session_timeout "
+                f"({session:g}s): a client waits for both after its final dot")
+        return self
+
     def inspection(self) -> InspectionLimits:
         """The bounds the message view is built with."""
         return InspectionLimits(
@@ -138,6 +180,59 @@ class Limits(_Frozen):
             max_archive_entries=self.max_archive_entries,
             max_archive_depth=self.max_archive_depth,
             max_archive_ratio=self.max_archive_ratio, max_seconds=self.inspection_timeout)
+
+
+class UpstreamTlsSettings(_Frozen):
+    """STARTTLS towards the next hop (gateway.relay.smtp)."""
+
+    # none: never; opportunistic: when the upstream offers STARTTLS; required: always,
+    # and a missing offer or a failed handshake tempfails the message (451 4.7.5).
+    mode: Literal["none", "opportunistic", "required"] = "none"
+    verify: bool = True
+    # CA bundle (PEM) the upstream's certificate must chain to; null: the system store.
+    ca_file: Path | None = None
+    # Name checked against the upstream's certificate (and sent as SNI); null: its host.
+    server_name: str | None = None
+
+    @field_validator("ca_file")
+    @classmethod
+    def _ca_file(cls, v: Path | None) -> Path | None:
+        if v is not None:
+            check_ca_file(v)
+        return v
+
+
+class TlsSettings(_Frozen):
+    """STARTTLS offered to clients (certificate and key, PEM) and used towards the upstream."""
+
+    cert: Path | None = None
+    key: Path | None = None
+    # Refuse MAIL (530 5.7.0) until the client has done STARTTLS.
+    require_starttls: bool = False
+    upstream: UpstreamTlsSettings = UpstreamTlsSettings()
+
+    @field_validator("cert")
+    @classmethod
+    def _cert(cls, v: Path | None) -> Path | None:
+        if v is not None:
+            check_certificate(v)
+        return v
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, v: Path | None, info: ValidationInfo) -> Path | None:
+        cert = info.data.get("cert")
+        if v is not None and cert is not None:
+            check_key(cert, v)
+        return v
+
+    @model_validator(mode="after")
+    def _pair(self) -> TlsSettings:
+        if (self.cert is None) != (self.key is None):
+            raise ValueError("cert and key go together: set both or neither")
+        if self.require_starttls and self.cert is None:
+            raise ValueError("require_starttls needs a cert and key")
+        return self
 
 
 class GatewayConfig(_Frozen):
@@ -157,9 +252,43 @@ class GatewayConfig(_Frozen):
     rejection_log: Path = Path("var/log/rejections.jsonl")
     dns: DnsSettings = DnsSettings()
     limits: Limits = Limits()
+    tls: TlsSettings = TlsSettings()
     hostname: str = "gateway.localdomain"
     # Extra headers whose value is read as a classification marking (MARKINGS.md 3).
     classification_headers: tuple[str, ...] = ("X-Classification", "X-Pengelasan")
+    # Worker processes sharing each listening port (SO_REUSEPORT, gateway.workers);
+    # "auto": one per CPU. Above 1, every listener needs a fixed TCP port.
+    workers: Annotated[int, Field(ge=1, le=256)] | Literal["auto"] = 1
+
+    @property
+    def worker_count(self) -> int:
+        """`workers` as a number ("auto" = the CPUs this process may run on)."""
+        if self.workers == "auto":
+            return max(1, len(os.sched_getaffinity(0)))
+        return self.workers
+
+    @field_validator("workers", mode="before")
+    @classmethod
+    def _workers_value(cls, v: object) -> object:
+        if v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 256):
+            return v
+        raise ValueError(f"bad value {v!r}: expected a number of processes from 1 to 256, "
+                         "or auto (one per CPU)")
+
+    @field_validator("workers")
+    @classmethod
+    def _workers_need_fixed_ports(cls, v: int | str, info: ValidationInfo) -> int | str:
+        if v == 1:
+            return v
+        for ln in info.data.get("listeners", ()):
+            addr = ln.address
+            if addr.unix_path is not None:
+                raise ValueError(f"listener {ln.name} is a unix socket; several workers "
+                                 "can share only TCP ports (use workers: 1)")
+            if addr.port == 0:
+                raise ValueError(f"listener {ln.name} has port 0; every worker would get "
+                                 "another port (give it a fixed port or use workers: 1)")
+        return v
 
     @field_validator("upstream")
     @classmethod

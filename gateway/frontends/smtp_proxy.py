@@ -7,6 +7,15 @@ line by line into a list and has no drain-then-refuse for oversize mail), the
 message is inspected in a worker thread with a deadline, and only then relayed:
 250 comes only after the upstream's 250 or an fsynced Maildir file. Every
 failure of our own is 451 4.3.0 with a ref, never exception text.
+
+Hostile clients meet bounds here (`limits:`): connections overall and per client
+IP, commands and bad commands per session, command line length (aiosmtpd's 512
+plus extensions: longer is 500 5.5.2), idle time (421 4.4.2). DATA lines may be
+longer than RFC 5321's 1000 octets (real mail has them); memory stays bounded
+because the message is spooled to disk above `limits.spool_threshold`. The DATA
+stream itself (end of data, bare newlines, spool) is `gateway.frontends.datastream`.
+STARTTLS is offered when `gateway.tls.server_context` gives a context; plaintext
+pipelined behind STARTTLS is discarded by aiosmtpd when the handshake completes.
 """
 
 from __future__ import annotations
@@ -14,8 +23,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import logging
 import re
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,24 +35,33 @@ from aiosmtpd.smtp import MISSING, SMTP
 from aiosmtpd.smtp import Envelope as SmtpEnvelope
 from aiosmtpd.smtp import Session as SmtpSession
 
-from gateway import pipeline
+from gateway import pipeline, tls
 from gateway.config import Listener, Upstream
 from gateway.envelope import Envelope
+from gateway.frontends.datastream import DataDecoder, Spool
 from gateway.observe.rejection_log import RejectionLog, build_record
 from gateway.pipeline import Inspection
 from gateway.policy import relay_control, replies
 from gateway.policy.verdict import Reply
 from gateway.policy_state import PolicyState
 from gateway.relay import maildir
-from gateway.relay.smtp import UpstreamReply, UpstreamSession, UpstreamUnavailable
+from gateway.relay.smtp import (
+    UpstreamReply,
+    UpstreamSession,
+    UpstreamTlsFailed,
+    UpstreamUnavailable,
+)
 
 log = logging.getLogger("gateway.smtp")
 
 # aiosmtpd finds hooks by name: a misspelt one would silently fall back to defaults.
 REQUIRED_HOOKS = frozenset({"EHLO", "HELO", "MAIL", "RCPT", "RSET", "QUIT"})
 READ_CHUNK = 64 * 1024
+RELAY_PIECE = 1024 * 1024
 # Room for SIZE=, BODY= and SMTPUTF8 on top of RFC 5321's 512 octets.
 MAIL_LINE_LIMIT = 1024
+# Replies that say the client sent a bad command (syntax, sequence, unknown, too long).
+_BAD_COMMAND_CODES = frozenset({"500", "501", "502", "503", "504"})
 _HAS_ENHANCED = re.compile(r"^\d{3}[ -][245]\.\d{1,3}\.\d{1,3}(?: |$)")
 _SIMPLE_REPLY = re.compile(r"^(\d{3}) (.*)$", re.DOTALL)
 # RFC 3463 codes for the replies aiosmtpd writes itself (syntax errors, RSET, QUIT...).
@@ -60,73 +81,6 @@ def with_enhanced(status: str) -> str:
     return f"{m.group(1)} {enhanced} {m.group(2)}" if enhanced else status
 
 
-class DataDecoder:
-    """The DATA stream -> message bytes: ends only at CRLF.CRLF, undoes dot-stuffing.
-
-    Sans-io and bounded: once the message passes `limit`, the bytes are dropped and
-    only counted, so an oversize message is drained in constant memory and refused
-    at the end, as RFC 5321 4.2.5 implies.
-    """
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.size = 0
-        self.too_big = False
-        self.done = False
-        self._out = bytearray()
-        self._pending = b""
-        self._bol = True  # the DATA stream starts at the beginning of a line
-
-    def _emit(self, piece: bytes) -> None:
-        self.size += len(piece)
-        if self.too_big:
-            return
-        if self.size > self.limit:
-            self.too_big = True
-            self._out = bytearray()
-            return
-        self._out += piece
-
-    def feed(self, chunk: bytes) -> bytes | None:
-        """Consume wire bytes. Once the end is seen, returns what followed it (maybe b'')."""
-        buf = self._pending + chunk if self._pending else chunk
-        self._pending = b""
-        i, n = 0, len(buf)
-        while True:
-            if self._bol:
-                if i >= n:
-                    return None
-                if buf[i] == 0x2E:  # '.' at the start of a line
-                    if n - i < 2 or (buf[i + 1] == 0x0D and n - i < 3):
-                        self._pending = buf[i:]
-                        return None
-                    if buf[i + 1] == 0x0D and buf[i + 2] == 0x0A:
-                        self.done = True
-                        return buf[i + 3:]
-                    i += 1  # a stuffed dot
-                self._bol = False
-            j = buf.find(b"\r\n.", i)
-            if j < 0:
-                if n - i >= 2 and buf[n - 2] == 0x0D and buf[n - 1] == 0x0A:
-                    self._emit(buf[i:n])
-                    self._bol = True
-                elif n > i and buf[n - 1] == 0x0D:
-                    # A CR at the end may begin the CRLF of a line that starts with '.'.
-                    self._emit(buf[i:n - 1])
-                    self._pending = b"\r"
-                else:
-                    self._emit(buf[i:n])
-                return None
-            self._emit(buf[i:j + 2])
-            i = j + 2
-            self._bol = True
-
-    def message(self) -> bytes:
-        data = bytes(self._out)
-        self._out = bytearray()
-        return data
-
-
 @dataclass
 class ProxyContext:
     """What every session shares. `policy` is the one reference a reload swaps."""
@@ -135,6 +89,13 @@ class ProxyContext:
     rejection_log: RejectionLog
     draining: bool = False
     sessions: set[ProxySMTP] = field(default_factory=set)
+    per_ip: collections.Counter[str] = field(default_factory=collections.Counter)
+
+
+async def _pieces(message: bytes) -> AsyncIterator[bytes]:
+    """A message in memory as large slices (each a copy of at most RELAY_PIECE bytes)."""
+    for start in range(0, len(message), RELAY_PIECE):
+        yield message[start:start + RELAY_PIECE]
 
 
 def _reply_of(up: UpstreamReply) -> Reply:
@@ -155,12 +116,15 @@ class ProxyHandler:
         session.host_name = hostname
         server.command_size_limits["MAIL"] = MAIL_LINE_LIMIT
         await server.end_upstream_transaction()
-        return [f"250-{server.hostname}",
-                f"250-SIZE {server.ctx.policy.max_message_size}",
-                "250-8BITMIME",
-                "250-PIPELINING",
-                "250-ENHANCEDSTATUSCODES",
-                "250 SMTPUTF8"]
+        lines = [f"250-{server.hostname}",
+                 f"250-SIZE {server.ctx.policy.max_message_size}",
+                 "250-8BITMIME",
+                 "250-PIPELINING",
+                 "250-ENHANCEDSTATUSCODES"]
+        if server.tls_context is not None and server.session is not None \
+                and server.session.ssl is None:
+            lines.append("250-STARTTLS")
+        return [*lines, "250 SMTPUTF8"]
 
     async def handle_HELO(self, server: ProxySMTP, session: SmtpSession,
                           envelope: SmtpEnvelope, hostname: str) -> str:
@@ -209,24 +173,131 @@ class ProxySMTP(SMTP):
         self.in_data = False
         self._in_mail = False
         self._raw_replies = False
+        self.delivering = False
+        self.commands = 0
+        self.bad_commands = 0
+        self._counted_ip: str | None = None
+        # Set when the connection must be refused (421) instead of greeted.
+        self._refusal: Reply | None = None
         policy = ctx.policy
+        context, require = self._tls_settings(policy)
         super().__init__(HANDLER, data_size_limit=None, enable_SMTPUTF8=True,
                          decode_data=False, hostname=policy.config.hostname, ident="ESMTP",
-                         timeout=policy.config.limits.session_timeout)
+                         timeout=policy.config.limits.session_timeout,
+                         tls_context=context, require_starttls=require)
         missing = REQUIRED_HOOKS - set(self._handle_hooks)
         if missing:
             raise RuntimeError(f"aiosmtpd hooks not found: {', '.join(sorted(missing))}")
+        self._smtp_methods = {name: self._budgeted(method)
+                              for name, method in self._smtp_methods.items()}
+
+    def _tls_settings(self, policy: PolicyState) -> tuple[ssl.SSLContext | None, bool]:
+        require = policy.config.tls.require_starttls
+        try:
+            return tls.server_context(policy.config), require
+        except (OSError, ssl.SSLError):
+            log.exception("%s: TLS certificate or key cannot be loaded", self.listener.name)
+            if require:
+                # Never fall back to plaintext where TLS is required: tempfail the client.
+                self._refusal = replies.shutting_down()
+            return None, False
+
+    def _budgeted(self, method: Callable[[str | None], Awaitable[None]]
+                  ) -> Callable[[str | None], Awaitable[None]]:
+        """A command handler that first spends one of the session's command budget."""
+        @functools.wraps(method)
+        async def run(arg: str | None) -> None:
+            self.commands += 1
+            if self.commands > self.ctx.policy.config.limits.max_commands:
+                await self.close_with(replies.too_many_commands(), "too many commands")
+                return
+            await method(arg)
+        return run
+
+    async def close_with(self, reply: Reply, why: str) -> None:
+        """Tell the client why (a 421) and hang up."""
+        log.warning("%s client=%s closed: %s", self.listener.name, self.client_ip, why)
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await self.push(replies.render(reply))
+        if self.transport is not None:
+            self.transport.close()
+        # Pipelined commands already buffered must not run after the 421. Cancelling
+        # alone is not enough: a read that finds its line already buffered returns
+        # without suspending, so the cancellation would only land inside the next
+        # command (e.g. after MAIL had opened an upstream connection). Dropping the
+        # buffer makes the next read wait, and the cancellation lands there.
+        self._reader._buffer.clear()  # type: ignore[attr-defined]
+        if self._handler_coroutine is not None:
+            self._handler_coroutine.cancel()
 
     # -- connection ---------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        after_starttls = self._original_transport is not None
         super().connection_made(transport)
+        if after_starttls:
+            # RFC 3207 4.2: nothing from before TLS survives, an open upstream
+            # transaction included (aiosmtpd already dropped the buffered plaintext).
+            self.txn_policy = None
+            if self.upstream is not None:
+                self.upstream.abort()
+                self.upstream = None
+            return
+        if self._refusal is not None:
+            return
+        limits = self.ctx.policy.config.limits
+        ip = self.client_ip
+        if len(self.ctx.sessions) >= limits.max_connections:
+            self._refusal = replies.too_many_connections()
+            log.warning("%s client=%s refused: %d connections open", self.listener.name, ip,
+                        len(self.ctx.sessions))
+            return
+        if ip == "unknown":
+            # A unix-socket client (a local MTA) has no address to count per IP.
+            self.ctx.sessions.add(self)
+            return
+        if self.ctx.per_ip[ip] >= limits.max_connections_per_ip:
+            self._refusal = replies.too_many_connections()
+            log.warning("%s client=%s refused: %d connections from this address",
+                        self.listener.name, ip, self.ctx.per_ip[ip])
+            return
         self.ctx.sessions.add(self)
+        self.ctx.per_ip[ip] += 1
+        self._counted_ip = ip
 
     def connection_lost(self, error: Exception | None) -> None:
         self.ctx.sessions.discard(self)
+        if self._counted_ip is not None:
+            ip, self._counted_ip = self._counted_ip, None
+            self.ctx.per_ip[ip] -= 1
+            if self.ctx.per_ip[ip] <= 0:
+                del self.ctx.per_ip[ip]
         if self.upstream is not None:
             self.upstream.abort()
         super().connection_lost(error)
+
+    async def _handle_client(self) -> None:
+        if self._refusal is not None:
+            # Refused before the greeting: one 421 and the connection is closed.
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await self.push(replies.render(self._refusal))
+            if self.transport is not None:
+                self.transport.close()
+            return
+        await super()._handle_client()
+
+    def _timeout_cb(self) -> None:
+        if self.delivering:
+            # Inspection and relay have deadlines of their own; cutting the client off
+            # now could make it retry a message the upstream has already taken.
+            self._reset_timeout()
+            return
+        if self.transport is None:
+            return
+        log.info("%s client=%s idle timeout", self.listener.name, self.client_ip)
+        if not self.transport.is_closing():
+            # Written without waiting: close() still sends what is buffered.
+            self._writer.write(replies.render(replies.idle_timeout()).encode() + b"\r\n")
+        super()._timeout_cb()  # type: ignore[no-untyped-call]
 
     @property
     def busy(self) -> bool:
@@ -265,6 +336,10 @@ class ProxySMTP(SMTP):
         if isinstance(status, str) and not self._raw_replies:
             status = with_enhanced(status)
         await super().push(status)
+        if isinstance(status, str) and status[:3] in _BAD_COMMAND_CODES:
+            self.bad_commands += 1
+            if self.bad_commands >= self.ctx.policy.config.limits.max_bad_commands:
+                await self.close_with(replies.too_many_bad_commands(), "too many bad commands")
 
     async def handle_exception(self, error: Exception) -> str:
         """Any unexpected failure: 451 4.3.0 with a ref; the traceback goes to our log only."""
@@ -376,7 +451,7 @@ class ProxySMTP(SMTP):
                 self.upstream = await UpstreamSession.connect(
                     target.host, target.port, helo_name=policy.config.hostname,
                     connect_timeout=limits.upstream_connect_timeout,
-                    timeout=limits.upstream_timeout)
+                    timeout=limits.upstream_timeout, tls=policy.config.tls.upstream)
                 self.upstream_target = target
             try:
                 return await self.upstream.mail(sender, self.forward_params(options))
@@ -405,6 +480,9 @@ class ProxySMTP(SMTP):
             self.upstream.abort()
         ref = ref or pipeline.new_ref()
         log.warning("%s ref=%s upstream unavailable: %s", self.listener.name, ref, exc)
+        if isinstance(exc, UpstreamTlsFailed):
+            return await self.refuse(replies.upstream_tls_failed(ref), ref, rule_id=None,
+                                     reason="upstream TLS failed", event="tempfail")
         return await self.refuse(replies.upstream_unavailable(ref), ref, rule_id=None,
                                  reason="upstream unavailable", event="tempfail")
 
@@ -450,8 +528,7 @@ class ProxySMTP(SMTP):
             self.upstream = None
 
     # -- DATA -----------------------------------------------------------------------------
-    async def read_data(self, limit: int) -> DataDecoder:
-        decoder = DataDecoder(limit)
+    async def read_data(self, decoder: DataDecoder) -> None:
         while True:
             chunk = await self._reader.read(READ_CHUNK)
             if not chunk:
@@ -462,7 +539,7 @@ class ProxySMTP(SMTP):
                 if rest:
                     # Pipelined commands after the final dot belong to the command loop.
                     self._unread(rest)
-                return decoder
+                return
 
     def _unread(self, data: bytes) -> None:
         # StreamReader has no public unread; aiosmtpd itself works on _buffer (STARTTLS).
@@ -486,13 +563,20 @@ class ProxySMTP(SMTP):
             status = await self.upstream_gone(UpstreamUnavailable("lost before DATA"))
             await self.finish_transaction(status)
             return
+        limits = policy.config.limits
         await self.push("354 End data with <CR><LF>.<CR><LF>")
         self.in_data = True
+        decoder = DataDecoder(policy.max_message_size, bare_newlines=limits.bare_newlines,
+                              spool=Spool(limits.spool_threshold, limits.spool_dir))
         try:
-            decoder = await self.read_data(policy.max_message_size)
+            await self.read_data(decoder)
+            self.delivering = True
             status = await self.deliver(policy, decoder)
         finally:
+            # Whatever happened (refusal, client gone, cancellation): no message on disk.
+            decoder.spool.close()
             self.in_data = False
+            self.delivering = False
         await self.finish_transaction(status)
 
     async def finish_transaction(self, status: str) -> None:
@@ -510,7 +594,21 @@ class ProxySMTP(SMTP):
             return await self.refuse(replies.size_exceeded(limit, ref), ref,
                                      rule_id="saiz-maksimum",
                                      reason=f"message of {decoder.size} bytes over {limit}")
-        raw = decoder.message()
+        if decoder.bare is not None and decoder.bare_newlines == "reject":
+            return await self.refuse(replies.bare_newline(ref), ref, rule_id="baris-tidak-sah",
+                                     reason=f"{decoder.bare} in DATA")
+        spool = decoder.spool
+        if spool.error is not None:
+            log.error("%s ref=%s cannot spool the message: %s", self.listener.name, ref,
+                      spool.error)
+            return await self.refuse(replies.internal_error(ref), ref, rule_id=None,
+                                     reason="internal error", event="tempfail")
+        try:
+            raw = await asyncio.to_thread(spool.read) if spool.spooled else spool.read()
+        except OSError:
+            log.exception("%s ref=%s cannot read the spooled message", self.listener.name, ref)
+            return await self.refuse(replies.internal_error(ref), ref, rule_id=None,
+                                     reason="internal error", event="tempfail")
         env = self.gateway_envelope()
         timeout = policy.config.limits.inspection_timeout
         try:
@@ -531,7 +629,9 @@ class ProxySMTP(SMTP):
                                  inspection=inspection)
             return replies.render(inspection.reply)
         assert inspection.relay_bytes is not None
-        reply, status = await self.relay(policy, inspection.relay_bytes, ref)
+        # Unchanged by transforms: relay the spooled copy rather than a second one in memory.
+        source = spool if spool.spooled and inspection.relay_bytes is raw else None
+        reply, status = await self.relay(policy, inspection.relay_bytes, ref, source)
         noted = verdict.event
         self.log_outcome(ref, env, len(raw), "relay" if noted is None else f"relay+{noted}",
                          verdict.rule_id, reply)
@@ -539,13 +639,15 @@ class ProxySMTP(SMTP):
             await self.write_log(event=noted, ref=ref, reply=reply, inspection=inspection)
         return status
 
-    async def relay(self, policy: PolicyState, message: bytes, ref: str) -> tuple[Reply, str]:
+    async def relay(self, policy: PolicyState, message: bytes, ref: str,
+                    spool: Spool | None = None) -> tuple[Reply, str]:
         target = policy.config.upstream_target
         if target.kind == "smtp":
             assert self.upstream is not None
             try:
-                up = await self.upstream.data(message)
-            except UpstreamUnavailable as exc:
+                up = await self.upstream.data_stream(
+                    spool.chunks() if spool is not None else _pieces(message))
+            except (UpstreamUnavailable, OSError) as exc:
                 gone = await self.upstream_gone(exc, ref)
                 return replies.upstream_unavailable(ref), gone
             return _reply_of(up), up.render()

@@ -95,7 +95,49 @@ def upstream_unavailable(ref: str) -> Reply:
         f"ref={ref}"))
 
 
+def upstream_tls_failed(ref: str) -> Reply:
+    # 4.7.5 (RFC 3463: cryptographic failure): the message waits rather than travel
+    # unencrypted when TLS to the next hop is required or was started.
+    return Reply(451, "4.7.5", (
+        "Sambungan TLS ke pelayan mel seterusnya gagal; sila cuba sebentar lagi.",
+        "TLS to the next mail server failed; please try again later.",
+        f"ref={ref}"))
+
+
 def shutting_down() -> Reply:
     return Reply(421, "4.3.2", (
         "Gerbang e-mel sedang ditutup; sila cuba sebentar lagi.",
         "The gateway is shutting down; please try again later."))
+
+
+def bare_newline(ref: str) -> Reply:
+    # RFC 5321 2.3.8: CR and LF only together as CRLF; a next hop may read a bare one
+    # as a line end (SMTP smuggling). 5.6.x: a problem with the content (RFC 3463 3.7).
+    return Reply(550, "5.6.11", (
+        "Mesej mengandungi CR atau LF tanpa pasangan (atau NUL); hantar dengan CRLF.",
+        "Message contains a bare CR or LF (or NUL); send lines ending in CRLF.",
+        f"rule=baris-tidak-sah ref={ref}"))
+
+
+def too_many_connections() -> Reply:
+    return Reply(421, "4.7.0", (
+        "Terlalu banyak sambungan; sila cuba sebentar lagi.",
+        "Too many connections; please try again later."))
+
+
+def too_many_commands() -> Reply:
+    return Reply(421, "4.7.0", (
+        "Terlalu banyak arahan dalam sesi ini; sambungan ditutup.",
+        "Too many commands in this session; closing the connection."))
+
+
+def too_many_bad_commands() -> Reply:
+    return Reply(421, "4.7.0", (
+        "Terlalu banyak arahan yang salah; sambungan ditutup.",
+        "Too many bad commands; closing the connection."))
+
+
+def idle_timeout() -> Reply:
+    return Reply(421, "4.4.2", (
+        "Tiada aktiviti terlalu lama; sambungan ditutup.",
+        "Idle for too long; closing the connection."))

@@ -9,13 +9,30 @@ dot-stuffing; no library re-serialises or normalises line endings on the way
 Every read and write is bounded by a timeout. Anything that stops the
 conversation (refused connection, timeout, dropped connection, garbage reply)
 raises UpstreamUnavailable; the caller answers 451 4.4.1 and drops the session.
+
+With `tls.upstream.mode` opportunistic (STARTTLS when offered) or required, the
+session upgrades right after EHLO and says EHLO again. When TLS was to be used and
+fails (not offered under `required`, handshake or certificate verification
+failure) it raises UpstreamTlsFailed, a kind of UpstreamUnavailable: the message
+is tempfailed, never sent in plaintext instead.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
+import ssl
+from collections.abc import AsyncIterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from gateway.tls import client_context
+
+if TYPE_CHECKING:
+    from gateway.config import UpstreamTlsSettings
+
+log = logging.getLogger(__name__)
 
 _REPLY_LINE = re.compile(rb"^(\d{3})([ -])(.*?)\r?\n$", re.DOTALL)
 MAX_REPLY_LINES = 100
@@ -24,6 +41,10 @@ WRITE_CHUNK = 256 * 1024
 
 class UpstreamUnavailable(Exception):
     """The upstream could not be reached or stopped answering properly."""
+
+
+class UpstreamTlsFailed(UpstreamUnavailable):
+    """TLS to the upstream was required or started, and could not be established."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +76,43 @@ def dot_stuff(message: bytes) -> bytes:
     return stuffed
 
 
+class DotStuffer:
+    """`dot_stuff` for a message that arrives in pieces: same bytes out, piece by piece.
+
+    A piece's trailing CR or CRLF (a possible start of CRLF + '.') waits for the next
+    piece; the stream starts as if after a CRLF, so a leading '.' is stuffed too.
+    """
+
+    def __init__(self) -> None:
+        self._carry = b"\r\n"
+        self._skip = 2  # the virtual CRLF in front of the message is never sent
+        self._tail = b""  # last two bytes sent, to know whether the message ends in CRLF
+
+    def _out(self, data: bytes) -> bytes:
+        if self._skip:
+            cut = min(self._skip, len(data))
+            data, self._skip = data[cut:], self._skip - cut
+        if data:
+            self._tail = (self._tail + data)[-2:]
+        return data
+
+    def feed(self, piece: bytes) -> bytes:
+        if not piece:
+            return b""
+        data = self._carry + piece
+        keep = 2 if data.endswith(b"\r\n") else 1 if data.endswith(b"\r") else 0
+        self._carry = data[len(data) - keep:]
+        return self._out(data[:len(data) - keep].replace(b"\r\n.", b"\r\n.."))
+
+    def end(self) -> bytes:
+        """What is still held, and the CRLF the final '.' line needs before it."""
+        out = self._out(self._carry)
+        self._carry = b""
+        if self._tail != b"\r\n" and (out or self._tail):
+            out += b"\r\n"
+        return out
+
+
 class UpstreamSession:
     """One connection to the upstream SMTP server, driven one command at a time."""
 
@@ -66,10 +124,12 @@ class UpstreamSession:
         self.extensions: dict[str, str] = {}
         self.in_transaction = False
         self.closed = False
+        self.tls_version: str | None = None  # e.g. "TLSv1.3" once STARTTLS succeeded
 
     @classmethod
     async def connect(cls, host: str, port: int, *, helo_name: str, connect_timeout: float,
-                      timeout: float) -> UpstreamSession:
+                      timeout: float, tls: UpstreamTlsSettings | None = None
+                      ) -> UpstreamSession:
         try:
             reader, writer = await asyncio.wait_for(
                 asyncio.open_connection(host, port, limit=64 * 1024), connect_timeout)
@@ -80,19 +140,62 @@ class UpstreamSession:
             greeting = await session.read_reply()
             if greeting.code != 220:
                 raise UpstreamUnavailable(f"greeting {greeting.code}")
-            ehlo = await session.command(f"EHLO {helo_name}")
-            if ehlo.ok:
-                for line in ehlo.lines[1:]:
-                    key, _, value = line.partition(" ")
-                    session.extensions[key.upper()] = value
-            else:
-                helo = await session.command(f"HELO {helo_name}")
-                if not helo.ok:
-                    raise UpstreamUnavailable(f"HELO refused with {helo.code}")
+            await session.hello(helo_name)
+            if tls is not None and tls.mode != "none":
+                await session.starttls(tls, host, helo_name)
         except BaseException:
             session.abort()
             raise
         return session
+
+    async def hello(self, helo_name: str) -> None:
+        """EHLO (HELO if refused); the advertised extensions are kept for MAIL parameters."""
+        self.extensions = {}
+        ehlo = await self.command(f"EHLO {helo_name}")
+        if ehlo.ok:
+            for line in ehlo.lines[1:]:
+                key, _, value = line.partition(" ")
+                self.extensions[key.upper()] = value
+        else:
+            helo = await self.command(f"HELO {helo_name}")
+            if not helo.ok:
+                raise UpstreamUnavailable(f"HELO refused with {helo.code}")
+
+    async def starttls(self, tls: UpstreamTlsSettings, host: str, helo_name: str) -> None:
+        """Upgrade to TLS as `tls.mode` says, then EHLO again (RFC 3207 4.2)."""
+        required = tls.mode == "required"
+        if "STARTTLS" not in self.extensions:
+            if required:
+                raise UpstreamTlsFailed("TLS required but the upstream does not offer STARTTLS")
+            return
+        reply = await self.command("STARTTLS")
+        if reply.code != 220:
+            if required:
+                raise UpstreamTlsFailed(f"TLS required but STARTTLS refused with {reply.code}")
+            # Opportunistic: the upstream offered and then declined; RFC 3207 lets the
+            # client carry on in plaintext, as it would have without the offer.
+            return
+        buffered: bytearray = self._reader._buffer  # type: ignore[attr-defined]
+        if buffered:
+            # Bytes sent in plaintext behind the 220 would be read as if they came over
+            # TLS (the client side of CVE-2011-0411): a broken or hostile upstream.
+            raise UpstreamTlsFailed("upstream sent data after its 220 to STARTTLS")
+        server_name = tls.server_name or host
+        try:
+            async with asyncio.timeout(self.timeout):
+                await self._writer.start_tls(client_context(tls), server_hostname=server_name,
+                                             ssl_handshake_timeout=self.timeout)
+        except TimeoutError as exc:
+            raise UpstreamTlsFailed("TLS handshake with upstream timed out") from exc
+        except ssl.SSLCertVerificationError as exc:
+            raise UpstreamTlsFailed(f"upstream certificate not accepted for {server_name}: "
+                                    f"{exc.verify_message or exc}") from exc
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            raise UpstreamTlsFailed(f"TLS handshake with upstream failed: {exc!r}") from exc
+        ssl_object = self._writer.get_extra_info("ssl_object")
+        self.tls_version = ssl_object.version() if ssl_object is not None else "TLS"
+        log.debug("upstream %s: STARTTLS done, %s", host, self.tls_version)
+        await self.hello(helo_name)
 
     async def read_reply(self) -> UpstreamReply:
         lines: list[str] = []
@@ -162,6 +265,22 @@ class UpstreamSession:
         if go.code != 354:
             return go
         await self._send(dot_stuff(message) + b".\r\n")
+        reply = await self.read_reply()
+        self.in_transaction = False
+        return reply
+
+    async def data_stream(self, pieces: AsyncIterable[bytes]) -> UpstreamReply:
+        """As `data`, with the message given in pieces (a spooled message, read in
+        large blocks), dot-stuffed on the way so no whole stuffed copy is ever made."""
+        go = await self.command("DATA")
+        if go.code != 354:
+            return go
+        stuffer = DotStuffer()
+        async for piece in pieces:
+            out = stuffer.feed(piece)
+            if out:
+                await self._send(out)
+        await self._send(stuffer.end() + b".\r\n")
         reply = await self.read_reply()
         self.in_transaction = False
         return reply

@@ -42,7 +42,7 @@ def send(addr: tuple[str, int], msg: bytes, sender: str = "a@anm.gov.my",
 async def test_accepted_mail_reaches_upstream_byte_for_byte(
         make_gateway: GatewayFactory, upstream: FakeUpstream) -> None:
     gw = await make_gateway(upstream=f"smtp://127.0.0.1:{upstream.port}")
-    body = (b".leading dot line\r\n..two dots\r\n.\tdot tab\r\nbare\nLF and bare\rCR\r\n"
+    body = (b".leading dot line\r\n..two dots\r\n.\tdot tab\r\nodd\tcontrol \x0b\x0c\r\n"
             b"8-bit: \xe2\x9c\x93 \xff\r\n" + b"x" * 3000 + b"\r\n\r\n.\r\n trailing\r\n")
     msg = message(body=body, extra=b"X-Odd:   spaced  \r\n")
     code, text = await in_thread(lambda: send(gw.outbound, msg))
@@ -54,6 +54,20 @@ async def test_accepted_mail_reaches_upstream_byte_for_byte(
     assert got.mail_from == "a@anm.gov.my"
     assert got.rcpt_to == [RCPT]
     assert gw.records() == []  # an accepted, untagged message is not in the rejection log
+
+
+async def test_bare_lf_or_cr_is_refused_by_default_and_never_relayed(
+        make_gateway: GatewayFactory, upstream: FakeUpstream) -> None:
+    # Bare newlines are refused (SMTP smuggling, see test_smuggling.py), so byte-exact
+    # relay holds for every message the gateway accepts.
+    gw = await make_gateway(upstream=f"smtp://127.0.0.1:{upstream.port}")
+    for body in (b"bare\nLF\r\n", b"bare\rCR\r\n"):
+        code, text = await in_thread(lambda body=body: send(gw.outbound, message(body=body)))
+        assert code == 550
+        assert text.startswith(b"5.6.11 ")
+        assert b"bare CR or LF" in text and b"rule=baris-tidak-sah" in text
+    assert upstream.messages == []
+    assert [r["rule_id"] for r in gw.records()] == ["baris-tidak-sah"] * 2
 
 
 async def test_rule_reject_is_multiline_with_rule_and_ref_and_logged(

@@ -1,0 +1,223 @@
+"""The DATA stream of one transaction: where a message ends, what it holds, where it is kept.
+
+`DataDecoder` turns the wire bytes after 354 into the message: it ends the message
+only at CRLF.CRLF and undoes dot-stuffing. It is the gateway's defence against SMTP
+smuggling: every other end-of-data look-alike (`\\n.\\n`, `\\n.\\r\\n`, `\\r.\\r\\n`,
+`\\r\\n.\\r`, NUL forms) stays inside the one message, and because a next hop may read
+one of those as the end, the message never leaves with a bare CR, bare LF or NUL in
+it: under `limits.bare_newlines: reject` it is refused, under `normalize` each bare
+CR or LF becomes CRLF and each NUL is dropped before inspection and relay (the one
+exception to byte-exact relay).
+
+`Spool` keeps the message: in memory up to `limits.spool_threshold`, then in a
+mode-0600 temporary file, so a flood of large messages costs disk, not memory. The
+owner closes it when the transaction ends, whatever happens; closing deletes the file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Literal
+
+BareNewlines = Literal["reject", "normalize"]
+
+# File writes happen on the event loop: a page-cache write of this size takes well under
+# a millisecond, while a thread hop per network chunk would cost more than it saves.
+FLUSH_SIZE = 1024 * 1024
+READ_SIZE = 1024 * 1024
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+
+
+def bare_in(piece: bytes) -> str | None:
+    """What makes `piece` unsafe to relay (bare CR, bare LF, NUL), or None."""
+    crlf = piece.count(b"\r\n")
+    if piece.count(b"\n") != crlf:
+        return "bare LF"
+    if piece.count(b"\r") != crlf:
+        return "bare CR"
+    if b"\x00" in piece:
+        return "NUL"
+    return None
+
+
+def normalize(piece: bytes) -> bytes:
+    """Every bare CR or LF as CRLF, NULs dropped."""
+    return _LINE_END.sub(b"\r\n", piece.replace(b"\x00", b""))
+
+
+class Spool:
+    """The message bytes: memory below the threshold, a private temporary file above it."""
+
+    def __init__(self, threshold: int, directory: Path | None = None) -> None:
+        self.threshold = threshold
+        self.directory = directory
+        self.size = 0
+        self.path: str | None = None
+        self.error: OSError | None = None
+        self._mem = bytearray()
+        self._fd: int | None = None
+        self._dropped = False
+
+    def write(self, piece: bytes) -> None:
+        if self._dropped:
+            return
+        self.size += len(piece)
+        self._mem += piece
+        try:
+            if self._fd is None:
+                if len(self._mem) > self.threshold:
+                    # mkstemp creates the file 0600 with O_EXCL: no other user reads it.
+                    self._fd, self.path = tempfile.mkstemp(
+                        prefix="gateway-", suffix=".msg", dir=self.directory)
+                    self._flush()
+            elif len(self._mem) >= FLUSH_SIZE:
+                self._flush()
+        except OSError as exc:
+            # A full or broken disk: keep draining the client, answer 451 at the end.
+            self.error = exc
+            self.drop()
+
+    def _flush(self) -> None:
+        assert self._fd is not None
+        view = memoryview(self._mem)
+        try:
+            while view:
+                view = view[os.write(self._fd, view):]
+        finally:
+            view.release()
+        self._mem = bytearray()
+
+    def drop(self) -> None:
+        """Keep nothing more (oversize or refused message): free memory and disk now."""
+        self._dropped = True
+        self._mem = bytearray()
+        self.close()
+
+    @property
+    def spooled(self) -> bool:
+        return self.path is not None
+
+    def read(self) -> bytes:
+        """The whole message as one bytes object (blocking: call it in a worker thread)."""
+        if self._fd is None:
+            data = bytes(self._mem)
+            self._mem = bytearray()
+            return data
+        self._flush()
+        return os.pread(self._fd, self.size, 0)
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The spooled message in large pieces, read off the event loop."""
+        assert self._fd is not None
+        self._flush()
+        offset = 0
+        while offset < self.size:
+            piece = await asyncio.to_thread(os.pread, self._fd, READ_SIZE, offset)
+            if not piece:
+                raise OSError("spool file shorter than the message")
+            offset += len(piece)
+            yield piece
+
+    def close(self) -> None:
+        """Delete the file (if any). Idempotent."""
+        fd, path = self._fd, self.path
+        self._fd = None
+        self.path = None
+        if fd is not None:
+            os.close(fd)
+        if path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+
+
+class DataDecoder:
+    """The DATA stream -> message bytes: ends only at CRLF.CRLF, undoes dot-stuffing.
+
+    Sans-io apart from the spool, and bounded: once the message passes `limit`, or
+    holds a bare newline under `reject`, the bytes are dropped and only counted, so
+    the message is drained in constant memory and refused at the end, as RFC 5321
+    4.2.5 implies.
+    """
+
+    def __init__(self, limit: int, *, bare_newlines: BareNewlines = "reject",
+                 spool: Spool | None = None) -> None:
+        self.limit = limit
+        self.bare_newlines = bare_newlines
+        self.spool = spool if spool is not None else Spool(threshold=limit + 1)
+        self.size = 0
+        self.too_big = False
+        self.bare: str | None = None  # the first bare CR/LF/NUL seen, if any
+        self.done = False
+        self._pending = b""
+        self._bol = True  # the DATA stream starts at the beginning of a line
+
+    @property
+    def refused(self) -> bool:
+        return self.too_big or (self.bare is not None and self.bare_newlines == "reject")
+
+    def _emit(self, piece: bytes) -> None:
+        self.size += len(piece)
+        if self.refused:
+            return
+        if self.size > self.limit:
+            self.too_big = True
+            self.spool.drop()
+            return
+        found = bare_in(piece)
+        if found is not None:
+            if self.bare is None:
+                self.bare = found
+            if self.bare_newlines == "reject":
+                self.spool.drop()
+                return
+            piece = normalize(piece)
+        self.spool.write(piece)
+
+    def feed(self, chunk: bytes) -> bytes | None:
+        """Consume wire bytes. Once the end is seen, returns what followed it (maybe b'').
+
+        Every piece emitted either ends in CRLF or ends in neither CR nor LF (a final
+        CR is held back), so a CRLF is never split between pieces and `bare_in` can
+        look at each piece on its own.
+        """
+        buf = self._pending + chunk if self._pending else chunk
+        self._pending = b""
+        i, n = 0, len(buf)
+        while True:
+            if self._bol:
+                if i >= n:
+                    return None
+                if buf[i] == 0x2E:  # '.' at the start of a line
+                    if n - i < 2 or (buf[i + 1] == 0x0D and n - i < 3):
+                        self._pending = buf[i:]
+                        return None
+                    if buf[i + 1] == 0x0D and buf[i + 2] == 0x0A:
+                        self.done = True
+                        return buf[i + 3:]
+                    i += 1  # a stuffed dot
+                self._bol = False
+            j = buf.find(b"\r\n.", i)
+            if j < 0:
+                if n - i >= 2 and buf[n - 2] == 0x0D and buf[n - 1] == 0x0A:
+                    self._emit(buf[i:n])
+                    self._bol = True
+                elif n > i and buf[n - 1] == 0x0D:
+                    # A CR at the end may begin the CRLF of a line that starts with '.'.
+                    self._emit(buf[i:n - 1])
+                    self._pending = b"\r"
+                else:
+                    self._emit(buf[i:n])
+                return None
+            self._emit(buf[i:j + 2])
+            i = j + 2
+            self._bol = True
+
+    def message(self) -> bytes:
+        """The message held in memory or spooled (blocking when spooled)."""
+        return self.spool.read()
