@@ -16,6 +16,8 @@ CONFIG  ?= config/gateway.yaml
 # the SPF/DMARC tests start on loopback (the binary only: no service grabbing port 53).
 APT_PACKAGES := python3 python3-venv python3-pip libmagic1 ca-certificates zip 7zip gnupg \
                 dnsmasq-base
+# For `make bench` only: Postfix's smtp-source and smtp-sink load generator and sink.
+BENCH_APT_PACKAGES := postfix
 
 export DEBIAN_FRONTEND := noninteractive
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
@@ -26,6 +28,7 @@ help:
 	@echo "make run    install what is missing, then start the gateway ($(CONFIG))"
 	@echo "make test   install what is missing, then ruff, mypy and pytest"
 	@echo "make deps   only install (system packages, $(VENV), the project)"
+	@echo "make bench  benchmarks (installs postfix for smtp-source/smtp-sink)"
 	@echo "make clean  remove $(VENV) and caches"
 
 run: deps
@@ -48,10 +51,10 @@ deps: venv
 venv: system-deps $(STAMP)
 
 # apt only when a package is missing: nothing to do (and no root needed) on a
-# machine that has them all.
-system-deps:
+# machine that has them all. $(1): the packages.
+define apt_install
 	@missing=""; \
-	for pkg in $(APT_PACKAGES); do \
+	for pkg in $(1); do \
 	  dpkg-query -W -f='$${Status}' "$$pkg" 2>/dev/null | grep -q "install ok installed" \
 	    || missing="$$missing $$pkg"; \
 	done; \
@@ -67,6 +70,28 @@ system-deps:
 	  apt-get update -q; \
 	  apt-get install -y -q --no-install-recommends $$missing; \
 	fi
+endef
+
+system-deps:
+	$(call apt_install,$(APT_PACKAGES))
+
+# Only `make bench` needs Postfix, for its smtp-source and smtp-sink test programs
+# (`make test` and `make run` do not). Installed as "No configuration": no main.cf,
+# so no mail system is set up; and if one runs anyway it is stopped, so nothing is
+# left listening on port 25.
+bench-deps: deps
+	@if [ "$$(id -u)" -eq 0 ] && command -v debconf-set-selections >/dev/null; then \
+	  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections; \
+	fi
+	$(call apt_install,$(BENCH_APT_PACKAGES))
+	@if [ "$$(id -u)" -eq 0 ]; then \
+	  if [ -d /run/systemd/system ] && systemctl is-enabled -q postfix 2>/dev/null; then \
+	    systemctl disable -q --now postfix || true; \
+	  fi; \
+	  if /usr/sbin/postfix status >/dev/null 2>&1; then /usr/sbin/postfix stop || true; fi; \
+	fi
+	@command -v smtp-source >/dev/null && command -v smtp-sink >/dev/null \
+	  || { echo "smtp-source/smtp-sink not found (package postfix)" >&2; exit 1; }
 
 $(VENV)/bin/python: | system-deps
 	$(PYTHON) -m venv $(VENV)
@@ -76,10 +101,13 @@ $(STAMP): pyproject.toml | system-deps $(VENV)/bin/python
 	$(VENV)/bin/pip install -q -e '.[test]'
 	touch $@
 
-# Inspection time and peak memory for 2 KB, 1 MB and 25 MB messages (not a test).
-.PHONY: bench
-bench: deps
+# Inspection time and peak memory for 2 KB, 1 MB and 25 MB messages, then SMTP
+# throughput, latency and memory through the gateway vs straight to smtp-sink
+# (benchmarks, not tests: nothing is asserted).
+.PHONY: bench bench-deps
+bench: bench-deps
 	$(VENV)/bin/python bench/inspect.py
+	$(VENV)/bin/python bench/smtp.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info

@@ -12,6 +12,7 @@ changed nameserver takes effect and no stale answer outlives the policy.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from gateway.auth.resolver import Resolver
@@ -29,7 +30,8 @@ class PolicyState:
     # None only for a state built by hand without DNS: sender_auth then sees temperror.
     resolver: Resolver | None = None
 
-    @property
+    # Cached: read at every EHLO and MAIL, and the rules never change within a state.
+    @cached_property
     def max_message_size(self) -> int:
         """Hard limit for SIZE= and DATA: the config's, else the largest the rules allow."""
         if self.config.limits.max_message_size is not None:

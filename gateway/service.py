@@ -16,6 +16,7 @@ import logging
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from gateway.config import Listener
@@ -33,7 +34,10 @@ DRAIN_TIMEOUT = 30.0
 class Gateway:
     """The listeners of one config, started and stopped together."""
 
-    def __init__(self, policy: PolicyState) -> None:
+    def __init__(self, policy: PolicyState, *, reuse_port: bool = False) -> None:
+        # SO_REUSEPORT only for gateway.workers: a lone gateway must fail on a port
+        # another process holds, not share it.
+        self.reuse_port = reuse_port
         self.ctx = ProxyContext(policy=policy,
                                 rejection_log=RejectionLog(policy.config.rejection_log))
         self._servers: list[tuple[Listener, asyncio.AbstractServer]] = []
@@ -67,7 +71,8 @@ class Gateway:
                 else:
                     assert addr.port is not None
                     srv = await loop.create_server(factory, addr.host, addr.port,
-                                                   reuse_address=True)
+                                                   reuse_address=True,
+                                                   reuse_port=self.reuse_port or None)
                     self.bound[listener.name] = [
                         (str(s.getsockname()[0]), int(s.getsockname()[1]))
                         for s in srv.sockets]
@@ -164,8 +169,9 @@ def setup_logging() -> None:
     logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 
-async def run(config_path: Path, policy: PolicyState) -> int:
-    gateway = Gateway(policy)
+async def run(config_path: Path, policy: PolicyState, *, reuse_port: bool = False,
+              on_ready: Callable[[], None] | None = None) -> int:
+    gateway = Gateway(policy, reuse_port=reuse_port)
     try:
         await gateway.start()
     except (OSError, ValueError) as exc:
@@ -184,6 +190,8 @@ async def run(config_path: Path, policy: PolicyState) -> int:
     loop.add_signal_handler(signal.SIGUSR1, gateway.reopen_log)
     loop.add_signal_handler(signal.SIGTERM, stopping.set)
     loop.add_signal_handler(signal.SIGINT, stopping.set)
+    if on_ready is not None:
+        on_ready()
     try:
         await stopping.wait()
         log.info("stopping: draining sessions for up to %.0fs", DRAIN_TIMEOUT)
@@ -211,4 +219,9 @@ def serve(config_path: Path) -> int:
         print(f"{config_path}: listener(s) {', '.join(milter)}: mode milter is not "
               "available in this version; use mode: smtp", file=sys.stderr)
         return 2
+    workers = policy.config.worker_count
+    if workers > 1:
+        from gateway import workers as worker_processes  # it imports this module
+
+        return worker_processes.serve(config_path, policy, workers)
     return asyncio.run(run(config_path, policy))
