@@ -13,9 +13,10 @@ CONFIG  ?= config/gateway.yaml
 # System packages: the interpreter, venv + pip to build .venv, and libmagic for
 # python-magic (real file types of attachments); zip, 7zip and gpg make the
 # encrypted archives and PGP messages the tests inspect; dnsmasq-base is the DNS server
-# the SPF/DMARC tests start on loopback (the binary only: no service grabbing port 53).
+# the SPF/DMARC tests start on loopback (the binary only: no service grabbing port 53);
+# systemd gives the tests systemd-analyze (verify, security), procps the unit's /bin/kill.
 APT_PACKAGES := python3 python3-venv python3-pip libmagic1 ca-certificates zip 7zip gnupg \
-                dnsmasq-base
+                dnsmasq-base systemd procps
 # For `make bench` only: Postfix's smtp-source and smtp-sink load generator and sink.
 BENCH_APT_PACKAGES := postfix
 
@@ -29,6 +30,7 @@ help:
 	@echo "make test   install what is missing, then ruff, mypy and pytest"
 	@echo "make deps   only install (system packages, $(VENV), the project)"
 	@echo "make bench  benchmarks (installs postfix for smtp-source/smtp-sink)"
+	@echo "make install  (root) install under /opt/gateway with the systemd unit"
 	@echo "make clean  remove $(VENV) and caches"
 
 run: deps
@@ -111,3 +113,54 @@ bench: bench-deps
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info
+
+# `make install` (as root): the program in /opt/gateway (its own virtualenv), the
+# systemd unit, tmpfiles.d and logrotate files, the config in /etc/gateway (only
+# when missing: an administrator's edits are never overwritten) and the dedicated
+# system user `gateway`. Safe to run again (upgrades the program in place).
+# DESTDIR=DIR installs the files into DIR instead and touches nothing on the
+# system (no user, no virtualenv unless INSTALL_VENV=yes, no systemctl).
+DESTDIR     ?=
+PREFIX      := /opt/gateway
+ETCDIR      := /etc/gateway
+SERVICE_USER := gateway
+INSTALL_VENV ?= $(if $(DESTDIR),no,yes)
+INSTALL_TREE := gateway rules config systemd pyproject.toml README.md
+
+.PHONY: install
+install:
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" -ne 0 ]; then \
+	  echo "make install needs root (or DESTDIR=DIR to stage the files)" >&2; exit 1; fi
+	@if [ -z "$(DESTDIR)" ] && ! getent passwd $(SERVICE_USER) >/dev/null; then \
+	  echo "creating system user $(SERVICE_USER)"; \
+	  useradd --system --user-group --home-dir /var/lib/gateway --no-create-home \
+	    --shell /usr/sbin/nologin --comment "e-mail policy gateway" $(SERVICE_USER); \
+	fi
+	install -d -m 0755 $(DESTDIR)$(PREFIX)
+	rm -rf $(DESTDIR)$(PREFIX)/gateway $(DESTDIR)$(PREFIX)/rules
+	tar -C . --exclude=__pycache__ --exclude='*.pyc' -cf - $(INSTALL_TREE) \
+	  | tar -C $(DESTDIR)$(PREFIX) --no-same-owner -xf -
+	@if [ "$(INSTALL_VENV)" = yes ]; then \
+	  [ -x $(DESTDIR)$(PREFIX)/.venv/bin/python ] || $(PYTHON) -m venv $(DESTDIR)$(PREFIX)/.venv; \
+	  $(DESTDIR)$(PREFIX)/.venv/bin/pip install -q --upgrade $(DESTDIR)$(PREFIX); \
+	fi
+	install -D -m 0644 systemd/gateway.service $(DESTDIR)/etc/systemd/system/gateway.service
+	install -D -m 0644 systemd/gateway.tmpfiles $(DESTDIR)/etc/tmpfiles.d/gateway.conf
+	install -D -m 0644 systemd/gateway.logrotate $(DESTDIR)/etc/logrotate.d/gateway
+	install -d -m 0750 $(DESTDIR)$(ETCDIR)
+	@if [ ! -e $(DESTDIR)$(ETCDIR)/gateway.yaml ]; then \
+	  install -m 0640 config/gateway.production.yaml $(DESTDIR)$(ETCDIR)/gateway.yaml; \
+	  echo "installed $(DESTDIR)$(ETCDIR)/gateway.yaml"; \
+	else echo "kept $(DESTDIR)$(ETCDIR)/gateway.yaml (yours)"; fi
+	@if [ ! -e $(DESTDIR)$(ETCDIR)/rules ]; then \
+	  cp -R rules $(DESTDIR)$(ETCDIR)/rules; chmod -R u=rwX,g=rX,o= $(DESTDIR)$(ETCDIR)/rules; \
+	  echo "installed $(DESTDIR)$(ETCDIR)/rules"; \
+	else echo "kept $(DESTDIR)$(ETCDIR)/rules (yours)"; fi
+	@if [ -z "$(DESTDIR)" ]; then \
+	  chown -R root:$(SERVICE_USER) $(ETCDIR); \
+	  if [ -d /run/systemd/system ]; then \
+	    systemd-tmpfiles --create /etc/tmpfiles.d/gateway.conf; \
+	    systemctl daemon-reload; \
+	    echo "installed: systemctl enable --now gateway"; \
+	  else echo "installed (systemd is not running here: no daemon-reload)"; fi; \
+	fi

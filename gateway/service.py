@@ -6,6 +6,10 @@ loop and swaps that reference only when it loads cleanly; a broken rule file is
 logged as FILE:LINE and the old policy stays in force. SIGTERM/SIGINT stop
 accepting, tell idle clients 421, let transactions in flight finish until a
 deadline, then close what is left. SIGUSR1 reopens the rejection log (logrotate).
+
+Under systemd (Type=notify) the gateway says READY=1 once every listener is bound,
+RELOADING=1 and READY=1 around a SIGHUP reload, STOPPING=1 when it starts to drain,
+and WATCHDOG=1 at half of WatchdogSec while its event loop keeps running.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from gateway import sdnotify
 from gateway.config import Listener
 from gateway.frontends.smtp_proxy import ProxyContext, ProxySMTP
 from gateway.observe.rejection_log import RejectionLog
@@ -169,8 +174,25 @@ def setup_logging() -> None:
     logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 
+def _status(gateway: Gateway) -> str:
+    rules = gateway.policy.rules
+    return f"STATUS=serving: rules version {rules.version} ({len(rules.rules)} rules)"
+
+
+async def _watchdog(notify: Callable[[str], bool], interval: float) -> None:
+    # The ping comes from a task of the event loop itself: a loop blocked by a
+    # runaway inspection stops pinging and systemd restarts the service.
+    while True:
+        notify("WATCHDOG=1")
+        await asyncio.sleep(interval / 2)
+
+
 async def run(config_path: Path, policy: PolicyState, *, reuse_port: bool = False,
-              on_ready: Callable[[], None] | None = None) -> int:
+              on_ready: Callable[[], None] | None = None,
+              notify: Callable[[str], bool] = sdnotify.notify,
+              watchdog: float | None = None) -> int:
+    """Serve until SIGTERM/SIGINT. `notify` receives the sd_notify states (systemd's
+    socket, or the worker pipe to the parent); `watchdog`: seconds of WatchdogSec."""
     gateway = Gateway(policy, reuse_port=reuse_port)
     try:
         await gateway.start()
@@ -179,10 +201,19 @@ async def run(config_path: Path, policy: PolicyState, *, reuse_port: bool = Fals
         return 2
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
-    tasks: set[asyncio.Task[bool]] = set()
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def reload() -> None:
+        notify(sdnotify.reloading_state())
+        try:
+            await gateway.reload(config_path)
+        finally:
+            # READY=1 whether or not the new rules were accepted: either way a
+            # complete policy is in force and the gateway is serving.
+            notify("READY=1\n" + _status(gateway))
 
     def on_hup() -> None:
-        task = loop.create_task(gateway.reload(config_path))
+        task = loop.create_task(reload())
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 
@@ -192,11 +223,16 @@ async def run(config_path: Path, policy: PolicyState, *, reuse_port: bool = Fals
     loop.add_signal_handler(signal.SIGINT, stopping.set)
     if on_ready is not None:
         on_ready()
+    notify("READY=1\n" + _status(gateway))
+    pinger = loop.create_task(_watchdog(notify, watchdog)) if watchdog else None
     try:
         await stopping.wait()
+        notify("STOPPING=1\nSTATUS=stopping: draining sessions")
         log.info("stopping: draining sessions for up to %.0fs", DRAIN_TIMEOUT)
         await gateway.stop(DRAIN_TIMEOUT)
     finally:
+        if pinger is not None:
+            pinger.cancel()
         for sig in (signal.SIGHUP, signal.SIGUSR1, signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
     return 0
@@ -224,4 +260,4 @@ def serve(config_path: Path) -> int:
         from gateway import workers as worker_processes  # it imports this module
 
         return worker_processes.serve(config_path, policy, workers)
-    return asyncio.run(run(config_path, policy))
+    return asyncio.run(run(config_path, policy, watchdog=sdnotify.watchdog_interval()))

@@ -12,6 +12,12 @@ restarts nothing. A worker that exits when it was not told to stop is a fault:
 the parent stops the others and exits non-zero, so a supervisor sees it instead
 of a gateway quietly running on fewer workers. Exit 0 only when every worker
 stopped cleanly after a stop signal.
+
+Under systemd the parent is the service's main process and the only one that
+notifies: each worker writes its sd_notify states to a pipe to the parent, which
+says READY=1 once every worker is ready (and again once every worker has finished
+a reload), STOPPING=1 when it stops them, and WATCHDOG=1 each time every worker's
+event loop has pinged since the last one.
 """
 
 from __future__ import annotations
@@ -24,10 +30,11 @@ import signal
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-from gateway import service
+from gateway import sdnotify, service
 from gateway.policy_state import PolicyState
 
 log = logging.getLogger("gateway.workers")
@@ -45,7 +52,79 @@ def _exit_code(status: int) -> int:
     return 128 - code if code < 0 else code
 
 
-def _worker(index: int, config_path: Path, policy: PolicyState) -> int:
+class _Notices:
+    """The parent's side of the worker pipe: worker states in, systemd states out."""
+
+    def __init__(self, fd: int, count: int) -> None:
+        self.fd = fd
+        self.count = count
+        self.buffer = b""
+        self.ready: set[int] = set()
+        self.announced = False
+        self.reloading: set[int] | None = None
+        self.pinged: set[int] = set()
+
+    def reload(self, workers: set[int]) -> None:
+        sdnotify.notify(sdnotify.reloading_state())
+        self.reloading = set(workers)
+
+    def read(self, workers: set[int]) -> None:
+        while True:
+            try:
+                chunk = os.read(self.fd, 65536)
+            except BlockingIOError:
+                break
+            if not chunk:
+                break
+            self.buffer += chunk
+        *lines, self.buffer = self.buffer.split(b"\n")
+        for line in lines:
+            pid_text, _, state = line.decode("utf-8", "replace").partition(" ")
+            with contextlib.suppress(ValueError):
+                self._state(int(pid_text), state.split("\t"))
+        self._settle(workers)
+
+    def _state(self, pid: int, keys: list[str]) -> None:
+        if "READY=1" in keys:
+            self.ready.add(pid)
+            if self.reloading is not None:
+                self.reloading.discard(pid)
+        if "WATCHDOG=1" in keys:
+            self.pinged.add(pid)
+
+    def _settle(self, workers: set[int]) -> None:
+        if not self.announced and len(self.ready) >= self.count:
+            self.announced = True
+            sdnotify.notify(f"READY=1\nSTATUS=serving with {self.count} workers")
+        if self.reloading is not None:
+            self.reloading &= workers
+            if not self.reloading:
+                self.reloading = None
+                sdnotify.notify(f"READY=1\nSTATUS=serving with {len(workers)} workers")
+        if workers and self.pinged >= workers:
+            self.pinged.clear()
+            sdnotify.notify("WATCHDOG=1")
+
+
+def _pipe_notifier(fd: int) -> Callable[[str], bool]:
+    """A worker's sd_notify: one line per state to the parent, never blocking the loop."""
+    os.set_blocking(fd, False)
+    pid = os.getpid()
+
+    def send(state: str) -> bool:
+        # Under PIPE_BUF bytes, so lines from several workers never interleave.
+        line = f"{pid} {state.replace(chr(10), chr(9))}\n".encode()[:512]
+        try:
+            os.write(fd, line)
+        except OSError:
+            return False
+        return True
+
+    return send
+
+
+def _worker(index: int, config_path: Path, policy: PolicyState, notices: int = -1,
+            watchdog: float | None = None) -> int:
     """The body of one forked worker: a whole gateway on shared ports."""
     # The parent's Python handlers were inherited; this process gets its own from
     # service.run, and until then the signals stay blocked (pending, not lost).
@@ -59,16 +138,20 @@ def _worker(index: int, config_path: Path, policy: PolicyState) -> int:
     def ready() -> None:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
 
-    return asyncio.run(service.run(config_path, policy, reuse_port=True, on_ready=ready))
+    notify = _pipe_notifier(notices) if notices >= 0 else sdnotify.notify
+    return asyncio.run(service.run(config_path, policy, reuse_port=True, on_ready=ready,
+                                   notify=notify, watchdog=watchdog))
 
 
-def _spawn(index: int, config_path: Path, policy: PolicyState) -> int:
+def _spawn(index: int, config_path: Path, policy: PolicyState, pipe: tuple[int, int],
+           watchdog: float | None) -> int:
     pid = os.fork()
     if pid != 0:
         return pid
     code = 1
     try:
-        code = _worker(index, config_path, policy)
+        os.close(pipe[0])
+        code = _worker(index, config_path, policy, pipe[1], watchdog)
     except BaseException:  # the child must never return into the parent's code
         traceback.print_exc()
     finally:
@@ -87,10 +170,20 @@ def serve(config_path: Path, policy: PolicyState, count: int) -> int:
     deadline: float | None = None
     failed = 0
 
+    read_end, write_end = os.pipe()
+    os.set_blocking(read_end, False)
+    notices = _Notices(read_end, count)
+    # Each worker pings the parent at half this; the parent pings systemd when all did.
+    watchdog = sdnotify.watchdog_interval()
+
     def forward(signum: int, _frame: FrameType | None) -> None:
         nonlocal stopping
         if signum in (signal.SIGTERM, signal.SIGINT):
+            if not stopping:
+                sdnotify.notify("STOPPING=1\nSTATUS=stopping: draining workers")
             stopping = True
+        elif signum == signal.SIGHUP and not stopping:
+            notices.reload(set(workers))
         for pid in list(workers):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM if signum == signal.SIGINT else signum)
@@ -101,8 +194,10 @@ def serve(config_path: Path, policy: PolicyState, count: int) -> int:
     previous = {sig: signal.signal(sig, forward) for sig in FORWARDED}
     try:
         for index in range(count):
-            pid = _spawn(index, config_path, policy)
+            pid = _spawn(index, config_path, policy, (read_end, write_end), watchdog)
             workers[pid] = index
+        os.close(write_end)
+        write_end = -1
         log.info("started %d workers: %s", count, " ".join(str(p) for p in workers))
         signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
 
@@ -110,6 +205,8 @@ def serve(config_path: Path, policy: PolicyState, count: int) -> int:
         # a signal handler (which cannot interrupt a retried os.wait) began the stop.
         while workers:
             pid, status = os.waitpid(-1, os.WNOHANG)
+            if not stopping:
+                notices.read(set(workers))
             if pid == 0:
                 if stopping and deadline is None:
                     deadline = time.monotonic() + STOP_GRACE
@@ -132,12 +229,16 @@ def serve(config_path: Path, policy: PolicyState, count: int) -> int:
                 failed = failed or code or 1
                 if not stopping:
                     stopping = True
+                    sdnotify.notify("STOPPING=1\nSTATUS=a worker failed: stopping")
                     for left in workers:
                         with contextlib.suppress(ProcessLookupError):
                             os.kill(left, signal.SIGTERM)
             else:
                 log.info("worker %d (pid %d) stopped", index, pid)
     finally:
+        os.close(read_end)
+        if write_end >= 0:
+            os.close(write_end)
         signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
         for sig, old in previous.items():
             signal.signal(sig, old)

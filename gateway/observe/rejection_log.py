@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +25,8 @@ from gateway.policy.verdict import Reply, Verdict
 CONTENT_KEYS = frozenset({"match", "matches", "subject", "text", "line", "name", "filename", "at",
                           "member", "filenames", "url", "urls", "value"})
 CLASSIFIED = frozenset({"RAHSIA", "RAHSIA BESAR"})
+# Seconds between checks that the log file is still the one the handle writes to.
+ROTATION_CHECK = 1.0
 
 
 def redact(evidence: Any) -> Any:
@@ -92,18 +95,42 @@ def build_record(*, event: str, ref: str, envelope: Envelope, view: MessageView 
 
 
 class RejectionLog:
-    """Appends records as single writes so concurrent sessions never interleave lines."""
+    """Appends records as single writes so concurrent sessions never interleave lines.
+
+    Besides reopen() (SIGUSR1), a write notices that the file was moved away or
+    deleted (logrotate without a postrotate signal) by comparing device and inode
+    of the path with those of the open handle, at most once per ROTATION_CHECK.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
         self._fd: int | None = None
+        self._checked = 0.0
 
     def _open(self) -> int:
+        if self._fd is not None:
+            now = time.monotonic()
+            if now - self._checked >= ROTATION_CHECK:
+                self._checked = now
+                if self._rotated(self._fd):
+                    os.close(self._fd)
+                    self._fd = None
         if self._fd is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+            self._checked = time.monotonic()
         return self._fd
+
+    def _rotated(self, fd: int) -> bool:
+        try:
+            on_disk = os.stat(self.path)
+        except FileNotFoundError:
+            return True
+        except OSError:
+            return False  # cannot tell: keep writing where we were
+        held = os.fstat(fd)
+        return (on_disk.st_dev, on_disk.st_ino) != (held.st_dev, held.st_ino)
 
     def write(self, record: Mapping[str, Any]) -> None:
         line = (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode("utf-8")
