@@ -1,4 +1,4 @@
-"""The `gateway` command line: serve, check, rules check, report (CONTRACT.md), tls dev-cert.
+"""The `gateway` command line: serve, check, rules check/diff, report (CONTRACT.md), tls dev-cert.
 
 Exit status: 0 on success (for `check`, whatever the verdict); 1 when `rules
 check` finds problems; 2 on a usage or config error. Config and rule problems are
@@ -176,21 +176,87 @@ def _cmd_rules_check(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- rules diff ----------------------------------------------------------------------
+def _cmd_rules_diff(args: argparse.Namespace) -> int:
+    from gateway.policy import diff
+
+    if not args.against.is_dir():
+        print(f"gateway rules diff: {args.against}: not a directory", file=sys.stderr)
+        return 2
+    missing = [p for p in args.inputs if not p.exists()]
+    if missing:
+        for p in missing:
+            print(f"gateway rules diff: {p}: no such file or directory", file=sys.stderr)
+        return 2
+    try:
+        live, proposed = diff.load_pair(args.config, args.against)
+    except LoadError as exc:
+        _print_problems(exc)
+        return 2
+    directions = diff.DIRECTIONS if args.direction == "both" else (args.direction,)
+    progress = sys.stderr.isatty()
+    result = diff.DiffResult()
+    for saved in diff.saved_messages(args.inputs):
+        result.messages += 1
+        if progress:
+            print(f"\r{result.messages} messages, {result.changed_messages} changed",
+                  end="", file=sys.stderr, flush=True)
+        problem = saved.error if saved.raw is None else diff.not_a_message(saved.raw)
+        if problem is None and saved.raw is not None:
+            try:
+                changes = diff.diff_message(live, proposed, saved, directions)
+            except Exception as exc:  # the proxy would tempfail it with either rule set
+                problem = f"could not be inspected: {type(exc).__name__}"
+            else:
+                result.evaluations += len(directions)
+                result.changes.extend(changes)
+                for change in changes:
+                    if progress:
+                        print("\r\033[K", end="", file=sys.stderr)
+                    print(change.line(), flush=True)
+        if problem is not None:
+            result.unreadable.append((saved.label, problem))
+            if progress:
+                print("\r\033[K", end="", file=sys.stderr)
+            print(f"gateway rules diff: {saved.label}: {problem}", file=sys.stderr)
+    if progress:
+        print("\r\033[K", end="", file=sys.stderr)
+    print(result.summary_line())
+    return 1 if result.changes else 0
+
+
 # -- report --------------------------------------------------------------------------
 def _cmd_report(args: argparse.Namespace) -> int:
-    summary = report.summarise([Path(p) for p in args.logs], top=args.top)
-    for warning in summary.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    if args.html is not None:
-        try:
-            Path(args.html).write_text(report.to_html(summary), encoding="utf-8")
-        except OSError as exc:
-            print(f"gateway report: cannot write {args.html}: {exc.strerror or exc}",
-                  file=sys.stderr)
-            return 2
-    if args.json:
+    try:
+        since = report.parse_when(args.since) if args.since else None
+        until = report.parse_when(args.until, end=True) if args.until else None
+    except ValueError as exc:
+        print(f"gateway report: {exc}", file=sys.stderr)
+        return 2
+    fmt = args.format or ("json" if args.json else None)
+    html_out = args.html
+    if fmt == "html" and html_out is None:
+        html_out = "-"
+
+    def warn(message: str) -> None:
+        print(f"warning: {message}", file=sys.stderr)
+
+    summary = report.summarise([Path(p) for p in args.logs], top=args.top, since=since,
+                               until=until, on_warning=warn)
+    if html_out is not None:
+        page = report.to_html(summary)
+        if html_out == "-":
+            sys.stdout.write(page)
+        else:
+            try:
+                Path(html_out).write_text(page, encoding="utf-8")
+            except OSError as exc:
+                print(f"gateway report: cannot write {html_out}: {exc.strerror or exc}",
+                      file=sys.stderr)
+                return 2
+    if fmt == "json":
         print(json.dumps(report.to_dict(summary), ensure_ascii=False, indent=2))
-    else:
+    elif fmt == "table" or (fmt is None and html_out != "-"):
         print(report.to_text(summary))
     return 0
 
@@ -257,11 +323,34 @@ def _parser() -> argparse.ArgumentParser:
     rules_check = rules_sub.add_parser("check", help="validate the config and every rule file")
     config_arg(rules_check)
     rules_check.set_defaults(func=_cmd_rules_check)
+    rules_diff = rules_sub.add_parser(
+        "diff", help="what-if replay: verdicts on saved mail that a proposed rule set "
+                     "would change (exit 1 if any, 0 if none, 2 on errors)")
+    config_arg(rules_diff)
+    rules_diff.add_argument("--against", type=Path, required=True, metavar="NEW_RULES_DIR",
+                            help="the proposed rules directory (replaces the config's "
+                                 "rules_dir)")
+    rules_diff.add_argument("--direction", choices=("inbound", "outbound", "both"),
+                            default="both", help="which rules apply (default: both, each "
+                                                 "message evaluated once per direction)")
+    rules_diff.add_argument("inputs", metavar="MAILDIR_OR_MBOX_OR_EML", nargs="+", type=Path,
+                            help="Maildirs (cur/, new/), mbox files, .eml files or "
+                                 "directories of .eml files")
+    rules_diff.set_defaults(func=_cmd_rules_diff)
     rules.set_defaults(func=None, subparser=rules)
 
-    summary = sub.add_parser("report", help="summarise rejection logs (.gz too)")
-    summary.add_argument("--json", action="store_true", help="print the summary as JSON")
-    summary.add_argument("--html", metavar="OUT", default=None, help="also write an HTML page")
+    summary = sub.add_parser("report", help="summarise rejection logs (rotated and .gz too)")
+    summary.add_argument("--format", choices=("table", "json", "html"), default=None,
+                         help="table (default, for a terminal), json, or html (a "
+                              "self-contained page on stdout unless --html OUT is given)")
+    summary.add_argument("--json", action="store_true", help="same as --format json")
+    summary.add_argument("--html", metavar="OUT", default=None,
+                         help="write the HTML page to OUT ('-' for stdout)")
+    summary.add_argument("--since", metavar="WHEN", default=None,
+                         help="only records at or after WHEN: YYYY-MM-DD or an RFC 3339 "
+                              "time (UTC unless it has an offset)")
+    summary.add_argument("--until", metavar="WHEN", default=None,
+                         help="only records at or before WHEN; a date includes that whole day")
     summary.add_argument("--top", type=int, default=10, metavar="N",
                          help="how many sender domains to list (default: 10)")
     summary.add_argument("logs", metavar="LOG", nargs="+", help="rejection log files")

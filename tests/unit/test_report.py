@@ -80,7 +80,7 @@ def test_counts(logs: list[Path]) -> None:
 
 def test_corrupt_lines_are_named_by_file_and_line(logs: list[Path]) -> None:
     s = report.summarise(logs)
-    assert s.warnings == [f"{logs[0]}:4: skipped: not a JSON object",
+    assert s.warnings == [f"{logs[0]}:4: skipped: not valid JSON",
                           f"{logs[0]}:6: skipped: not a JSON object"]
 
 
@@ -101,8 +101,11 @@ def test_text_output(logs: list[Path]) -> None:
     text = report.to_text(report.summarise(logs))
     assert "5 records from 2 file(s), 2025-02-28T12:00:00Z .. 2025-03-02T10:00:00.000Z" in text
     assert "2 corrupt line(s) skipped" in text
-    assert "klasifikasi-rahsia (reject 2)" in text
-    assert "2025-03-02 (monitor 1)" in text
+    # Columns: name, reject, tempfail, tag, monitor, total.
+    assert any(line.split() == ["klasifikasi-rahsia", "2", "0", "0", "0", "2"]
+               for line in text.splitlines())
+    assert any(line.split() == ["2025-03-02", "0", "0", "0", "1", "1"]
+               for line in text.splitlines())
 
 
 def test_cli_json_html_and_warnings(logs: list[Path], tmp_path: Path,
@@ -124,3 +127,160 @@ def test_cli_text_and_empty_log(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert main(["report", str(empty)]) == 0
     assert "0 records from 1 file(s)" in capsys.readouterr().out
     assert main(["report"]) == 2  # a LOG is required
+
+
+# -- rotated names, gzip by content, since/until, corrupt lines, bounds -------------------
+def write_log(path: Path, records: list[dict[str, object]], *, gz: bool = False,
+              extra: bytes = b"") -> Path:
+    data = b"".join(json.dumps(r).encode() + b"\n" for r in records) + extra
+    path.write_bytes(gzip.compress(data) if gz else data)
+    return path
+
+
+def simple(ts: str, event: str = "reject", rule: str = "r1", sender: str = "a@x.example",
+           rcpts: tuple[str, ...] = ("b@anm.gov.my",), direction: str = "inbound"
+           ) -> dict[str, object]:
+    return {"ts": ts, "event": event, "rule_id": rule, "direction": direction,
+            "mail_from": sender, "rcpt_to": list(rcpts)}
+
+
+def test_rotated_names_and_gzip_detected_by_content(tmp_path: Path) -> None:
+    base = tmp_path / "rejections.jsonl"
+    files = [
+        write_log(base, [simple("2025-03-03T00:00:00Z")]),
+        # delaycompress: `.1` is still plain; `.2.gz` is gzip; a gzip without the suffix too.
+        write_log(tmp_path / "rejections.jsonl.1", [simple("2025-03-02T00:00:00Z")]),
+        write_log(tmp_path / "rejections.jsonl.2.gz", [simple("2025-03-01T00:00:00Z")] * 2,
+                  gz=True),
+        write_log(tmp_path / "rejections.jsonl.3", [simple("2025-02-28T00:00:00Z")], gz=True),
+    ]
+    d = report.to_dict(report.summarise(files))
+    assert d["records"] == 5 and d["skipped"] == 0
+    assert [(x["date"], x["total"]) for x in d["per_day"]] == [
+        ("2025-02-28", 1), ("2025-03-01", 2), ("2025-03-02", 1), ("2025-03-03", 1)]
+
+
+def test_recipient_domains_count_each_domain_once_per_record(tmp_path: Path) -> None:
+    log = write_log(tmp_path / "l.jsonl", [
+        simple("2025-03-01T00:00:00Z", rcpts=("a@anm.gov.my", "b@anm.gov.my", "c@y.example")),
+        simple("2025-03-01T00:00:01Z", rcpts=("d@Y.example",)),
+        simple("2025-03-01T00:00:02Z", sender="", rcpts=()),
+    ])
+    d = report.to_dict(report.summarise([log]))
+    assert d["top_recipient_domains"] == [{"domain": "y.example", "count": 2},
+                                          {"domain": "(unknown)", "count": 1},
+                                          {"domain": "anm.gov.my", "count": 1}]
+    assert {"domain": "<>", "count": 1} in d["top_sender_domains"]
+
+
+def test_since_until_boundaries_are_inclusive(tmp_path: Path) -> None:
+    log = write_log(tmp_path / "l.jsonl", [
+        simple("2025-02-28T23:59:59.999Z"),
+        simple("2025-03-01T00:00:00Z"),
+        simple("2025-03-01T08:00:00+08:00"),  # 00:00 UTC on 1 March
+        simple("2025-03-01T23:59:59.999Z"),
+        simple("2025-03-02T00:00:00Z"),
+    ])
+
+    def count(since: str | None, until: str | None) -> tuple[int, int]:
+        s = report.summarise(
+            [log], since=report.parse_when(since) if since else None,
+            until=report.parse_when(until, end=True) if until else None)
+        return s.records, s.out_of_range
+
+    assert count("2025-03-01", "2025-03-01") == (3, 2)  # a date is the whole UTC day
+    assert count("2025-03-01T00:00:00Z", "2025-03-02T00:00:00Z") == (4, 1)
+    assert count("2025-03-01T00:00:00.001Z", None) == (2, 3)
+    assert count(None, "2025-02-28T23:59:59.999Z") == (1, 4)
+    assert count("2025-03-01T08:00:00+08:00", "2025-03-01T00:00:00") == (2, 3)
+    with pytest.raises(ValueError, match="bad date or time"):
+        report.parse_when("yesterday")
+
+
+def test_corrupt_lines_warn_with_file_and_line_number(tmp_path: Path) -> None:
+    good = simple("2025-03-01T00:00:00Z")
+    lines = [json.dumps(good), "{not json", json.dumps([1]), json.dumps({"event": "reject"}),
+             json.dumps({"ts": "2025-03-01T00:00:00Z"}), json.dumps({**good, "ts": "soon"}),
+             "", json.dumps(good)]
+    path = tmp_path / "rejections.jsonl.1.gz"
+    path.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
+    seen: list[str] = []
+    s = report.summarise([path], on_warning=seen.append)
+    assert s.records == 2 and s.skipped == 5
+    assert seen == s.warnings == [
+        f"{path}:2: skipped: not valid JSON",
+        f"{path}:3: skipped: not a JSON object",
+        f"{path}:4: skipped: missing field 'ts'",
+        f"{path}:5: skipped: missing field 'event'",
+        f"{path}:6: skipped: bad 'ts' 'soon'",
+    ]
+
+
+def test_an_overlong_line_is_skipped_without_losing_the_next(tmp_path: Path) -> None:
+    good = json.dumps(simple("2025-03-01T00:00:00Z")).encode()
+    path = tmp_path / "l.jsonl"
+    path.write_bytes(good + b"\n" + b"x" * (report.MAX_LINE * 2 + 5) + b"\n" + good + b"\n")
+    s = report.summarise([path])
+    assert s.records == 2
+    assert s.warnings == [f"{path}:2: skipped: line longer than {report.MAX_LINE} bytes"]
+
+
+def test_distinct_keys_are_capped_and_the_rest_counted_as_other(tmp_path: Path) -> None:
+    # Memory is bounded by construction: 5000 distinct sender domains, 100 kept.
+    records = [simple(f"2025-03-01T00:00:{i % 60:02d}Z", sender=f"u@d{i}.example")
+               for i in range(5000)]
+    log = write_log(tmp_path / "l.jsonl.2.gz", records, gz=True)
+    s = report.summarise([log], top=5, max_keys=100)
+    assert len(s.sender_domains.counts) == 100
+    assert s.sender_domains.folded == 4900
+    assert s.sender_domains.total() == 5000
+    d = report.to_dict(s)
+    assert d["records"] == 5000
+    assert d["folded"] == {"sender_domain": 4900}
+    assert len(d["top_sender_domains"]) == 5
+    assert d["by_rule"] == {"r1": 5000}  # other dimensions are exact
+    text = report.to_text(s)
+    assert any(line.split() == ["(other)", "4900"] for line in text.splitlines())
+
+
+def test_table_columns_are_aligned(logs: list[Path]) -> None:
+    text = report.to_text(report.summarise(logs))
+    sections = text.split("\n\n")[1:]
+    assert len(sections) == 6
+    for section in sections:
+        rows = section.splitlines()[1:]  # after the title: header, rule, data
+        assert rows[1].strip().startswith("---")
+        ruler = rows[1]
+        # every column (separated by 2 spaces in the ruler) ends at the same place
+        ends = [i for i in range(1, len(ruler) + 1)
+                if ruler[i - 1] == "-" and (i == len(ruler) or ruler[i] == " ")]
+        for row in [rows[0], *rows[2:]]:
+            assert len(row) == len(ruler), (row, ruler)
+            for end in ends[1:]:  # number columns are right-aligned
+                assert row[end - 1] != " ", (row, ruler)
+
+
+def test_html_is_self_contained_with_svg_charts(logs: list[Path]) -> None:
+    page = report.to_html(report.summarise(logs))
+    assert page.count("<svg") == 2  # per day and per rule
+    assert "<rect" in page
+    for outside in ("http", "src=", "<script", "<link", "url(", "@import", "href="):
+        assert outside not in page.lower(), outside
+    assert "Setiap hari / Per day" in page and "Mengikut peraturan / By rule" in page
+    assert "&lt;script&gt;" not in page  # the subject is not in the report at all
+    assert "pengirim-emel-peribadi" in page
+
+
+def test_cli_format_options(logs: list[Path], tmp_path: Path,
+                            capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", "--format", "json", "--since", "2025-03-01", *map(str, logs)]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["records"] == 3 and d["out_of_range"] == 2
+    assert d["since"] == "2025-03-01T00:00:00Z"
+    assert main(["report", "--format", "html", "--until", "2025-02-28", *map(str, logs)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("<!DOCTYPE html>") and "<svg" in out and "2 rekod" in out
+    assert main(["report", "--format", "table", *map(str, logs)]) == 0
+    assert capsys.readouterr().out.startswith("5 records from 2 file(s)")
+    assert main(["report", "--since", "soon", *map(str, logs)]) == 2
+    assert "bad date or time 'soon'" in capsys.readouterr().err
