@@ -14,9 +14,11 @@ CONFIG  ?= config/gateway.yaml
 # python-magic (real file types of attachments); zip, 7zip and gpg make the
 # encrypted archives and PGP messages the tests inspect; dnsmasq-base is the DNS server
 # the SPF/DMARC tests start on loopback (the binary only: no service grabbing port 53);
-# systemd gives the tests systemd-analyze (verify, security), procps the unit's /bin/kill.
+# systemd gives the tests systemd-analyze (verify, security), procps the unit's /bin/kill;
+# postfix: the milter tests start a private Postfix instance of their own (loopback
+# ports, config and queue under a temporary directory).
 APT_PACKAGES := python3 python3-venv python3-pip libmagic1 ca-certificates zip 7zip gnupg \
-                dnsmasq-base systemd procps
+                dnsmasq-base systemd procps postfix
 # For `make bench` only: Postfix's smtp-source and smtp-sink load generator and sink.
 BENCH_APT_PACKAGES := postfix
 
@@ -74,13 +76,18 @@ define apt_install
 	fi
 endef
 
+# Postfix is installed as "No configuration": no main.cf, so the package sets up no
+# mail system and starts nothing on port 25; the tests run their own instances.
 system-deps:
+	@if [ "$$(id -u)" -eq 0 ] && command -v debconf-set-selections >/dev/null; then \
+	  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections; \
+	fi
 	$(call apt_install,$(APT_PACKAGES))
 
-# Only `make bench` needs Postfix, for its smtp-source and smtp-sink test programs
-# (`make test` and `make run` do not). Installed as "No configuration": no main.cf,
-# so no mail system is set up; and if one runs anyway it is stopped, so nothing is
-# left listening on port 25.
+# `make bench` uses Postfix's smtp-source and smtp-sink test programs (the tests
+# need Postfix too: it is in APT_PACKAGES). Installed as "No configuration": no
+# main.cf, so no mail system is set up; and if one runs anyway it is stopped, so
+# nothing is left listening on port 25.
 bench-deps: deps
 	@if [ "$$(id -u)" -eq 0 ] && command -v debconf-set-selections >/dev/null; then \
 	  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections; \

@@ -43,6 +43,9 @@ class Inspection:
     view: MessageView
     reply: Reply | None  # what to tell the client instead of relaying; None = relay
     relay_bytes: bytes | None  # the message to relay (transformed), when reply is None
+    # The gateway's own fields (Authentication-Results) at the top of relay_bytes, for a
+    # front end that adds fields instead of relaying bytes (the milter).
+    trace_headers: tuple[tuple[str, str], ...] = ()
 
     @property
     def relay(self) -> bool:
@@ -73,7 +76,8 @@ def inspect(policy: PolicyState, raw: bytes, envelope: Envelope, ref: str | None
         verdict = replace(verdict, classification=view.classification)
     if verdict.outcome is Outcome.ACCEPT:
         trace = _trace_headers(policy, envelope, auth)
-        return Inspection(ref, verdict, view, None, transforms.apply(raw, verdict, trace))
+        return Inspection(ref, verdict, view, None, transforms.apply(raw, verdict, trace),
+                          trace)
     reply = replies.for_verdict(verdict, ref) or replies.internal_error(ref)
     return Inspection(ref, verdict, view, reply, None)
 

@@ -70,16 +70,17 @@ def routing_form(path: str) -> str | None:
 
 
 def check_mail(*, direction: str, client_ip: str, sender: str,
-               relay_networks: Iterable[IPNetwork], agency_domains: Iterable[str]
-               ) -> Refusal | None:
-    """MAIL FROM: outbound only from relay_networks and only for agency senders.
+               relay_networks: Iterable[IPNetwork], agency_domains: Iterable[str],
+               authenticated: bool = False) -> Refusal | None:
+    """MAIL FROM: outbound only from relay_networks (or an SMTP-authenticated client,
+    which only the milter learns of, from the MTA) and only for agency senders.
 
     `sender` is '' for the null sender, which outbound clients may use so that
     bounces generated inside the agency can leave.
     """
     if direction != "outbound":
         return None
-    if not client_in(client_ip, relay_networks):
+    if not authenticated and not client_in(client_ip, relay_networks):
         return Refusal(RELAY_ACCESS, f"client {client_ip} not in relay_networks",
                        replies.relay_denied)
     if sender and not domain_in(address_domain(sender), agency_domains):

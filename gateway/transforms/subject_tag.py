@@ -156,3 +156,23 @@ def tag_subject(raw: bytes, tag: str) -> bytes:
     text = f"{tag} {one_line(subject)}".strip()
     new_field = _encoded_field(name, text, eol, _ending(value))
     return raw[:field.start] + new_field + raw[field.end:]
+
+
+def tagged_subject(raw: bytes, tags: tuple[str, ...]) -> str | None:
+    """The first Subject field's new value after `tags` (as `transforms.apply` prefixes
+    them), for front ends that change the field rather than the bytes (the milter).
+
+    None when the tags change nothing. The value is what follows the colon, leading
+    white space dropped, folded lines joined by LF plus white space as milter header
+    changes expect; '' when the message has no Subject field at all.
+    """
+    out = raw
+    for tag in reversed(tags):
+        out = tag_subject(out, tag)
+    if out == raw:
+        return None
+    field = _scan(out).subject
+    if field is None:
+        return ""
+    value = out[field.colon + 1:field.end].decode("utf-8", errors="surrogateescape")
+    return value.replace("\r\n", "\n").rstrip("\r\n").lstrip(" \t")

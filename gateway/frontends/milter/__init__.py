@@ -1,0 +1,1 @@
+"""The milter front end: the protocol codec (`protocol`) and the asyncio server (`server`)."""
