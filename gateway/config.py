@@ -235,6 +235,23 @@ class TlsSettings(_Frozen):
         return self
 
 
+class MetricsSettings(_Frozen):
+    """`metrics:` the HTTP listener for /metrics and /healthz (gateway.observe.metrics_http)."""
+
+    listen: str = "127.0.0.1:9125"
+
+    @field_validator("listen")
+    @classmethod
+    def _tcp_only(cls, v: str) -> str:
+        if parse_listen(v).unix_path is not None:
+            raise ValueError("metrics listen must be HOST:PORT (Prometheus scrapes TCP)")
+        return v
+
+    @property
+    def address(self) -> ListenAddress:
+        return parse_listen(self.listen)
+
+
 class GatewayConfig(_Frozen):
     listeners: tuple[Listener, ...] = Field(min_length=1)
     upstream: str
@@ -259,6 +276,8 @@ class GatewayConfig(_Frozen):
     # Worker processes sharing each listening port (SO_REUSEPORT, gateway.workers);
     # "auto": one per CPU. Above 1, every listener needs a fixed TCP port.
     workers: Annotated[int, Field(ge=1, le=256)] | Literal["auto"] = 1
+    # Optional /metrics and /healthz listener; one process only (see _metrics_one_worker).
+    metrics: MetricsSettings | None = None
 
     @property
     def worker_count(self) -> int:
@@ -288,6 +307,18 @@ class GatewayConfig(_Frozen):
             if addr.port == 0:
                 raise ValueError(f"listener {ln.name} has port 0; every worker would get "
                                  "another port (give it a fixed port or use workers: 1)")
+        return v
+
+    @field_validator("metrics")
+    @classmethod
+    def _metrics_one_worker(cls, v: MetricsSettings | None, info: ValidationInfo
+                            ) -> MetricsSettings | None:
+        # With several workers each would count only its own sessions and a scrape
+        # would see one of them at random: refused rather than silently partial.
+        workers = info.data.get("workers", 1)
+        if v is not None and workers != 1:
+            raise ValueError("metrics needs workers: 1 (each worker process would count "
+                             "only its own traffic)")
         return v
 
     @field_validator("upstream")

@@ -25,7 +25,9 @@ from pathlib import Path
 
 from gateway import sdnotify
 from gateway.config import Listener
+from gateway.frontends.milter.server import MilterFrontend
 from gateway.frontends.smtp_proxy import ProxyContext, ProxySMTP
+from gateway.observe.metrics_http import MetricsServer
 from gateway.observe.rejection_log import RejectionLog
 from gateway.policy_state import PolicyState, load_policy
 from gateway.problems import LoadError
@@ -39,15 +41,21 @@ DRAIN_TIMEOUT = 30.0
 class Gateway:
     """The listeners of one config, started and stopped together."""
 
-    def __init__(self, policy: PolicyState, *, reuse_port: bool = False) -> None:
+    def __init__(self, policy: PolicyState, *, reuse_port: bool = False,
+                 load_seconds: float | None = None) -> None:
         # SO_REUSEPORT only for gateway.workers: a lone gateway must fail on a port
         # another process holds, not share it.
         self.reuse_port = reuse_port
         self.ctx = ProxyContext(policy=policy,
                                 rejection_log=RejectionLog(policy.config.rejection_log))
         self._servers: list[tuple[Listener, asyncio.AbstractServer]] = []
+        self._milters: list[MilterFrontend] = []
         # listener name -> the addresses actually bound (host, port) or unix path
         self.bound: dict[str, list[tuple[str, int] | str]] = {}
+        self.metrics = self.ctx.metrics
+        self.metrics.track_sessions(lambda: len(self.ctx.sessions))
+        self.metrics.rules_loaded(policy.rules.version, load_seconds)
+        self.metrics_server: MetricsServer | None = None
 
     @property
     def policy(self) -> PolicyState:
@@ -55,10 +63,6 @@ class Gateway:
 
     async def start(self) -> None:
         config = self.policy.config
-        unsupported = [ln.name for ln in config.listeners if ln.mode != "smtp"]
-        if unsupported:
-            raise ValueError(f"listener(s) {', '.join(unsupported)}: mode milter is not "
-                             "available yet; use mode: smtp")
         if config.upstream_target.kind == "maildir":
             await asyncio.to_thread(maildir.ensure, config.upstream_target.path)
         loop = asyncio.get_running_loop()
@@ -70,7 +74,11 @@ class Gateway:
                     return ProxySMTP(self.ctx, listener)
 
                 server: asyncio.AbstractServer
-                if addr.unix_path is not None:
+                if listener.mode == "milter":
+                    milter = MilterFrontend(self.ctx, listener)
+                    server, self.bound[listener.name] = await milter.start(self.reuse_port)
+                    self._milters.append(milter)
+                elif addr.unix_path is not None:
                     server = await loop.create_unix_server(factory, addr.unix_path)
                     self.bound[listener.name] = [addr.unix_path]
                 else:
@@ -87,16 +95,32 @@ class Gateway:
                     shown = where if isinstance(where, str) else (
                         f"[{where[0]}]:{where[1]}" if ":" in where[0]
                         else f"{where[0]}:{where[1]}")
-                    log.info("listener %s (%s) listening on %s", listener.name,
-                             listener.direction, shown)
+                    log.info("listener %s (%s%s) listening on %s", listener.name,
+                             listener.direction, ", milter" if listener.mode == "milter"
+                             else "", shown)
         except BaseException:
             for _, server in self._servers:
                 server.close()
             self._servers.clear()
+            self._milters.clear()
             raise
+        if config.metrics is not None:
+            await self._start_metrics(config.metrics.address.host or "127.0.0.1",
+                                      config.metrics.address.port or 0)
         log.info("gateway started: upstream %s, rules version %s (%d rules)",
                  config.upstream_target, self.policy.rules.version,
                  len(self.policy.rules.rules))
+
+    async def _start_metrics(self, host: str, port: int) -> None:
+        server = MetricsServer(self.metrics, lambda: self.policy.config.upstream_target,
+                               lambda: bool(self._servers) and not self.ctx.draining)
+        try:
+            await server.start(host, port)
+        except BaseException:
+            # Without its metrics listener the gateway does not start half-way.
+            await self.stop(drain_timeout=0.0)
+            raise
+        self.metrics_server = server
 
     def address(self, listener: str) -> tuple[str, int]:
         """The first TCP address a listener is bound to (tests use port 0)."""
@@ -122,6 +146,7 @@ class Gateway:
 
     async def reload(self, config_path: Path) -> bool:
         """SIGHUP: load config and rules off the loop; swap only if all of it is valid."""
+        started = time.monotonic()
         try:
             new = await asyncio.to_thread(load_policy, config_path)
         except LoadError as exc:
@@ -132,6 +157,7 @@ class Gateway:
             log.error("reload refused, old rules stay in force: %s: %s", config_path, exc)
             return False
         self.swap(new)
+        self.metrics.rules_loaded(new.rules.version, time.monotonic() - started)
         return True
 
     def reopen_log(self) -> None:
@@ -141,22 +167,30 @@ class Gateway:
     async def stop(self, drain_timeout: float = DRAIN_TIMEOUT) -> None:
         """Stop accepting, let transactions in flight finish by the deadline, close the rest."""
         self.ctx.draining = True
+        if self.metrics_server is not None:
+            await self.metrics_server.close()
         for _, server in self._servers:
             server.close()
         for session in list(self.ctx.sessions):
             if not session.busy:
                 await session.shutdown()
+        for milter in self._milters:
+            milter.close_idle()
         deadline = time.monotonic() + drain_timeout
-        while self.ctx.sessions and time.monotonic() < deadline:
+        while ((self.ctx.sessions or any(m.sessions for m in self._milters))
+               and time.monotonic() < deadline):
             await asyncio.sleep(0.05)
         for session in list(self.ctx.sessions):
             log.warning("closing a session still busy after the drain deadline")
             if session.transport is not None:
                 session.transport.close()
+        for milter in self._milters:
+            milter.abort_all()
         for _, server in self._servers:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(server.wait_closed(), 1.0)
         self._servers.clear()
+        self._milters.clear()
         # Let connection_lost callbacks of the sessions just closed run.
         await asyncio.sleep(0)
         self.ctx.rejection_log.close()
@@ -190,10 +224,10 @@ async def _watchdog(notify: Callable[[str], bool], interval: float) -> None:
 async def run(config_path: Path, policy: PolicyState, *, reuse_port: bool = False,
               on_ready: Callable[[], None] | None = None,
               notify: Callable[[str], bool] = sdnotify.notify,
-              watchdog: float | None = None) -> int:
+              watchdog: float | None = None, load_seconds: float | None = None) -> int:
     """Serve until SIGTERM/SIGINT. `notify` receives the sd_notify states (systemd's
     socket, or the worker pipe to the parent); `watchdog`: seconds of WatchdogSec."""
-    gateway = Gateway(policy, reuse_port=reuse_port)
+    gateway = Gateway(policy, reuse_port=reuse_port, load_seconds=load_seconds)
     try:
         await gateway.start()
     except (OSError, ValueError) as exc:
@@ -241,6 +275,7 @@ async def run(config_path: Path, policy: PolicyState, *, reuse_port: bool = Fals
 def serve(config_path: Path) -> int:
     """`gateway serve`: 0 after a clean stop, 2 when the config cannot be put in force."""
     setup_logging()
+    started = time.monotonic()
     try:
         policy = load_policy(config_path)
     except LoadError as exc:
@@ -250,14 +285,10 @@ def serve(config_path: Path) -> int:
     except OSError as exc:
         print(f"{config_path}:1: {exc.strerror or exc}", file=sys.stderr)
         return 2
-    milter = [ln.name for ln in policy.config.listeners if ln.mode == "milter"]
-    if milter:
-        print(f"{config_path}: listener(s) {', '.join(milter)}: mode milter is not "
-              "available in this version; use mode: smtp", file=sys.stderr)
-        return 2
     workers = policy.config.worker_count
     if workers > 1:
         from gateway import workers as worker_processes  # it imports this module
 
         return worker_processes.serve(config_path, policy, workers)
-    return asyncio.run(run(config_path, policy, watchdog=sdnotify.watchdog_interval()))
+    return asyncio.run(run(config_path, policy, watchdog=sdnotify.watchdog_interval(),
+                           load_seconds=time.monotonic() - started))

@@ -27,6 +27,7 @@ import functools
 import logging
 import re
 import ssl
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +40,7 @@ from gateway import pipeline, tls
 from gateway.config import Listener, Upstream
 from gateway.envelope import Envelope
 from gateway.frontends.datastream import DataDecoder, Spool
+from gateway.observe.metrics import Metrics
 from gateway.observe.rejection_log import RejectionLog, build_record
 from gateway.pipeline import Inspection
 from gateway.policy import relay_control, replies
@@ -90,6 +92,7 @@ class ProxyContext:
     draining: bool = False
     sessions: set[ProxySMTP] = field(default_factory=set)
     per_ip: collections.Counter[str] = field(default_factory=collections.Counter)
+    metrics: Metrics = field(default_factory=Metrics)
 
 
 async def _pieces(message: bytes) -> AsyncIterator[bytes]:
@@ -346,6 +349,7 @@ class ProxySMTP(SMTP):
         ref = pipeline.new_ref()
         log.error("%s ref=%s internal error", self.listener.name, ref, exc_info=error)
         reply = replies.internal_error(ref)
+        self.ctx.metrics.message(self.listener.direction, reply.code)
         if self.upstream is not None:
             self.upstream.abort()
         try:
@@ -370,6 +374,9 @@ class ProxySMTP(SMTP):
         log.info("%s ref=%s client=%s from=<%s> action=%s rule=%s reply=%d %s reason=%s",
                  self.listener.name, ref, self.client_ip, self.gateway_envelope().mail_from,
                  event, rule_id, reply.code, reply.enhanced, reason)
+        self.ctx.metrics.message(self.listener.direction, reply.code)
+        if rule_id is not None:
+            self.ctx.metrics.rule_hit(rule_id)
         await self.write_log(event=event, ref=ref, reply=reply, rule_id=rule_id,
                              reason=reason)
         return replies.render(reply)
@@ -431,7 +438,9 @@ class ProxySMTP(SMTP):
                 up = await self.upstream_mail(policy, target, sender, options)
             except UpstreamUnavailable as exc:
                 return await self.upstream_gone(exc)
+            self.ctx.metrics.upstream_answered(up.code)
             if not up.ok:
+                self.ctx.metrics.message(self.listener.direction, up.code)
                 return up.render()
             status = up.render()
         else:
@@ -475,6 +484,8 @@ class ProxySMTP(SMTP):
         return out
 
     async def upstream_gone(self, exc: Exception, ref: str | None = None) -> str:
+        if not self.upstream_failed:
+            self.ctx.metrics.upstream_failed(exc)
         self.upstream_failed = True
         if self.upstream is not None:
             self.upstream.abort()
@@ -505,8 +516,10 @@ class ProxySMTP(SMTP):
                 up = await self.upstream.rcpt(address)
             except UpstreamUnavailable as exc:
                 return await self.upstream_gone(exc)
+            self.ctx.metrics.upstream_answered(up.code)
             status = up.render()
             if not up.ok:
+                self.ctx.metrics.message(self.listener.direction, up.code)
                 return status
         else:
             status = replies.render(replies.accepted())
@@ -611,6 +624,7 @@ class ProxySMTP(SMTP):
                                      reason="internal error", event="tempfail")
         env = self.gateway_envelope()
         timeout = policy.config.limits.inspection_timeout
+        started = time.monotonic()
         try:
             inspection = await asyncio.wait_for(
                 asyncio.to_thread(pipeline.inspect, policy, raw, env, ref), timeout)
@@ -622,7 +636,10 @@ class ProxySMTP(SMTP):
             return await self.refuse(replies.internal_error(ref), ref, rule_id=None,
                                      reason="internal error", event="tempfail")
         verdict = inspection.verdict
+        self.ctx.metrics.inspection_time(time.monotonic() - started)
+        self.ctx.metrics.inspected(env.direction, len(raw), verdict.hits)
         if inspection.reply is not None:
+            self.ctx.metrics.message(env.direction, inspection.reply.code)
             event = verdict.event or "reject"
             self.log_outcome(ref, env, len(raw), event, verdict.rule_id, inspection.reply)
             await self.write_log(event=event, ref=ref, reply=inspection.reply,
@@ -631,7 +648,11 @@ class ProxySMTP(SMTP):
         assert inspection.relay_bytes is not None
         # Unchanged by transforms: relay the spooled copy rather than a second one in memory.
         source = spool if spool.spooled and inspection.relay_bytes is raw else None
+        started = time.monotonic()
         reply, status = await self.relay(policy, inspection.relay_bytes, ref, source)
+        self.ctx.metrics.relay_time(time.monotonic() - started)
+        if not self.upstream_failed:  # else upstream_gone counted the tempfail
+            self.ctx.metrics.message(env.direction, reply.code)
         noted = verdict.event
         self.log_outcome(ref, env, len(raw), "relay" if noted is None else f"relay+{noted}",
                          verdict.rule_id, reply)
@@ -650,6 +671,7 @@ class ProxySMTP(SMTP):
             except (UpstreamUnavailable, OSError) as exc:
                 gone = await self.upstream_gone(exc, ref)
                 return replies.upstream_unavailable(ref), gone
+            self.ctx.metrics.upstream_answered(up.code)
             return _reply_of(up), up.render()
         try:
             await asyncio.to_thread(maildir.deliver, target.path, message)
