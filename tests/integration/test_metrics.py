@@ -1,4 +1,5 @@
-"""Metrics and health: known traffic through a real gateway, then /metrics scraped over HTTP.
+"""Metrics and health: known traffic through a real gateway (proxy and milter front ends),
+then /metrics scraped over HTTP.
 
 Counts are compared exactly; /healthz is 200 while the upstream answers and 503 once it
 is gone; a reload changes the rules_info version.
@@ -13,10 +14,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from gateway.frontends.milter import protocol as p
+from gateway.policy.relay_control import RELAY_ACCESS, RELAY_SENDER
 from gateway.policy_state import load_policy
 from gateway.problems import LoadError
 from gateway.service import Gateway
 
+from .milter_client import MilterClient, Outcome
 from .support import SIZE_RULE, FakeUpstream, client, in_thread, message, write_config
 
 MONITOR_RULE = SIZE_RULE + """
@@ -145,3 +149,76 @@ def test_metrics_refused_with_several_workers(tmp_path: Path) -> None:
         load_policy(path)
     assert any("metrics needs workers: 1" in str(p) for p in caught.value.problems)
 
+
+
+async def test_milter_counts_known_traffic(tmp_path: Path) -> None:
+    """The milter front end counts what it tells the MTA, like the proxy does."""
+    path = write_config(tmp_path, upstream=f"maildir:{tmp_path / 'mail'}", rules=MONITOR_RULE)
+    config = yaml.safe_load(path.read_text())
+    config["listeners"] = [{"name": "milter", "listen": "127.0.0.1:0",
+                            "direction": "inbound", "mode": "milter"}]
+    config["metrics"] = {"listen": "127.0.0.1:0"}
+    path.write_text(yaml.safe_dump(config))
+    gateway = Gateway(load_policy(path))
+    await gateway.start()
+    try:
+        assert gateway.metrics_server is not None and gateway.metrics_server.address
+        http = gateway.metrics_server.address
+        where = gateway.address("milter")
+
+        async def one(client_ip: str, sender: str, rcpt: str, subject: str = "Ujian"
+                      ) -> Outcome:
+            c = await MilterClient.open(where)
+            try:
+                await c.connect(client_ip)
+                return await c.message(message(subject=subject, sender=sender), sender,
+                                       [rcpt])
+            finally:
+                await c.close()
+
+        # From relay_networks: outbound by the client address.
+        for _ in range(3):
+            outcome = await one("127.0.0.1", "a@anm.gov.my", "b@example.com")
+            assert (outcome.stage, type(outcome.final)) == ("eob", p.Continue)
+        for _ in range(2):
+            outcome = await one("127.0.0.1", "x@blocked.anm.gov.my", "b@example.com")
+            assert outcome.stage == "eob" and outcome.text.startswith("550")
+        outcome = await one("127.0.0.1", "a@anm.gov.my", "b@example.com", "PANTAU ini")
+        assert (outcome.stage, type(outcome.final)) == ("eob", p.Continue)
+        # Envelope refusals: an outbound non-agency sender at MAIL, an inbound
+        # recipient outside the agency at RCPT.
+        outcome = await one("127.0.0.1", "x@example.com", "b@example.com")
+        assert outcome.stage == "mail" and outcome.text.startswith("550")
+        outcome = await one("192.0.2.10", "x@example.com", "x@gmail.com")
+        assert outcome.stage == "rcpt" and outcome.text.startswith("554")
+        # Inbound and clean.
+        outcome = await one("192.0.2.10", "x@example.com", "b@anm.gov.my")
+        assert (outcome.stage, type(outcome.final)) == ("eob", p.Continue)
+
+        status, text = await http_get(http, "/metrics")
+        assert status == 200
+        assert sample(text, "gateway_messages_total", direction="outbound",
+                      verdict="relayed") == 4
+        assert sample(text, "gateway_messages_total", direction="outbound",
+                      verdict="reject") == 3
+        assert sample(text, "gateway_messages_total", direction="inbound",
+                      verdict="reject") == 1
+        assert sample(text, "gateway_messages_total", direction="inbound",
+                      verdict="relayed") == 1
+        for direction in ("inbound", "outbound"):
+            assert sample(text, "gateway_messages_total", direction=direction,
+                          verdict="tempfail") == 0
+        assert sample(text, "gateway_rule_hits_total", rule_id="penghantar-dilarang",
+                      mode="enforce") == 2
+        assert sample(text, "gateway_rule_hits_total", rule_id="pantau-subjek",
+                      mode="monitor") == 1
+        assert sample(text, "gateway_rule_hits_total", rule_id=RELAY_SENDER,
+                      mode="enforce") == 1
+        assert sample(text, "gateway_rule_hits_total", rule_id=RELAY_ACCESS,
+                      mode="enforce") == 1
+        assert sample(text, "gateway_inspection_seconds_count") == 7
+        assert sample(text, "gateway_relay_seconds_count") == 0
+        assert sample(text, "gateway_bytes_total", direction="outbound") > 0
+        assert sample(text, "gateway_bytes_total", direction="inbound") > 0
+    finally:
+        await gateway.stop(drain_timeout=1.0)

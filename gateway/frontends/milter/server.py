@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass, field
 
 from gateway import pipeline
@@ -143,6 +144,7 @@ class MilterSession:
             pass
         except Exception:
             log.exception("%s milter session failed", self.listener.name)
+            self.ctx.metrics.message(self.envelope().direction, 451)
             with contextlib.suppress(Exception):
                 self.writer.write(p.encode_reply(p.Tempfail()))
                 await self.writer.drain()
@@ -263,6 +265,8 @@ class MilterSession:
             log.info("%s ref=%s client=%s from=<%s> action=reject rule=%s reply=%d %s "
                      "reason=%s", self.listener.name, ref, self.client_ip, txn.mail_from,
                      refusal.rule_id, reply.code, reply.enhanced, refusal.reason)
+            self.ctx.metrics.message(txn.direction, reply.code)
+            self.ctx.metrics.rule_hit(refusal.rule_id)
             await self.write_log(event="reject", ref=ref, reply=reply,
                                  rule_id=refusal.rule_id, reason=refusal.reason)
             return p.ReplyCode(replies.render(reply))
@@ -337,6 +341,7 @@ class MilterSession:
             return [await self.refuse(replies.internal_error(ref), ref, rule_id=None,
                                       reason="internal error", event="tempfail")]
         env = self.envelope()
+        started = time.monotonic()
         try:
             inspection = await asyncio.wait_for(
                 asyncio.to_thread(pipeline.inspect, policy, raw, env, ref),
@@ -349,7 +354,10 @@ class MilterSession:
             return [await self.refuse(replies.internal_error(ref), ref, rule_id=None,
                                       reason="internal error", event="tempfail")]
         verdict = inspection.verdict
+        self.ctx.metrics.inspection_time(time.monotonic() - started)
+        self.ctx.metrics.inspected(env.direction, len(raw), verdict.hits)
         if inspection.reply is not None:
+            self.ctx.metrics.message(env.direction, inspection.reply.code)
             event = verdict.event or "reject"
             self.log_outcome(ref, env, len(raw), event, verdict.rule_id, inspection.reply)
             await self.write_log(event=event, ref=ref, reply=inspection.reply,
@@ -357,6 +365,8 @@ class MilterSession:
             return [p.ReplyCode(replies.render(inspection.reply))]
         changes = self.changes(txn, raw, inspection)
         reply = replies.accepted(f"ref={ref}")
+        # Accepted here: the MTA queues it, so "relayed" means handed back to the MTA.
+        self.ctx.metrics.message(env.direction, reply.code)
         noted = verdict.event
         self.log_outcome(ref, env, len(raw), "accept" if noted is None else f"accept+{noted}",
                          verdict.rule_id, reply)
@@ -400,6 +410,9 @@ class MilterSession:
         log.info("%s ref=%s client=%s from=<%s> action=%s rule=%s reply=%d %s reason=%s",
                  self.listener.name, ref, self.client_ip, self.envelope().mail_from, event,
                  rule_id, reply.code, reply.enhanced, reason)
+        self.ctx.metrics.message(self.envelope().direction, reply.code)
+        if rule_id is not None:
+            self.ctx.metrics.rule_hit(rule_id)
         if self.txn is not None:
             self.txn.refused = True
             self.txn.spool.drop()
