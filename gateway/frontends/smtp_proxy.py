@@ -41,7 +41,7 @@ from gateway.config import Listener, Upstream
 from gateway.envelope import Envelope
 from gateway.frontends.datastream import DataDecoder, Spool
 from gateway.observe.metrics import Metrics
-from gateway.observe.rejection_log import RejectionLog, build_record
+from gateway.observe.rejection_log import RejectionLog
 from gateway.pipeline import Inspection
 from gateway.policy import relay_control, replies
 from gateway.policy.verdict import Reply
@@ -362,12 +362,9 @@ class ProxySMTP(SMTP):
     async def write_log(self, *, event: str, ref: str, reply: Reply | None,
                         inspection: Inspection | None = None, rule_id: str | None = None,
                         reason: str | None = None) -> None:
-        record = build_record(
-            event=event, ref=ref, envelope=self.gateway_envelope(),
-            view=inspection.view if inspection is not None else None,
-            verdict=inspection.verdict if inspection is not None else None,
-            reply=reply, rule_id=rule_id, reason=reason)
-        await asyncio.to_thread(self.ctx.rejection_log.write, record)
+        await self.ctx.rejection_log.log(
+            event=event, ref=ref, envelope=self.gateway_envelope(), reply=reply,
+            inspection=inspection, rule_id=rule_id, reason=reason)
 
     async def refuse(self, reply: Reply, ref: str, *, rule_id: str | None, reason: str,
                      event: str = "reject") -> str:

@@ -8,6 +8,7 @@ marking was found and where.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import threading
@@ -19,6 +20,7 @@ from typing import Any
 
 from gateway.envelope import Envelope
 from gateway.message.view import MessageView
+from gateway.pipeline import Inspection
 from gateway.policy.verdict import Reply, Verdict
 
 # Evidence keys whose values may quote the message (matched text, file names...).
@@ -136,6 +138,17 @@ class RejectionLog:
         line = (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode("utf-8")
         with self._lock:
             os.write(self._open(), line)
+
+    async def log(self, *, event: str, ref: str, envelope: Envelope, reply: Reply | None,
+                  inspection: Inspection | None = None, rule_id: str | None = None,
+                  reason: str | None = None) -> None:
+        """Build the record and write it off the event loop; every front end logs this way."""
+        record = build_record(
+            event=event, ref=ref, envelope=envelope,
+            view=inspection.view if inspection is not None else None,
+            verdict=inspection.verdict if inspection is not None else None,
+            reply=reply, rule_id=rule_id, reason=reason)
+        await asyncio.to_thread(self.write, record)
 
     def reopen(self) -> None:
         """Start a new file handle (after logrotate moved the old file)."""

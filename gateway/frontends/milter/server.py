@@ -6,7 +6,7 @@ and answers with the same decisions the proxy makes, from the same code: relay
 control at MAIL and RCPT (`gateway.policy.relay_control`), the message through
 `gateway.pipeline.inspect` in a worker thread with the inspection deadline, the
 reply text from `gateway.policy.replies`, the log line from
-`gateway.observe.rejection_log.build_record`.
+`gateway.observe.rejection_log.RejectionLog.log`.
 
 The message is rebuilt from the header events (in order, `name: value`, CRLF)
 and the body chunks, and kept in a `Spool` (memory up to
@@ -42,7 +42,6 @@ from gateway.envelope import Direction, Envelope
 from gateway.frontends.datastream import Spool
 from gateway.frontends.milter import protocol as p
 from gateway.frontends.smtp_proxy import ProxyContext
-from gateway.observe.rejection_log import build_record
 from gateway.pipeline import Inspection
 from gateway.policy import relay_control, replies
 from gateway.policy.verdict import Reply
@@ -397,12 +396,9 @@ class MilterSession:
     async def write_log(self, *, event: str, ref: str, reply: Reply | None,
                         inspection: Inspection | None = None, rule_id: str | None = None,
                         reason: str | None = None) -> None:
-        record = build_record(
-            event=event, ref=ref, envelope=self.envelope(),
-            view=inspection.view if inspection is not None else None,
-            verdict=inspection.verdict if inspection is not None else None,
-            reply=reply, rule_id=rule_id, reason=reason)
-        await asyncio.to_thread(self.ctx.rejection_log.write, record)
+        await self.ctx.rejection_log.log(
+            event=event, ref=ref, envelope=self.envelope(), reply=reply,
+            inspection=inspection, rule_id=rule_id, reason=reason)
 
     async def refuse(self, reply: Reply, ref: str, *, rule_id: str | None, reason: str,
                      event: str = "reject") -> p.Reply:
