@@ -40,6 +40,7 @@ from gateway import pipeline, tls
 from gateway.config import Listener, Upstream
 from gateway.envelope import Envelope
 from gateway.frontends.datastream import DataDecoder, Spool
+from gateway.frontends.inspection import NotInspected, inspect_spooled
 from gateway.observe.metrics import Metrics
 from gateway.observe.rejection_log import RejectionLog
 from gateway.pipeline import Inspection
@@ -608,33 +609,14 @@ class ProxySMTP(SMTP):
             return await self.refuse(replies.bare_newline(ref), ref, rule_id="baris-tidak-sah",
                                      reason=f"{decoder.bare} in DATA")
         spool = decoder.spool
-        if spool.error is not None:
-            log.error("%s ref=%s cannot spool the message: %s", self.listener.name, ref,
-                      spool.error)
-            return await self.refuse(replies.internal_error(ref), ref, rule_id=None,
-                                     reason="internal error", event="tempfail")
-        try:
-            raw = await asyncio.to_thread(spool.read) if spool.spooled else spool.read()
-        except OSError:
-            log.exception("%s ref=%s cannot read the spooled message", self.listener.name, ref)
-            return await self.refuse(replies.internal_error(ref), ref, rule_id=None,
-                                     reason="internal error", event="tempfail")
         env = self.gateway_envelope()
-        timeout = policy.config.limits.inspection_timeout
-        started = time.monotonic()
-        try:
-            inspection = await asyncio.wait_for(
-                asyncio.to_thread(pipeline.inspect, policy, raw, env, ref), timeout)
-        except TimeoutError:
-            return await self.refuse(replies.not_inspectable(ref), ref, rule_id=None,
-                                     reason="inspection timeout", event="tempfail")
-        except Exception:
-            log.exception("%s ref=%s inspection failed", self.listener.name, ref)
-            return await self.refuse(replies.internal_error(ref), ref, rule_id=None,
-                                     reason="internal error", event="tempfail")
+        inspection = await inspect_spooled(policy, spool, env, ref, self.ctx.metrics, log,
+                                           self.listener.name)
+        if isinstance(inspection, NotInspected):
+            return await self.refuse(inspection.reply, ref, rule_id=None,
+                                     reason=inspection.reason, event="tempfail")
+        raw = inspection.view.raw
         verdict = inspection.verdict
-        self.ctx.metrics.inspection_time(time.monotonic() - started)
-        self.ctx.metrics.inspected(env.direction, len(raw), verdict.hits)
         if inspection.reply is not None:
             self.ctx.metrics.message(env.direction, inspection.reply.code)
             event = verdict.event or "reject"

@@ -33,13 +33,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from dataclasses import dataclass, field
 
 from gateway import pipeline
 from gateway.config import Listener
 from gateway.envelope import Direction, Envelope
 from gateway.frontends.datastream import Spool
+from gateway.frontends.inspection import NotInspected, inspect_spooled
 from gateway.frontends.milter import protocol as p
 from gateway.frontends.smtp_proxy import ProxyContext
 from gateway.pipeline import Inspection
@@ -327,34 +327,14 @@ class MilterSession:
     async def decide(self, txn: Transaction) -> list[p.Reply]:
         policy = txn.policy
         ref = pipeline.new_ref()
-        spool = txn.spool
-        if spool.error is not None:
-            log.error("%s ref=%s cannot spool the message: %s", self.listener.name, ref,
-                      spool.error)
-            return [await self.refuse(replies.internal_error(ref), ref, rule_id=None,
-                                      reason="internal error", event="tempfail")]
-        try:
-            raw = await asyncio.to_thread(spool.read) if spool.spooled else spool.read()
-        except OSError:
-            log.exception("%s ref=%s cannot read the spooled message", self.listener.name, ref)
-            return [await self.refuse(replies.internal_error(ref), ref, rule_id=None,
-                                      reason="internal error", event="tempfail")]
         env = self.envelope()
-        started = time.monotonic()
-        try:
-            inspection = await asyncio.wait_for(
-                asyncio.to_thread(pipeline.inspect, policy, raw, env, ref),
-                policy.config.limits.inspection_timeout)
-        except TimeoutError:
-            return [await self.refuse(replies.not_inspectable(ref), ref, rule_id=None,
-                                      reason="inspection timeout", event="tempfail")]
-        except Exception:
-            log.exception("%s ref=%s inspection failed", self.listener.name, ref)
-            return [await self.refuse(replies.internal_error(ref), ref, rule_id=None,
-                                      reason="internal error", event="tempfail")]
+        inspection = await inspect_spooled(policy, txn.spool, env, ref, self.ctx.metrics, log,
+                                           self.listener.name)
+        if isinstance(inspection, NotInspected):
+            return [await self.refuse(inspection.reply, ref, rule_id=None,
+                                      reason=inspection.reason, event="tempfail")]
+        raw = inspection.view.raw
         verdict = inspection.verdict
-        self.ctx.metrics.inspection_time(time.monotonic() - started)
-        self.ctx.metrics.inspected(env.direction, len(raw), verdict.hits)
         if inspection.reply is not None:
             self.ctx.metrics.message(env.direction, inspection.reply.code)
             event = verdict.event or "reject"
