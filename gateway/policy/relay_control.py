@@ -4,8 +4,9 @@ Pure functions over the envelope and the config's lists, shared by every front e
 (the SMTP proxy now, the milter later). Outbound listeners relay only for clients in
 `relay_networks` and only for the agency's own senders; inbound listeners deliver
 only to the agency's own domains, so the gateway is never an open relay. On both,
-address forms that older MTAs interpret as routing (`user%host@`, `@a,@b:user@c`,
-`user@[1.2.3.4]`) are refused, because a downstream MTA could route them elsewhere.
+address forms that MTAs interpret as sender-specified routing (`"user@host"@`,
+`user%host@`, `host!user@`, `@a,@b:user@c`, `user@[1.2.3.4]`) are refused from every
+client, because a downstream MTA that trusts the gateway would route them elsewhere.
 """
 
 from __future__ import annotations
@@ -47,23 +48,67 @@ def client_in(client_ip: str, networks: Iterable[IPNetwork]) -> bool:
     return any(ip.version == net.version and ip in net for net in networks)
 
 
-def routing_form(path: str) -> str | None:
-    """Why an SMTP path is refused as a routing trick, or None when it is a plain address.
+def split_path(path: str) -> tuple[str, str, str]:
+    """(local part as the receiving MTA reads it, '@' or '', domain) of an SMTP path.
 
-    `path` is the argument as the client wrote it (`<@a,@b:u@c>`), because parsers
-    drop the source route before anyone can look at it.
+    `path` is the argument as the client wrote it (`<"a@b"@c>`). The local part is
+    unquoted and its backslash escapes undone (RFC 5321 4.1.2 Quoted-string,
+    quoted-pairSMTP), because that is the text a next hop routes on: `"a@b"@c` and
+    `"a\\@b"@c` both reach it as the local part `a@b`. The domain starts after the
+    last `@` outside a quoted string.
     """
     inner = path.strip()
-    if inner.startswith("<"):
-        inner = inner[1:].split(">", 1)[0]
-    inner = inner.strip()
+    bracketed = inner.startswith("<")
+    if bracketed:
+        inner = inner[1:].lstrip()
+    local: list[str] = []
+    quoted = False
+    last_at = -1
+    i = 0
+    while i < len(inner):
+        c = inner[i]
+        if c == "\\" and i + 1 < len(inner):
+            local.append(inner[i + 1])
+            i += 2
+            continue
+        if c == '"':
+            quoted = not quoted
+        elif c == ">" and bracketed and not quoted:
+            break  # the end of the path; ESMTP parameters may follow
+        elif c == "@" and not quoted:
+            last_at = len(local)
+            local.append(c)
+        else:
+            local.append(c)
+        i += 1
+    text = "".join(local)
+    if last_at < 0:
+        return text, "", ""
+    return text[:last_at], "@", text[last_at + 1:]
+
+
+def routing_form(path: str) -> str | None:
+    """Why an SMTP path is refused as sender-specified routing, or None when it is a
+    plain address.
+
+    Refused as Postfix's `allow_untrusted_routing = no` refuses them (postconf(5)),
+    because a next hop that trusts the gateway would route them onwards: a source
+    route (`<@a,@b:u@c>`, RFC 5321 4.1.2 and appendix C), `@` (`"u@evil"@agency`),
+    `%` (`u%evil@agency`) or `!` (`evil!u@agency`, UUCP bang path) in the local part,
+    quoted or escaped or not, and an address literal (`u@[192.0.2.1]`). `path` is the
+    argument as the client wrote it, because parsers drop the source route and the
+    quoting before anyone can look at it.
+    """
+    inner = path.strip().lstrip("<").lstrip()
     if inner.startswith("@"):
         return "source route"
-    local, at, domain = inner.rpartition("@")
-    if not at:
-        local, domain = inner, ""
+    local, _, domain = split_path(path)
+    if "@" in local:
+        return "@ in the local part"
     if "%" in local:
         return "percent hack"
+    if "!" in local:
+        return "bang path"
     if domain.startswith("["):
         return "address literal"
     return None

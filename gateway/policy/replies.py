@@ -63,8 +63,10 @@ def sender_not_agency(ref: str) -> Reply:
 
 def bad_address(ref: str) -> Reply:
     return Reply(550, "5.1.3", (
-        "Alamat ini tidak dibenarkan (penghalaan sumber, % atau alamat IP literal).",
-        "Address not allowed (source route, % hack or address literal).",
+        "Alamat ini tidak dibenarkan (penghalaan oleh penghantar: @, % atau ! dalam "
+        "bahagian setempat, laluan sumber atau alamat IP literal).",
+        "Address not allowed (sender-specified routing: @, % or ! in the local part, "
+        "source route or address literal).",
         f"rule=relay-address ref={ref}"))
 
 

@@ -193,8 +193,10 @@ async def test_direction_from_daemon_name_and_auth(gw: GatewayHandle) -> None:
 async def test_relay_refusal_at_rcpt(gw: GatewayHandle, client: MilterClient) -> None:
     await client.connect(OUTSIDE)
     out = await client.message(message(subject="Biasa"), "a@example.com",
-                               ["b@gmail.com", "b%c@anm.gov.my", "b@anm.gov.my"])
-    refused_domain, refused_route, ok = out.rcpt_replies
+                               ["b@gmail.com", "b%c@anm.gov.my", '"v@evil.example"@anm.gov.my',
+                                '"v\\@evil.example"@anm.gov.my', "evil.example!v@anm.gov.my",
+                                "b@anm.gov.my"])
+    refused_domain, refused_route, *refused_routing, ok = out.rcpt_replies
     assert isinstance(refused_domain, p.ReplyCode)
     lines = reply_lines(refused_domain.text)
     assert lines[0] == "554-5.7.1 Akses geganti ditolak."
@@ -202,10 +204,13 @@ async def test_relay_refusal_at_rcpt(gw: GatewayHandle, client: MilterClient) ->
     assert lines[2].startswith("554 5.7.1 rule=relay-access ref=")
     assert isinstance(refused_route, p.ReplyCode)
     assert "rule=relay-address" in refused_route.text
+    for refused in refused_routing:
+        assert isinstance(refused, p.ReplyCode)
+        assert "rule=relay-address" in refused.text
     assert ok == p.Continue()
     # The accepted recipient's message goes on and is accepted.
     assert out.replies == [p.Continue()]
-    assert [r["rule_id"] for r in gw.records()] == ["relay-access", "relay-address"]
+    assert [r["rule_id"] for r in gw.records()] == ["relay-access"] + ["relay-address"] * 4
 
 
 async def test_oversize_body_refused_with_552(gw: GatewayHandle, client: MilterClient) -> None:

@@ -252,7 +252,10 @@ async def test_outbound_sender_must_be_agency_null_sender_allowed(
 
 @pytest.mark.parametrize("path", ["<user%victim.example@anm.gov.my>",
                                   "<@relay.example,@other.example:user@anm.gov.my>",
-                                  "<user@[192.0.2.1]>"])
+                                  "<user@[192.0.2.1]>",
+                                  '<"victim@evil.example"@anm.gov.my>',
+                                  '<"victim\\@evil.example"@anm.gov.my>',
+                                  "<evil.example!victim@anm.gov.my>"])
 async def test_routing_addresses_are_refused(make_gateway: GatewayFactory,
                                              upstream: FakeUpstream, path: str) -> None:
     gw = await make_gateway(upstream=f"smtp://127.0.0.1:{upstream.port}")
