@@ -56,7 +56,8 @@ def _read_message(name: str) -> bytes:
 
 def _attachments(view: MessageView) -> list[dict[str, Any]]:
     return [{"filename": a.filename, "size": a.size, "detected_type": a.detected_type,
-             "encrypted": a.encrypted} for a in view.attachments]
+             "encrypted": a.encrypted, "encryption_scheme": a.encryption_scheme}
+            for a in view.attachments]
 
 
 def check_result(policy: PolicyState, raw: bytes, *, direction: str, mail_from: str | None,
@@ -137,6 +138,8 @@ def _human(result: dict[str, Any]) -> str:
         for a in result["attachments"]:
             enc = {True: "encrypted", False: "not encrypted", None: "not inspectable"}[
                 a["encrypted"]]
+            if a["encryption_scheme"]:
+                enc += f" ({a['encryption_scheme']})"
             lines.append(f"  - {a['filename']!r} {a['size']} bytes {a['detected_type']} {enc}")
     return "\n".join(lines)
 

@@ -14,7 +14,11 @@ What counts (MARKINGS.md, "Encrypted"):
 - Office: an OLE container with `EncryptionInfo` and `EncryptedPackage` streams
   (password-protected OOXML), or a legacy binary file marked encrypted inside:
   Word FIB `fEncrypted`, Excel `FILEPASS` record, PowerPoint's encrypted
-  `Current User` token.
+  `Current User` token (`documents.ole`). OpenDocument: the manifest declares
+  `manifest:encryption-data` (`documents.odf`).
+
+With the state goes the scheme (`Protection.scheme`), for rules on weak encryption:
+AES is strong; ZipCrypto (PKWARE traditional), RC4 and XOR obfuscation are weak.
 - OpenPGP armoured messages (and binary OpenPGP: libmagic's
   `application/pgp-encrypted`) and S/MIME enveloped-data.
 - The whole message: S/MIME `application/pkcs7-mime; smime-type=enveloped-data`
@@ -29,11 +33,9 @@ parsed; rules treat that as "not encrypted" (fail closed).
 from __future__ import annotations
 
 import re
-import struct
+from typing import NamedTuple
 
-import olefile
-
-from gateway.message.documents import archives, pdf, rar, sevenzip
+from gateway.message.documents import archives, odf, ole, pdf, rar, sevenzip
 from gateway.message.documents.bounds import LimitExceeded
 from gateway.message.limits import DEFAULT_LIMITS, InspectionLimits
 
@@ -42,69 +44,50 @@ _PGP_ARMOUR = b"-----BEGIN PGP MESSAGE-----"
 # (1.2.840.113549.1.9.16.1.23) content type OIDs.
 _ENVELOPED_OIDS = (b"\x06\x09\x2a\x86\x48\x86\xf7\x0d\x01\x07\x03",
                    b"\x06\x0b\x2a\x86\x48\x86\xf7\x0d\x01\x09\x10\x01\x17")
-_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
-_PPT_ENCRYPTED_TOKEN = 0xF3D1C4DF
-_XLS_FILEPASS = 0x002F
-_XLS_EOF = 0x000A
-_WORD_F_ENCRYPTED = 0x0100
+# ZIP compression method 99: WinZip AES (APPNOTE.TXT 4.4.5; AE-x specification).
+_ZIP_AES = 99
+
+
+class Protection(NamedTuple):
+    """An attachment's encryption: `encrypted` True/False/None (could not tell) and,
+    when encrypted, the scheme: `aes`, `zipcrypto`, `rc4`, `xor`, `pdf-rc4`,
+    `pdf-aes`, `blowfish`, `pgp`, `smime`, or None when it cannot be told."""
+
+    encrypted: bool | None
+    scheme: str | None = None
+
+
+PLAIN = Protection(False)
+UNKNOWN = Protection(None)
+
+
+def zip_protection(data: bytes, limits: InspectionLimits = DEFAULT_LIMITS) -> Protection:
+    """A ZIP (OpenDocument packages by their manifest, `documents.odf`): encrypted when
+    every file entry is; the scheme is `aes` when every entry uses WinZip AES, else
+    `zipcrypto` (the weakest entry names it)."""
+    try:
+        with archives.open_zip(data, limits) as zf:
+            infos = zf.infolist()
+            if odf.is_odf({i.filename for i in infos[:1000]}):
+                encrypted, scheme = odf.encryption(zf)
+                return Protection(encrypted, scheme)
+            files = [i for i in infos if not i.is_dir()]
+    except (archives.BadArchive, LimitExceeded):
+        return UNKNOWN
+    if not files or not all(i.flag_bits & 0x1 for i in files):
+        return PLAIN
+    aes = all(i.compress_type == _ZIP_AES for i in files)
+    return Protection(True, "aes" if aes else "zipcrypto")
 
 
 def zip_encrypted(data: bytes, limits: InspectionLimits = DEFAULT_LIMITS) -> bool | None:
-    try:
-        with archives.open_zip(data, limits) as zf:
-            files = [i for i in zf.infolist() if not i.is_dir()]
-    except (archives.BadArchive, LimitExceeded):
-        return None
-    return bool(files) and all(i.flag_bits & 0x1 for i in files)
+    return zip_protection(data, limits).encrypted
 
 
 def pdf_encrypted(data: bytes) -> bool | None:
     if not pdf.looks_like_pdf(data):
         return None
     return pdf.encrypted(data)
-
-
-def _xls_filepass(stream: bytes) -> bool:
-    pos = 0
-    # FILEPASS follows the globals substream's BOF; stop at its EOF.
-    for _ in range(10000):
-        if pos + 4 > len(stream):
-            break
-        rtype, length = struct.unpack_from("<HH", stream, pos)
-        if rtype == _XLS_FILEPASS:
-            return True
-        if rtype == _XLS_EOF:
-            break
-        pos += 4 + length
-    return False
-
-
-def ole_encrypted(data: bytes) -> bool | None:
-    try:
-        ole = olefile.OleFileIO(data)
-    except Exception:  # not an OLE file after all, or a broken one
-        return None
-    try:
-        if ole.exists("EncryptionInfo") and ole.exists("EncryptedPackage"):
-            return True
-        if ole.exists("WordDocument"):
-            fib = ole.openstream("WordDocument").read(12)
-            return len(fib) >= 12 and bool(struct.unpack_from("<H", fib, 10)[0]
-                                           & _WORD_F_ENCRYPTED)
-        for name in ("Workbook", "Book"):
-            if ole.exists(name):
-                return _xls_filepass(ole.openstream(name).read())
-        if ole.exists("Current User"):
-            if ole.exists("EncryptedSummary"):
-                return True
-            cu = ole.openstream("Current User").read(16)
-            return len(cu) >= 16 and struct.unpack_from("<I", cu, 12)[0] == \
-                _PPT_ENCRYPTED_TOKEN
-        return False
-    except Exception:  # a stream that lies about its size
-        return None
-    finally:
-        ole.close()
 
 
 def pkcs7_enveloped(data: bytes) -> bool:
@@ -129,26 +112,40 @@ def inline_pgp(bodies: tuple[str, ...]) -> bool:
     return True
 
 
+def _state(encrypted: bool | None, scheme: str) -> Protection:
+    return Protection(encrypted, scheme if encrypted else None)
+
+
+def attachment_protection(data: bytes, detected_type: str,
+                          limits: InspectionLimits = DEFAULT_LIMITS) -> Protection:
+    """The encryption state and scheme of one decoded attachment (module docstring)."""
+    if archives.is_zip(data) or detected_type in (
+            "application/zip", "application/x-zip-compressed"):
+        return zip_protection(data, limits)
+    if detected_type == "application/pdf" or pdf.looks_like_pdf(data):
+        if not pdf.looks_like_pdf(data):
+            return UNKNOWN
+        encrypted, scheme = pdf.encryption(data)
+        return Protection(encrypted, scheme)
+    if ole.is_ole(data):
+        encrypted, scheme = ole.encryption(data)
+        return Protection(encrypted, scheme)
+    if data.startswith(sevenzip.SIGNATURE):
+        return _state(sevenzip.encrypted(data), "aes")  # 7z encrypts only with AES-256
+    if rar.is_rar(data):
+        return _state(rar.encrypted(data), "aes")  # RAR 3 and later: AES only
+    if _PGP_ARMOUR in data[:4096] or detected_type == "application/pgp-encrypted":
+        return Protection(True, "pgp")
+    if detected_type in ("application/pkcs7-mime", "application/x-pkcs7-mime") or \
+            data[:1] == b"\x30":
+        return _state(pkcs7_enveloped(data), "smime")
+    return PLAIN
+
+
 def attachment_encrypted(data: bytes, detected_type: str,
                          limits: InspectionLimits = DEFAULT_LIMITS) -> bool | None:
     """The encryption state of one decoded attachment (see the module docstring)."""
-    if archives.is_zip(data) or detected_type in (
-            "application/zip", "application/x-zip-compressed"):
-        return zip_encrypted(data, limits)
-    if detected_type == "application/pdf" or pdf.looks_like_pdf(data):
-        return pdf_encrypted(data)
-    if data.startswith(_OLE_MAGIC):
-        return ole_encrypted(data)
-    if data.startswith(sevenzip.SIGNATURE):
-        return sevenzip.encrypted(data)
-    if rar.is_rar(data):
-        return rar.encrypted(data)
-    if _PGP_ARMOUR in data[:4096] or detected_type == "application/pgp-encrypted":
-        return True
-    if detected_type in ("application/pkcs7-mime", "application/x-pkcs7-mime") or \
-            data[:1] == b"\x30":
-        return pkcs7_enveloped(data) or False
-    return False
+    return attachment_protection(data, detected_type, limits).encrypted
 
 
 def message_encrypted(content_type: str, params: dict[str, str], payload: bytes | None

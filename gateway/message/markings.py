@@ -263,6 +263,8 @@ class _Collector:
             where[piece.part] = piece.number
         if piece.path:
             where["member"] = piece.path
+        if piece.rule == "unreadable":
+            return  # a finding for the view (`Attachment.unreadable`), not text
         if piece.rule == "filename":
             where["field"] = "archive_entry"
             where["text"] = piece.text
@@ -272,6 +274,8 @@ class _Collector:
             return
         elif piece.rule == "label":
             found = in_label(piece.text)
+        elif piece.rule == "subject":
+            found = in_subject(piece.text)
         else:
             found = in_msip_labels(piece.text)
         for marking in found:
@@ -280,11 +284,6 @@ class _Collector:
 
 def _join(name: str, path: str) -> str:
     return f"{name}/{path}" if path else name
-
-
-# Categories whose content may hold documents (ZIP, OOXML, PDF); the rest (images,
-# programs, legacy Office binaries) carry markings only in their names.
-_DOCUMENT_CATEGORIES = frozenset({"archive", "office", "pdf", "other"})
 
 
 def detect(view: MessageView) -> Markings:
@@ -324,7 +323,6 @@ def detect(view: MessageView) -> Markings:
         if part.nested:
             where["nested"] = part.nested
         out.text(part.text, where)
-    bounds = documents.Bounds(view.limits, view.budget, seconds=view.limits.max_seconds)
     for att in view.attachments:
         base = {"in": "attachment", "index": att.index, "name": att.filename}
         for name in att.filenames:  # every variant: a client may show any of them
@@ -336,11 +334,12 @@ def detect(view: MessageView) -> Markings:
         if att.category == "text":
             out.text(att.text(), {**base, "field": "content",
                                   "at": f"attachment:{att.filename}:content"})
-        elif att.category in _DOCUMENT_CATEGORIES:
+        else:
             try:
-                for piece in documents.pieces(att.data(), bounds):
-                    out.piece(piece, base, att.filename)
+                read = att.document_pieces
             except documents.LimitExceeded as e:
                 from gateway.message.view import NotInspectable  # the view imports us
                 raise NotInspectable(f"attachment {att.index}: {e.reason}") from None
+            for piece in read:
+                out.piece(piece, base, att.filename)
     return Markings(tuple(out.found))

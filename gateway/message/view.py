@@ -30,12 +30,16 @@ from functools import cached_property
 from typing import Any
 
 from gateway.message import defects as defect_kinds
-from gateway.message import encryption, filetypes, forwarding, identity, mime
+from gateway.message import documents, encryption, filetypes, forwarding, identity, mime
 from gateway.message import headers as hdr
 from gateway.message import links as links_mod
 from gateway.message import markings as markings_mod
 from gateway.message.limits import DEFAULT_LIMITS, ExpansionBudget, InspectionLimits
 from gateway.message.text import decode_bytes, html_to_text
+
+# Categories whose content may hold documents (ZIP, OOXML, ODF, RTF, PDF, legacy Office,
+# Outlook items); the rest (pictures, programs, text) are read otherwise.
+_DOCUMENT_CATEGORIES = frozenset({"archive", "office", "pdf", "other"})
 
 
 class NotInspectable(Exception):
@@ -55,7 +59,8 @@ class Attachment:
 
     def __init__(self, leaf: mime.Leaf, *, in_encrypted: bool = False,
                  limits: InspectionLimits = DEFAULT_LIMITS,
-                 budget: ExpansionBudget | None = None) -> None:
+                 budget: ExpansionBudget | None = None,
+                 bounds: documents.Bounds | None = None) -> None:
         self._leaf = leaf
         self._in_encrypted = in_encrypted
         self.index = leaf.index
@@ -65,6 +70,7 @@ class Attachment:
         self.limits = limits
         self.budget = budget if budget is not None else ExpansionBudget(
             limits.max_expansion_bytes)
+        self._bounds = bounds
 
     def __repr__(self) -> str:
         return f"Attachment(index={self.index}, declared_type={self.declared_type!r})"
@@ -87,19 +93,20 @@ class Attachment:
         return data or b""
 
     @cached_property
-    def _facts(self) -> tuple[int, str, str, bool | None]:
+    def _facts(self) -> tuple[int, str, str, encryption.Protection]:
         data, clean = mime.decoded_payload(self._leaf.part)
         if data is None:
-            return 0, "application/octet-stream", "other", None
+            return 0, "application/octet-stream", "other", encryption.UNKNOWN
         detected = filetypes.detect(data)
         # The most dangerous reading wins: one name variant ending .exe makes a text
         # file a program, whatever the other variants say.
         categories = [filetypes.category(detected, name, data)
                       for name in (self.filenames or ("",))]
         category = "executable" if "executable" in categories else categories[0]
-        state = encryption.attachment_encrypted(data, detected, self.limits) if clean else None
-        if state is False and self._in_encrypted:
-            state = True
+        state = encryption.attachment_protection(data, detected, self.limits) if clean \
+            else encryption.UNKNOWN
+        if state.encrypted is False and self._in_encrypted:
+            state = encryption.Protection(True, None)
         return len(data), detected, category, state
 
     @cached_property
@@ -123,7 +130,13 @@ class Attachment:
     @property
     def encrypted(self) -> bool | None:
         """True / False, or None: could not inspect."""
-        return self._facts[3]
+        return self._facts[3].encrypted
+
+    @property
+    def encryption_scheme(self) -> str | None:
+        """`aes`, `zipcrypto`, `rc4`, `xor`, `pdf-rc4`, `pdf-aes`... when encrypted
+        (None when not, or when the scheme cannot be told): encryption.Protection."""
+        return self._facts[3].scheme
 
     @cached_property
     def claimed_categories(self) -> tuple[str, ...]:
@@ -138,6 +151,31 @@ class Attachment:
             return False
         return filetypes.mismatch(self.claimed_categories, self.category)
 
+    @cached_property
+    def document_pieces(self) -> tuple[documents.Piece, ...]:
+        """The text pieces of the documents in this attachment (gateway.message.documents),
+        read once. () for text attachments (read by `text()`), pictures and programs.
+
+        Raises documents.LimitExceeded when they are beyond the inspection bounds
+        (nothing is cached then: every caller sees the same failure)."""
+        if self.declared_type.startswith("message/") or self.category not in \
+                _DOCUMENT_CATEGORIES:
+            return ()
+        bounds = self._bounds or documents.Bounds(self.limits, self.budget,
+                                                  seconds=self.limits.max_seconds)
+        return tuple(documents.pieces(self.data(), bounds))
+
+    @property
+    def unreadable(self) -> tuple[str, ...]:
+        """Where this attachment has no text a reader could vouch for: `image` for a
+        picture, `page3` for an image-only page...; () when everything was readable.
+        Raises documents.LimitExceeded like `document_pieces`."""
+        if self.category == "image":
+            return ("image",)
+        return tuple(dict.fromkeys(
+            f"{p.path}:{p.location}" if p.path else p.location
+            for p in self.document_pieces if p.rule == "unreadable"))
+
     def text(self) -> str:
         """The content as text (HTML rendered), for text attachments."""
         data = self.data()
@@ -151,7 +189,8 @@ class Attachment:
         return {"filename": self.filename, "filenames": list(self.filenames),
                 "size": self.size, "declared_type": self.declared_type,
                 "detected_type": self.detected_type, "category": self.category,
-                "type_mismatch": self.type_mismatch, "encrypted": self.encrypted}
+                "type_mismatch": self.type_mismatch, "encrypted": self.encrypted,
+                "encryption_scheme": self.encryption_scheme}
 
 
 @dataclass(frozen=True)
@@ -360,8 +399,13 @@ class MessageView:
     def attachments(self) -> tuple[Attachment, ...]:
         enc = self.structure.encrypted_parts
         return tuple(Attachment(leaf, in_encrypted=leaf.index in enc, limits=self.limits,
-                                budget=self.budget)
+                                budget=self.budget, bounds=self.document_bounds)
                      for leaf in self.structure.attachments)
+
+    @cached_property
+    def document_bounds(self) -> documents.Bounds:
+        """What reading all of this message's documents may spend (one deadline)."""
+        return documents.Bounds(self.limits, self.budget, seconds=self.limits.max_seconds)
 
     @cached_property
     def forwarded(self) -> tuple[Forwarded, ...]:

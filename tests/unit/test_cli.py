@@ -156,7 +156,16 @@ def test_check_json_attachment_fields(tmp_path: Path) -> None:
     data = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
     r = check_json(tmp_path, message("Laporan", attachment=("laporan.pdf", data)))
     assert r["attachments"] == [{"filename": "laporan.pdf", "size": len(data),
-                                 "detected_type": "application/pdf", "encrypted": False}]
+                                 "detected_type": "application/pdf", "encrypted": False,
+                                 "encryption_scheme": None}]
+
+
+def test_check_json_reports_the_encryption_scheme(tmp_path: Path) -> None:
+    data = (REPO / "tests" / "corpus" / "fixtures" / "office" /
+            "example_password.docx").read_bytes()
+    r = check_json(tmp_path, message("Laporan", attachment=("laporan.docx", data)))
+    assert [(a["encrypted"], a["encryption_scheme"]) for a in r["attachments"]] == [
+        (True, "aes")]
 
 
 def test_check_envelope_options_and_stdin(tmp_path: Path) -> None:

@@ -16,6 +16,9 @@ what must be found; every key is optional and only the keys present are checked:
   identity: [display_name_address]     exactly these sender identity kinds
   filenames: [["a.pdf", "a.exe"]]      name variants per attachment (as sets)
   type_mismatch: [true]                per attachment
+  schemes: [aes, null]                 encryption scheme per attachment (null: none/unknown)
+  unreadable: [true, false]            per attachment: has a part with no text to read
+  not_where: ["attachment:a.doc:body"] `at`s that must NOT be among the markings found
   outcome_inbound / outcome_outbound: accept | reject | tempfail   under the SHIPPED
                                        rules and config, through gateway.pipeline.inspect
   rule_inbound / rule_outbound: rule id that decided (null: none)
@@ -49,7 +52,8 @@ CASES = sorted(p for p in CASES_DIR.rglob(f"*{SUFFIX}"))
 KEYS = frozenset({
     "classification", "where", "encrypted", "types", "categories", "inspectable",
     "defects", "identity", "filenames", "type_mismatch", "outcome_inbound",
-    "outcome_outbound", "rule_inbound", "rule_outbound", "note", "source", "licence"})
+    "outcome_outbound", "rule_inbound", "rule_outbound", "note", "source", "licence",
+    "schemes", "unreadable", "not_where"})
 ENVELOPES = {
     "inbound": ("luar@example.org", ("pegawai@anm.gov.my",)),
     "outbound": ("pegawai@anm.gov.my", ("penerima@example.org",)),
@@ -121,9 +125,13 @@ def test_case(policy: PolicyState, sidecar: Path) -> None:
         ats = _ats(view)
         missing = [w for w in expect["where"] if w not in ats]
         assert not missing, f"{missing} not among {sorted(ats)}"
+    if "not_where" in expect:
+        ats = _ats(view)
+        wrong = [w for w in expect["not_where"] if w in ats]
+        assert not wrong, f"{wrong} found among {sorted(ats)}"
     attachments = view.attachments if any(
         k in expect for k in ("encrypted", "types", "categories", "filenames",
-                              "type_mismatch")) else ()
+                              "type_mismatch", "schemes", "unreadable")) else ()
     if "encrypted" in expect:
         assert [a.encrypted for a in attachments] == expect["encrypted"]
     if "types" in expect:
@@ -134,6 +142,10 @@ def test_case(policy: PolicyState, sidecar: Path) -> None:
         assert [set(a.filenames) for a in attachments] == [set(n) for n in expect["filenames"]]
     if "type_mismatch" in expect:
         assert [a.type_mismatch for a in attachments] == expect["type_mismatch"]
+    if "schemes" in expect:
+        assert [a.encryption_scheme for a in attachments] == expect["schemes"]
+    if "unreadable" in expect:
+        assert [bool(a.unreadable) for a in attachments] == expect["unreadable"]
 
     if "inspectable" in expect:
         # After everything was read: a limit met inside a document counts too.

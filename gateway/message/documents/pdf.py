@@ -77,6 +77,12 @@ def encrypted(data: bytes) -> bool | None:
             return None if b"/Encrypt" in data else False
 
 
+def encryption(data: bytes) -> tuple[bool | None, str | None]:
+    """(encrypted, scheme): `encrypted` as above; scheme `pdf-rc4` or `pdf-aes` from
+    the `/Encrypt` dictionary when encrypted (None when it cannot be told)."""
+    return encrypted(data), None
+
+
 def pieces(data: bytes, bounds: Bounds, path: str = "") -> Iterator[Piece]:
     """One `lines` piece per page (numbered from 1); nothing for an encrypted PDF."""
     with _limits():

@@ -8,7 +8,12 @@ needs to know what a marking looks like. Rules:
 - `label`: a header or footer: each tab- or line-separated segment by the body
   rules, or by the subject rules (`SULIT - Minit`, `Laporan (TERHAD)`);
 - `msip`: `MSIP_Label_<id>_<Field>=value;` pairs, as in the msip_labels header;
-- `filename`: a name inside an archive, by the file-name rule.
+- `filename`: a name inside an archive, by the file-name rule;
+- `subject`: the subject of a message enclosed in a document (Outlook `.msg`,
+  TNEF `winmail.dat`), by the subject rules;
+- `unreadable`: not text at all but a finding: this part of the document has no
+  text a reader could be vouched for (an image-only scanned page, a picture);
+  `text` says why in our own words (never document content).
 """
 
 from __future__ import annotations
@@ -16,13 +21,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-Rule = Literal["lines", "label", "msip", "filename"]
+Rule = Literal["lines", "label", "msip", "filename", "subject", "unreadable"]
 
 
 @dataclass(frozen=True)
 class Piece:
     rule: Rule
-    part: str  # body | header | footer | cell | slide | page | msip_labels | content | filename
+    # body | header | footer | cell | slide | slide_master | notes | textbox | footnote |
+    # watermark | page | msip_labels | content | filename | subject | image
+    part: str
     text: str
     number: int = 0  # page or slide number (1-based), 0 when the part has none
     path: str = ""  # member path inside the attachment's archives: "inner.zip/x.docx"

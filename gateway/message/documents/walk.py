@@ -2,15 +2,22 @@
 
 `pieces(data, bounds)` looks at the bytes, not the name or declared type:
 - a ZIP that is an OOXML package: its parts (`ooxml`), then its embedded OOXML files;
+- a ZIP that is an OpenDocument package: its parts (`odf`);
 - any other ZIP: every entry's name (a `filename` piece), then every readable,
-  unencrypted member that is itself a document (ZIP, PDF or text), recursively;
+  unencrypted member that is itself a document, recursively;
 - a PDF: its pages (`pdf`);
-- text (inside archives only: the view reads top-level text attachments itself,
-  with their declared charset): a `lines` piece.
-Everything else (images, legacy binary Office, encrypted members) gives nothing.
+- an OLE compound file: an Outlook item (`msg`) or a legacy Word, Excel or
+  PowerPoint file (`ole`);
+- TNEF (`winmail.dat`, `tnef`); an Outlook item or TNEF stream is read as an
+  enclosed message: its subject, bodies, and every attached file recursively;
+- RTF (`rtf`), flat OpenDocument XML (`odf`);
+- an image: an `unreadable` piece (a picture has no text to vouch for);
+- text (inside archives and enclosed messages only: the view reads top-level text
+  attachments itself, with their declared charset): a `lines` piece.
+Everything else (programs, unknown binaries, encrypted members) gives nothing.
 
-Nesting counts the archives around a document (the attachment itself is at
-level 0, an OOXML file is an archive too): an archive at a level beyond
+Nesting counts the containers around a document (the attachment itself is at
+level 0, an OOXML file is an archive too): a container at a level beyond
 `max_archive_depth` makes the walk raise `LimitExceeded`, as it does for a bomb
 (`archives`) or for time and bytes (`bounds`). A member that cannot be read
 (corrupt, unsupported compression) is skipped: its name was still read.
@@ -19,51 +26,123 @@ level 0, an OOXML file is an archive too): an archive at a level beyond
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Literal
 
 from gateway.message import filetypes
-from gateway.message.documents import archives, ooxml, pdf
+from gateway.message.documents import archives, msg, odf, ole, ooxml, pdf, rtf, tnef
 from gateway.message.documents.bounds import Bounds, LimitExceeded
+from gateway.message.documents.enclosure import BadEnclosure, Enclosure
 from gateway.message.documents.piece import Piece
 from gateway.message.text import decode_bytes
 
 PEEK = 4096
 
+Kind = Literal["zip", "pdf", "msg", "ole", "tnef", "rtf", "flat_odf", "image", "text",
+               "other"]
 
-def _kind(head: bytes) -> str:
+
+def kind(head: bytes) -> Kind:
+    """What reader a document's first bytes call for (`PEEK` bytes are enough, except
+    that telling an Outlook item from other OLE files needs the whole file:
+    `kind_of`)."""
     if archives.is_zip(head):
         return "zip"
     if pdf.looks_like_pdf(head):
         return "pdf"
-    if filetypes.category(filetypes.detect(head)) == "text":
+    if ole.is_ole(head):
+        return "ole"
+    if tnef.looks_like_tnef(head):
+        return "tnef"
+    if rtf.looks_like_rtf(head):
+        return "rtf"
+    if odf.looks_like_flat(head):
+        return "flat_odf"
+    category = filetypes.category(filetypes.detect(head))
+    if category == "image":
+        return "image"
+    if category == "text":
         return "text"
     return "other"
+
+
+def kind_of(data: bytes) -> Kind:
+    """`kind` of a whole document, telling Outlook items (`msg`) from other OLE files."""
+    found = kind(data[:PEEK])
+    if found == "ole" and msg.looks_like_msg(data):
+        return "msg"
+    return found
 
 
 def pieces(data: bytes, bounds: Bounds, *, path: str = "", depth: int = 0,
            text: bool = False) -> Iterator[Piece]:
     """Pieces of one document (module docstring). `text`: read text content too."""
     bounds.check_time()
-    kind = _kind(data[:PEEK])
-    if kind == "zip":
+    found = kind_of(data)
+    if found == "zip":
         yield from _zip(data, bounds, path, depth)
-    elif kind == "pdf":
+    elif found == "pdf":
         yield from pdf.pieces(data, bounds, path)
-    elif kind == "text" and text:
+    elif found == "ole":
+        yield from ole.pieces(data, bounds, path)
+    elif found in ("msg", "tnef"):
+        _nest(bounds, depth)
+        reader = msg.read if found == "msg" else tnef.read
+        try:
+            enclosed = reader(data, bounds)
+        except BadEnclosure:
+            return
+        yield from enclosure_pieces(enclosed, bounds, path, depth)
+    elif found == "rtf":
+        yield from rtf.pieces(data, bounds, path)
+    elif found == "flat_odf":
+        yield from odf.flat_pieces(data, bounds, path)
+    elif found == "image":
+        yield Piece("unreadable", "image", "a picture has no text to read", path=path)
+    elif found == "text" and text:
         yield Piece("lines", "content", decode_bytes(data, None), path=path)
 
 
-def _zip(data: bytes, bounds: Bounds, path: str, depth: int) -> Iterator[Piece]:
+def enclosure_pieces(enclosed: Enclosure, bounds: Bounds, path: str, depth: int
+                     ) -> Iterator[Piece]:
+    """An enclosed message's subject, bodies, headers and files, recursively."""
+    yield Piece("subject", "subject", enclosed.subject, path=path)
+    for name, value in enclosed.headers:
+        if name.lower() == "msip_labels":
+            yield Piece("msip", "msip_labels", value, path=path)
+    for _kind, body in enclosed.bodies:
+        yield Piece("lines", "body", body, path=path)
+    for index, file in enumerate(enclosed.files, start=1):
+        name = file.names[0] if file.names else f"attachment{index}"
+        inner = _join(path, name)
+        for variant in file.names:
+            yield Piece("filename", "filename", variant, path=_join(path, variant))
+        if file.message is not None:
+            _nest(bounds, depth + 1)
+            yield from enclosure_pieces(file.message, bounds, inner, depth + 1)
+        elif file.data:
+            yield from pieces(file.data, bounds, path=inner, depth=depth + 1, text=True)
+
+
+def _nest(bounds: Bounds, depth: int) -> None:
     if depth > bounds.limits.max_archive_depth:
         raise LimitExceeded(f"archives nested deeper than {bounds.limits.max_archive_depth}")
+
+
+def _zip(data: bytes, bounds: Bounds, path: str, depth: int) -> Iterator[Piece]:
+    _nest(bounds, depth)
     try:
         zf = archives.open_zip(data, bounds.limits)
     except archives.BadArchive:
         return
     with zf:
         infos = zf.infolist()
-        if ooxml.is_ooxml({i.filename for i in infos[:1000]}):
+        names = {i.filename for i in infos[:1000]}
+        if ooxml.is_ooxml(names):
             yield from ooxml.pieces(zf, bounds, path)
             members = ooxml.embedded(zf)
+        elif odf.is_odf(names):
+            yield from odf.pieces(zf, bounds, path)
+            members = []
         else:
             for info in infos:
                 yield Piece("filename", "filename", info.filename,
@@ -72,7 +151,7 @@ def _zip(data: bytes, bounds: Bounds, path: str, depth: int) -> Iterator[Piece]:
         for info in members:
             bounds.check_time()
             head = archives.peek(zf, info, PEEK)
-            if not head or _kind(head) == "other":
+            if not head or kind(head) == "other":
                 continue
             member = archives.read_member(zf, info, bounds)
             if member is None:
@@ -83,4 +162,3 @@ def _zip(data: bytes, bounds: Bounds, path: str, depth: int) -> Iterator[Piece]:
 
 def _join(path: str, name: str) -> str:
     return f"{path}/{name}" if path else name
-
