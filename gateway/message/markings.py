@@ -6,7 +6,9 @@ places and shapes a marking is written, never in prose:
 - subject (RFC 2047-decoded, reply prefixes such as `Re:`/`Fwd:`/`BLS:` and leading
   bracket tags skipped): the marking in capitals as a whole token, alone; at the
   start followed by a delimiter (`:` `-` `–` `—` `|` `/`); at the end preceded by
-  one; between two delimiters; or in brackets anywhere.
+  one; between two delimiters; at the start or the end with no delimiter when the
+  rest of the subject is not in capitals (`SULIT Minit mesyuarat`); or in brackets
+  anywhere, in any case (`Minit mesyuarat (Sulit)`).
 - body lines and plain-text attachments: a line that is nothing but the marking
   once whitespace, `*`, `-`, `=`, `_`, brackets, quotes and similar decoration are
   removed (so `S U L I T` and `> SULIT` count), in capitals; or a label line
@@ -88,17 +90,29 @@ _OPEN, _CLOSE = r"[\[({<【〔「『]", r"[\])}>】〕」』]"
 _SUBJECT_PREFIX = re.compile(
     r"(?i)^\s*(?:(?:re|fw|fwd|aw|wg|sv|vs|tr|rv|r|bls|balas|mk|majukan|fyi)"
     r"\s*(?:\[\d+\]|\(\d+\))?\s*[:：]|" + _OPEN + r"[^\])}>】〕」』]{0,60}" + _CLOSE + r")\s*")
-_S_BRACKET = re.compile(_OPEN + r"[\s*_\-=]*" + _M + r"[\s*_\-=]*" + _CLOSE)
+# In brackets the marking counts in any case: `Minit mesyuarat (Sulit)`.
+_S_BRACKET = re.compile(_OPEN + r"[\s*_\-=]*(?i:" + _M + r")[\s*_\-=]*" + _CLOSE)
 _S_ALONE = re.compile(r"^[\s*_\-=\"'.]*" + _M + r"[\s*_\-=\"'.!]*$")
 _S_START = re.compile(r"^\s*" + _M + r"\s*" + _D)
 _S_END = re.compile(_D + r"\s*" + _M + r"[\s.!]*$")
 _S_BETWEEN = re.compile(_D + r"\s*" + _M + r"\s*(?=" + _D + ")")
+# At the start or the end with no delimiter: a marking only when the rest of the
+# subject is not in capitals, so that the marking stands out as one (`SULIT Minit
+# mesyuarat`, `Laporan RAHSIA BESAR`); `PENDAFTARAN DIBUKA - TEMPAT TERHAD` is a sentence.
+_S_START_BARE = re.compile(r"^\s*" + _M + r"\s+(?P<rest>\S.*)$")
+_S_END_BARE = re.compile(r"^(?P<rest>.*?\S)\s+" + _M + r"[\s.!]*$")
+
+
+def _in_capitals(text: str) -> bool:
+    """The text has cased letters and none of them is lower case."""
+    cased = [c for c in text if c.isalpha() and (c.isupper() or c.islower())]
+    return bool(cased) and not any(c.islower() for c in cased)
 
 
 def in_subject(subject: str) -> list[str]:
     """Markings in a subject line, by the subject rules (module docstring)."""
     s = fold(subject)
-    if not re.search(r"RAHSIA|SULIT|TERHAD", s):
+    if not re.search(r"(?i)RAHSIA|SULIT|TERHAD", s):
         return []
     found = [_level(m.group(1)) for m in _S_BRACKET.finditer(s)]
     for _ in range(20):  # peel `Re: Fwd: [EXTERNAL] ...` one prefix at a time
@@ -110,6 +124,10 @@ def in_subject(subject: str) -> list[str]:
         m = rx.search(s)
         if m:
             found.append(_level(m.group(1)))
+    for rx, group in ((_S_START_BARE, 1), (_S_END_BARE, 2)):
+        m = rx.search(s)
+        if m and not _in_capitals(m.group("rest")):
+            found.append(_level(m.group(group)))
     found.extend(_level(m.group(1)) for m in _S_BETWEEN.finditer(s))
     return list(dict.fromkeys(found))
 

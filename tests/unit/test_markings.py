@@ -43,6 +43,11 @@ def message(subject: str = "Makluman", body: str = "Salam sejahtera.", *,
     ("PENDAFTARAN DIBUKA - TEMPAT TERHAD", None),
     ("Rahsia kejayaan pasukan kita", None),
     ("Tindakan terhadap aduan pelanggan", None),
+    ("SULIT Minit mesyuarat", "SULIT"),
+    ("Laporan RAHSIA BESAR", "RAHSIA BESAR"),
+    ("Re: TERHAD Senarai pembekal", "TERHAD"),
+    ("Minit mesyuarat (Sulit)", "SULIT"),
+    ("Bengkel Rahsia Kejayaan Pasukan", None),
 ])
 def test_table_subject(subject: str, marking: str | None) -> None:
     view = message(subject=subject)
@@ -189,8 +194,15 @@ def test_table_document_prose_is_not_a_marking(text: str) -> None:
     ("Minit | RAHSIA | Bil. 2", ["RAHSIA"]),
     ("TERHAD/Dalaman: Pekeliling", ["TERHAD"]),
     ("Minit Mesyuarat – SULIT", ["SULIT"]),
-    ("SULIT Minit Mesyuarat", []),           # no delimiter after it
-    ("Minit Mesyuarat TERHAD", []),           # no delimiter before it
+    # No delimiter: a marking only when the rest is not in capitals (MARKINGS.md).
+    ("SULIT Minit Mesyuarat", ["SULIT"]),
+    ("Minit Mesyuarat TERHAD", ["TERHAD"]),
+    ("SULIT 2025", ["SULIT"]),
+    ("SULIT MINIT MESYUARAT", []),
+    ("MINIT MESYUARAT TERHAD", []),
+    ("Kursus TERHAD kepada pegawai", []),    # in the middle, not at an end
+    ("Laporan (rahsia besar) Bil. 2", ["RAHSIA BESAR"]),
+    ("Bengkel (terhad kepada 30 orang)", []),
     ("MAKLUMAT INI ADALAH RAHSIA SYARIKAT KAMI", []),
     ("KERAHSIAAN: notis", []),
     ("Tindakan TERHADAP aduan", []),
