@@ -17,7 +17,8 @@ from typing import Any
 
 from gateway.envelope import Envelope
 from gateway.message import headers as hdr
-from gateway.message.view import MessageView
+from gateway.message.documents import LimitExceeded
+from gateway.message.view import Attachment, MessageView
 from gateway.observe import report
 from gateway.observe.rejection_log import redact
 from gateway.pipeline import inspect
@@ -56,8 +57,18 @@ def _read_message(name: str) -> bytes:
 
 def _attachments(view: MessageView) -> list[dict[str, Any]]:
     return [{"filename": a.filename, "size": a.size, "detected_type": a.detected_type,
-             "encrypted": a.encrypted, "encryption_scheme": a.encryption_scheme}
+             "encrypted": a.encrypted, "encryption_scheme": a.encryption_scheme,
+             "unreadable": _unreadable(a)}
             for a in view.attachments]
+
+
+def _unreadable(attachment: Attachment) -> list[str] | None:
+    """Where the attachment has no text to read ([] when none); None when its documents
+    are beyond the inspection bounds (the verdict already says so)."""
+    try:
+        return list(attachment.unreadable)
+    except LimitExceeded:
+        return None
 
 
 def check_result(policy: PolicyState, raw: bytes, *, direction: str, mail_from: str | None,

@@ -152,6 +152,7 @@ class Limits(_Frozen):
     max_archive_entries: int = Field(default=DEFAULT_LIMITS.max_archive_entries, ge=1)
     max_archive_depth: int = Field(default=DEFAULT_LIMITS.max_archive_depth, ge=0)
     max_archive_ratio: int = Field(default=DEFAULT_LIMITS.max_archive_ratio, ge=1)
+    max_pdf_pages: int = Field(default=DEFAULT_LIMITS.max_pdf_pages, ge=1)
 
     @model_validator(mode="after")
     def _stages_within_session(self) -> Limits:
@@ -179,7 +180,8 @@ class Limits(_Frozen):
             max_depth=self.max_depth, max_expansion_bytes=self.max_expansion_bytes,
             max_archive_entries=self.max_archive_entries,
             max_archive_depth=self.max_archive_depth,
-            max_archive_ratio=self.max_archive_ratio, max_seconds=self.inspection_timeout)
+            max_archive_ratio=self.max_archive_ratio, max_pdf_pages=self.max_pdf_pages,
+            max_seconds=self.inspection_timeout)
 
 
 class UpstreamTlsSettings(_Frozen):

@@ -71,7 +71,7 @@ def zip_protection(data: bytes, limits: InspectionLimits = DEFAULT_LIMITS) -> Pr
             if odf.is_odf({i.filename for i in infos[:1000]}):
                 encrypted, scheme = odf.encryption(zf)
                 return Protection(encrypted, scheme)
-            files = [i for i in infos if not i.is_dir()]
+            files = [i for i in infos if not archives.is_dir(i)]
     except (archives.BadArchive, LimitExceeded):
         return UNKNOWN
     if not files or not all(i.flag_bits & 0x1 for i in files):

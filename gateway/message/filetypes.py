@@ -123,6 +123,8 @@ def category(detected_type: str, filename: str = "", data: bytes = b"") -> str:
         return "pdf"
     if t.startswith("image/"):
         return "image"
+    if t in ("text/xml", "application/xml") and b"<office:document" in data[:4096]:
+        return "office"  # flat OpenDocument (.fodt, .fods, .fodp): libmagic says XML
     if t.startswith("text/") or t in _TEXT_LIKE:
         if ext in _RUNNABLE_EXTENSIONS:
             return "executable"
@@ -137,7 +139,7 @@ _EXTENSION_CATEGORY: dict[str, str] = {
     **{e: "office" for e in (
         "doc", "docx", "docm", "dot", "dotx", "dotm", "xls", "xlsx", "xlsm", "xlsb", "xlt",
         "xltx", "xltm", "ppt", "pptx", "pptm", "pps", "ppsx", "pot", "potx", "odt", "ods",
-        "odp", "odg", "rtf", "vsd", "vsdx", "msg")},
+        "odp", "odg", "fodt", "fods", "fodp", "fodg", "rtf", "vsd", "vsdx", "msg")},
     **{e: "archive" for e in ("zip", "rar", "7z", "gz", "tgz", "bz2", "xz", "tar", "cab",
                               "iso", "arj", "lzh", "zst", "z")},
     **{e: "image" for e in ("jpg", "jpeg", "png", "gif", "bmp", "tif", "tiff", "webp",

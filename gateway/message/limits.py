@@ -42,6 +42,10 @@ class InspectionLimits:
     # Uncompressed to compressed size of one archive member; beyond it the member is a
     # bomb, not a document (office XML compresses about 10:1, a zip bomb 1000:1 and more).
     max_archive_ratio: int = 200
+    # Pages of one PDF. Every page is read (the last may carry the marking); a PDF with
+    # more is not inspectable. Annual reports run to a few hundred pages; the wall time
+    # below bounds the cost whatever this says.
+    max_pdf_pages: int = 2000
     # Wall time the document readers may spend on one message. The front end stops
     # waiting after `limits.inspection_timeout`, but a worker thread cannot be killed:
     # the readers must give up by themselves at the same deadline.

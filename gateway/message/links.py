@@ -19,7 +19,7 @@ from gateway.addresses import normalise_domain
 _URL = re.compile(r"""(?i)\b(?:(?:https?|ftp)://|www\.)[^\s<>"'`{}|\\^\[\]]+""")
 _SCHEME = re.compile(r"(?i)^(?:https?|ftp)://")
 _TRAILING = ".,;:!?)'\"»”’"
-MAX_LINKS = 10000
+MAX_LINKS = 10000  # links kept with their URL; beyond it, one per further host
 
 
 @dataclass(frozen=True)
@@ -52,13 +52,15 @@ def extract(texts: tuple[str, ...], hrefs: tuple[str, ...]) -> tuple[Link, ...]:
     for text in texts:
         if "://" in text or "www." in text.lower():
             urls.extend(_candidates(text))
+    hosts: set[str] = set()
     for url in urls:
         if url in seen:
             continue
         seen.add(url)
         host = host_of(url)
-        if host:
+        # Past MAX_LINKS only a link to a host not seen yet is kept: the list stays
+        # bounded, and every host is still there for the rules (none silently dropped).
+        if host and (len(out) < MAX_LINKS or host not in hosts):
             out.append(Link(url, host))
-        if len(out) >= MAX_LINKS:
-            break
+            hosts.add(host)
     return tuple(out)

@@ -52,7 +52,8 @@ if TYPE_CHECKING:
 LEVELS = ("TERHAD", "SULIT", "RAHSIA", "RAHSIA BESAR")  # lowest first
 MAX_FOUND = 50  # per message: enough to say where, bounded for the log
 MAX_PER_PART = 3
-MAX_TEXT_SCAN = 8 * 1024 * 1024  # characters of one text read for body rules
+# Longest text the subject rules judge as one segment of a document header or footer;
+# a longer one is still judged line by line by the body rules, whatever its length.
 MAX_LINE = 1000
 
 
@@ -157,8 +158,10 @@ _SPACED = re.compile("|".join(_GAP.join(word) for word in ("SULIT", "TERHAD", "R
 def in_line(line: str) -> str | None:
     """The marking a body line is, by the body rules, or None. `line` is folded."""
     s = _QUOTE.sub("", line, count=1)
-    if not s or len(s) > MAX_LINE:
+    if not s:
         return None
+    # No length cap: decoration around a marking (`*** ... SULIT ... ***`) may be as
+    # long as a sender likes, and the line is read once whatever its length.
     letters = s.translate(_STRIP_DECORATION)
     # Spaced letters (`S U L I T`) collapse with the whitespace removal above.
     found = _BY_LETTERS.get("".join(letters.split()))
@@ -173,7 +176,8 @@ def in_line(line: str) -> str | None:
 
 def in_text(text: str) -> Iterator[tuple[int, str]]:
     """(1-based line number, marking) for every marking line of a text."""
-    folded = fold(text[:MAX_TEXT_SCAN])
+    # The whole text, however long: a marking on the last line of a 10 MB body counts.
+    folded = fold(text)
     upper = folded.upper()
     # Cheap guard: no marking word and no spaced-out capitals means no marking line.
     if not any(w in upper for w in ("TERHAD", "SULIT", "RAHSIA")) and not _SPACED.search(
@@ -242,10 +246,13 @@ def in_label(text: str) -> list[str]:
     found: list[str] = []
     for segment in (text, *_SEGMENT.split(text)):
         segment = segment.strip()
-        if not segment or len(segment) > MAX_LINE:
+        if not segment:
             continue
         line = in_line(fold(segment))
-        found.extend([line] if line is not None else in_subject(segment))
+        if line is not None:
+            found.append(line)
+        elif len(segment) <= MAX_LINE:
+            found.extend(in_subject(segment))
     return list(dict.fromkeys(found))
 
 
@@ -268,10 +275,10 @@ class _Collector:
         self.found.append(Found(marking, where))
 
     def text(self, text: str, where: dict[str, Any]) -> None:
-        for seen, (lineno, marking) in enumerate(in_text(text), start=1):
+        # Every line is read: the fourth marking line may be the highest. `add` bounds
+        # how many of them are kept as evidence.
+        for lineno, marking in in_text(text):
             self.add(marking, {**where, "lineno": lineno})
-            if seen >= MAX_PER_PART:
-                break
 
     def piece(self, piece: documents.Piece, base: dict[str, Any], name: str) -> None:
         """A text from inside an attachment, by the rule its reader gave it."""
@@ -323,7 +330,7 @@ def detect(view: MessageView) -> Markings:
             if found is not None:
                 out.add(found, {"in": "header", "header": name, "at": f"header:{name}"})
     for fwd in view.forwarded:
-        base = {"in": "forwarded", "index": fwd.index}
+        base: dict[str, Any] = {"in": "forwarded", "index": fwd.index}
         at = f"forwarded:{fwd.index}"
         for marking in in_subject(fwd.subject):
             out.add(marking, {**base, "field": "subject", "at": f"{at}:subject"})
@@ -343,15 +350,18 @@ def detect(view: MessageView) -> Markings:
         out.text(part.text, where)
     for att in view.attachments:
         base = {"in": "attachment", "index": att.index, "name": att.filename}
+        prefix = f"{att.container_path}/" if att.container_path else ""
+        if att.container is not None:
+            base["container"] = att.container
         for name in att.filenames:  # every variant: a client may show any of them
             for marking in in_filename(name):
                 out.add(marking, {**base, "name": name, "field": "filename",
-                                  "at": f"attachment:{name}:filename"})
+                                  "at": f"attachment:{prefix}{name}:filename"})
         if att.declared_type.startswith("message/"):
             continue  # its subject, headers and parts are read as a forwarded message
         if att.category == "text":
             out.text(att.text(), {**base, "field": "content",
-                                  "at": f"attachment:{att.filename}:content"})
+                                  "at": f"attachment:{att.path}:content"})
         else:
             try:
                 read = att.document_pieces
@@ -359,5 +369,5 @@ def detect(view: MessageView) -> Markings:
                 from gateway.message.view import NotInspectable  # the view imports us
                 raise NotInspectable(f"attachment {att.index}: {e.reason}") from None
             for piece in read:
-                out.piece(piece, base, att.filename)
+                out.piece(piece, base, att.path)
     return Markings(tuple(out.found))

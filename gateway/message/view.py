@@ -29,11 +29,13 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
 
+from gateway.message import containers, documents, encryption, filetypes, forwarding, identity, mime
 from gateway.message import defects as defect_kinds
-from gateway.message import documents, encryption, filetypes, forwarding, identity, mime
 from gateway.message import headers as hdr
 from gateway.message import links as links_mod
 from gateway.message import markings as markings_mod
+from gateway.message.documents.enclosure import BadEnclosure, Enclosure
+from gateway.message.documents.walk import enclosure_pieces
 from gateway.message.limits import DEFAULT_LIMITS, ExpansionBudget, InspectionLimits
 from gateway.message.text import decode_bytes, html_to_text
 
@@ -66,6 +68,12 @@ class Attachment:
         self.index = leaf.index
         self.declared_type = leaf.content_type
         self.nested = leaf.nested
+        # A file inside an Outlook item or TNEF attachment: where it stood
+        # (`winmail.dat/AUTOEXEC.BAT`) and the index of that attachment.
+        self.container: int | None = None
+        self.container_path = ""
+        # Set by the view for an Outlook item or TNEF attachment: its files.
+        self.enclosed: tuple[Attachment, ...] | None = None
         # What unpacking this attachment (archives, documents) is bounded by.
         self.limits = limits
         self.budget = budget if budget is not None else ExpansionBudget(
@@ -128,15 +136,55 @@ class Attachment:
         return self._facts[2]
 
     @property
+    def path(self) -> str:
+        """Where the attachment stands, for evidence: its name, or for a file inside an
+        Outlook item or TNEF attachment `winmail.dat/NAME`."""
+        return f"{self.container_path}/{self.filename}" if self.container_path \
+            else self.filename
+
+    @property
     def encrypted(self) -> bool | None:
-        """True / False, or None: could not inspect."""
+        """True / False, or None: could not inspect.
+
+        An Outlook item or TNEF attachment is encrypted when it carries files and every
+        one is (a transport wrapper around encrypted attachments, MARKINGS.md
+        "Encrypted"); its own text is read for markings like a message's."""
+        if self.enclosed is not None:
+            states = [a.encrypted for a in self.enclosed]
+            if states and all(state is True for state in states):
+                return True
+            return None if None in states else False
         return self._facts[3].encrypted
 
     @property
     def encryption_scheme(self) -> str | None:
         """`aes`, `zipcrypto`, `rc4`, `xor`, `pdf-rc4`, `pdf-aes`... when encrypted
-        (None when not, or when the scheme cannot be told): encryption.Protection."""
+        (None when not, or when the scheme cannot be told): encryption.Protection.
+        An encrypted Outlook item or TNEF attachment: its files' one scheme, or None."""
+        if self.enclosed is not None:
+            schemes = {a.encryption_scheme for a in self.enclosed}
+            return schemes.pop() if self.encrypted and len(schemes) == 1 else None
         return self._facts[3].scheme
+
+    @cached_property
+    def container_kind(self) -> containers.Kind | None:
+        """`msg` or `tnef` when this attachment is an Outlook item or TNEF stream."""
+        if self.detected_type not in containers.CANDIDATE_TYPES:
+            return None
+        return containers.kind(self.data())
+
+    @cached_property
+    def enclosure(self) -> Enclosure | None:
+        """The message an Outlook item or TNEF attachment holds (None for other files).
+        Raises BadEnclosure or documents.LimitExceeded."""
+        found = self.container_kind
+        if found is None:
+            return None
+        return containers.read(self.data(), found, self._document_bounds())
+
+    def _document_bounds(self) -> documents.Bounds:
+        return self._bounds or documents.Bounds(self.limits, self.budget,
+                                                seconds=self.limits.max_seconds)
 
     @cached_property
     def claimed_categories(self) -> tuple[str, ...]:
@@ -161,8 +209,10 @@ class Attachment:
         if self.declared_type.startswith("message/") or self.category not in \
                 _DOCUMENT_CATEGORIES:
             return ()
-        bounds = self._bounds or documents.Bounds(self.limits, self.budget,
-                                                  seconds=self.limits.max_seconds)
+        bounds = self._document_bounds()
+        if self.enclosed is not None and self.enclosure is not None:
+            # Its files are attachments of their own: only its own text is read here.
+            return tuple(enclosure_pieces(self.enclosure, bounds, "", 0, files=False))
         return tuple(documents.pieces(self.data(), bounds))
 
     @property
@@ -190,7 +240,9 @@ class Attachment:
                 "size": self.size, "declared_type": self.declared_type,
                 "detected_type": self.detected_type, "category": self.category,
                 "type_mismatch": self.type_mismatch, "encrypted": self.encrypted,
-                "encryption_scheme": self.encryption_scheme}
+                "encryption_scheme": self.encryption_scheme,
+                **({"container": self.container, "path": self.path}
+                   if self.container is not None else {})}
 
 
 @dataclass(frozen=True)
@@ -314,8 +366,16 @@ class MessageView:
 
     @property
     def incomplete_reason(self) -> str | None:
-        """Why the view is beyond its limits (our own words, no message text), or None."""
-        reason = self.structure.incomplete or self._late_incomplete
+        """Why the view is beyond its limits (our own words, no message text), or None.
+
+        The attachments are listed first: the files of an Outlook item or TNEF
+        attachment are attachments too, and reading them may meet a bound or a part
+        that cannot be read. A check that asks `require_complete()` and then reads
+        `attachments` must never see a partial list."""
+        reason = self.structure.incomplete
+        if reason is None:
+            _ = self.attachments
+        reason = reason or self._late_incomplete
         if reason is None and self.budget.exhausted:
             reason = f"decoded content over {self.budget.limit} bytes"
         return reason
@@ -398,9 +458,45 @@ class MessageView:
     @cached_property
     def attachments(self) -> tuple[Attachment, ...]:
         enc = self.structure.encrypted_parts
-        return tuple(Attachment(leaf, in_encrypted=leaf.index in enc, limits=self.limits,
-                                budget=self.budget, bounds=self.document_bounds)
-                     for leaf in self.structure.attachments)
+        found = [Attachment(leaf, in_encrypted=leaf.index in enc, limits=self.limits,
+                            budget=self.budget, bounds=self.document_bounds)
+                 for leaf in self.structure.attachments]
+        try:
+            self._add_enclosed(found)
+        except (BadEnclosure, documents.LimitExceeded) as exc:
+            self._late_incomplete = f"an enclosed message: {exc}"
+        return tuple(found)
+
+    def _add_enclosed(self, found: list[Attachment]) -> None:
+        """Append the files of every Outlook item or TNEF attachment as attachments of
+        their own (gateway.message.containers), recursively, within the bounds.
+
+        Raises BadEnclosure (a container that cannot be read: its files are unknown)
+        or documents.LimitExceeded; what was appended before stays."""
+        bounds = self.document_bounds
+        queue = list(found)
+        while queue:
+            att = queue.pop(0)
+            if att.container_kind is None:
+                continue
+            enclosure = att.enclosure
+            assert enclosure is not None
+            depth = att.path.count("/") + 1
+            children: list[Attachment] = []
+            for file in containers.files(enclosure, att.path, bounds, depth):
+                if len(found) >= self.limits.max_parts:
+                    raise documents.LimitExceeded(
+                        f"more than {self.limits.max_parts} attachments")
+                leaf = mime.Leaf("attachment", len(found), containers.mime_part(file.file),
+                                 file.file.declared_type, att.nested + 1)
+                child = Attachment(leaf, in_encrypted=att._in_encrypted, limits=self.limits,
+                                   budget=self.budget, bounds=bounds)
+                child.container = att.index
+                child.container_path = file.path.rpartition("/")[0]
+                found.append(child)
+                children.append(child)
+            att.enclosed = tuple(children)
+            queue.extend(children)
 
     @cached_property
     def document_bounds(self) -> documents.Bounds:

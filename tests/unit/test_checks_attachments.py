@@ -130,3 +130,42 @@ def test_dos_com_guess_on_random_bytes_is_not_an_executable() -> None:
     assert run("attachment_type", ["executable"], v) == {"attachment_type": {
         "index": 1, "name": "setup.dat", "detected_type": pe.detected_type,
         "category": "executable"}}
+
+
+# -- attachment_unreadable -------------------------------------------------------------
+
+def png(width: int = 4, height: int = 4) -> bytes:
+    """A real grey PNG (RFC 2083): signature, IHDR, one IDAT, IEND."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(
+            ">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    rows = b"".join(b"\x00" + b"\x80" * width for _ in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8,
+                                                                0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+def test_attachment_unreadable_picture_and_picture_in_archive() -> None:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("imbasan.png", png())
+        zf.writestr("nota.txt", "Nota biasa.")
+    v = view(("gambar.png", png()), fixture("office/example.docx"), ("fail.zip", buf.getvalue()))
+    ev = run("attachment_unreadable", True, v)
+    assert ev == {"unreadable": [
+        {"index": 0, "name": "gambar.png", "at": ["image"]},
+        {"index": 2, "name": "fail.zip", "at": ["imbasan.png:image"]}]}
+    assert run("attachment_unreadable", False, v) is None
+
+
+def test_attachment_unreadable_false_for_readable_documents() -> None:
+    v = view(fixture("office/example.docx"), ("nota.txt", b"Nota biasa.\n"))
+    assert run("attachment_unreadable", True, v) is None
+    assert run("attachment_unreadable", False, v) == {"attachments": 2}

@@ -21,6 +21,8 @@ AGREED = {
     "mime_defect", "inspection_incomplete", "sender_identity", "type_mismatch",
     # issue 4 (authenticated hebahan): SPF and DMARC results
     "sender_auth",
+    # issue 10 (every document): documents with no text to read
+    "attachment_unreadable",
 }
 
 
@@ -48,6 +50,7 @@ def test_registry_has_every_agreed_check() -> None:
     "{attachment_name_matches: '\\.exe$'}", "{link_domain: '@storage'}",
     "{auto_forwarded: true}", "{sender_in: '@hebahan_senders'}",
     "{client_ip: '@relay_networks'}", "{client_ip: [10.0.0.0/8, 192.0.2.1]}",
+    "{attachment_unreadable: true}",
 ])
 def test_good_parameters_load(tmp_path: Path, when: str) -> None:
     assert len(load(tmp_path, when).rules) == 1

@@ -157,7 +157,7 @@ def test_check_json_attachment_fields(tmp_path: Path) -> None:
     r = check_json(tmp_path, message("Laporan", attachment=("laporan.pdf", data)))
     assert r["attachments"] == [{"filename": "laporan.pdf", "size": len(data),
                                  "detected_type": "application/pdf", "encrypted": False,
-                                 "encryption_scheme": None}]
+                                 "encryption_scheme": None, "unreadable": []}]
 
 
 def test_check_json_reports_the_encryption_scheme(tmp_path: Path) -> None:

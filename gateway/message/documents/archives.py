@@ -84,6 +84,12 @@ def _data_span(data: bytes, info: zipfile.ZipInfo) -> tuple[int, int]:
     return start, start + 30 + name_len + extra_len + info.compress_size
 
 
+def is_dir(info: zipfile.ZipInfo) -> bool:
+    """A directory entry. `ZipInfo.is_dir()` raises IndexError on an empty name (a
+    hostile archive's name of NUL bytes): a name ending in `/` is a directory."""
+    return info.filename.endswith("/")
+
+
 def is_zip(data: bytes) -> bool:
     return data.startswith((_LOCAL, b"PK\x05\x06", b"PK\x07\x08"))
 

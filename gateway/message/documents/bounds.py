@@ -16,9 +16,10 @@ from gateway.message.limits import DEFAULT_LIMITS, ExpansionBudget, InspectionLi
 # Wall time for all documents of one message. Text extraction of a normal PDF page
 # takes milliseconds; a document that needs more than this is hostile or absurd.
 DEFAULT_SECONDS = 20.0
-# PDF pages read per document. Markings stand at the top and bottom of every page of a
-# classified document (Arahan Keselamatan), so the first pages carry them.
-MAX_PDF_PAGES = 100
+# PDF pages per document (`InspectionLimits.max_pdf_pages`, config `limits.max_pdf_pages`).
+# A hard bound, never a silent cut: a PDF with more pages is not inspectable
+# (`LimitExceeded`), because its last page may carry the marking.
+MAX_PDF_PAGES = DEFAULT_LIMITS.max_pdf_pages
 # One XML part of an OOXML file, uncompressed: the largest real document.xml seen in
 # government mail is a few MB; the reader streams, so this bounds time, not memory.
 MAX_XML_PART_BYTES = 64 * 1024 * 1024
@@ -35,12 +36,12 @@ class LimitExceeded(Exception):
 class Bounds:
     def __init__(self, limits: InspectionLimits = DEFAULT_LIMITS,
                  budget: ExpansionBudget | None = None, seconds: float = DEFAULT_SECONDS,
-                 max_pdf_pages: int = MAX_PDF_PAGES) -> None:
+                 max_pdf_pages: int | None = None) -> None:
         self.limits = limits
         self.budget = budget if budget is not None else ExpansionBudget(
             limits.max_expansion_bytes)
         self.deadline = time.monotonic() + seconds
-        self.max_pdf_pages = max_pdf_pages
+        self.max_pdf_pages = limits.max_pdf_pages if max_pdf_pages is None else max_pdf_pages
 
     def charge(self, n: int) -> None:
         if not self.budget.charge(n):

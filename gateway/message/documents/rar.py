@@ -72,6 +72,8 @@ def _rar5(data: bytes) -> bool:
         pos = end + data_size
         if pos >= len(data):
             break
+    else:  # not read to its end: its state cannot be told (never "all encrypted")
+        raise _Bad(f"more than {MAX_BLOCKS} blocks")
     return files > 0 and files == encrypted_files
 
 
@@ -114,6 +116,8 @@ def _rar4(data: bytes) -> bool:
             if flags & 0x0004:
                 encrypted_files += 1
         pos += size + add
+    else:  # not read to its end: its state cannot be told (never "all encrypted")
+        raise _Bad(f"more than {MAX_BLOCKS} blocks")
     return files > 0 and files == encrypted_files
 
 

@@ -92,6 +92,10 @@ def pieces(data: bytes, bounds: Bounds, *, path: str = "", depth: int = 0,
         except BadEnclosure:
             return
         yield from enclosure_pieces(enclosed, bounds, path, depth)
+        if not enclosed.complete:
+            # Its files are attachments for every rule: one that could not be read
+            # cannot be vouched for (fail closed, as a bound met does).
+            raise LimitExceeded(f"{path or 'an enclosed message'}: a part could not be read")
     elif found == "rtf":
         yield from rtf.pieces(data, bounds, path)
     elif found == "flat_odf":
@@ -102,9 +106,12 @@ def pieces(data: bytes, bounds: Bounds, *, path: str = "", depth: int = 0,
         yield Piece("lines", "content", decode_bytes(data, None), path=path)
 
 
-def enclosure_pieces(enclosed: Enclosure, bounds: Bounds, path: str, depth: int
-                     ) -> Iterator[Piece]:
-    """An enclosed message's subject, bodies, headers and files, recursively."""
+def enclosure_pieces(enclosed: Enclosure, bounds: Bounds, path: str, depth: int, *,
+                     files: bool = True) -> Iterator[Piece]:
+    """An enclosed message's subject, bodies, headers and files, recursively.
+
+    `files=False`: not the files' names and content (the message view judges them as
+    attachments of their own), but still the text of the messages embedded in it."""
     yield Piece("subject", "subject", enclosed.subject, path=path)
     for name, value in enclosed.headers:
         if name.lower() == "msip_labels":
@@ -114,12 +121,13 @@ def enclosure_pieces(enclosed: Enclosure, bounds: Bounds, path: str, depth: int
     for index, file in enumerate(enclosed.files, start=1):
         name = file.names[0] if file.names else f"attachment{index}"
         inner = _join(path, name)
-        for variant in file.names:
-            yield Piece("filename", "filename", variant, path=_join(path, variant))
+        if files:
+            for variant in file.names:
+                yield Piece("filename", "filename", variant, path=_join(path, variant))
         if file.message is not None:
             _nest(bounds, depth + 1)
-            yield from enclosure_pieces(file.message, bounds, inner, depth + 1)
-        elif file.data:
+            yield from enclosure_pieces(file.message, bounds, inner, depth + 1, files=files)
+        elif file.data and files:
             yield from pieces(file.data, bounds, path=inner, depth=depth + 1, text=True)
 
 
@@ -142,12 +150,12 @@ def _zip(data: bytes, bounds: Bounds, path: str, depth: int) -> Iterator[Piece]:
             members = ooxml.embedded(zf)
         elif odf.is_odf(names):
             yield from odf.pieces(zf, bounds, path)
-            members = []
+            members = odf.embedded(zf)
         else:
             for info in infos:
                 yield Piece("filename", "filename", info.filename,
                             path=_join(path, info.filename))
-            members = [i for i in infos if not i.is_dir() and not i.flag_bits & 0x1]
+            members = [i for i in infos if not archives.is_dir(i) and not i.flag_bits & 0x1]
         for info in members:
             bounds.check_time()
             head = archives.peek(zf, info, PEEK)
