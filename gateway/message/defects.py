@@ -14,11 +14,18 @@ Kinds (`KINDS`, validated when rules load):
 - unterminated_multipart: the closing `--boundary--` line is missing;
 - malformed_header: a header line that is not one (no colon, continuation first...);
 - conflicting_filenames: a part's name variants (`filename`, `filename*`, `name`,
-  repeated headers) differ;
+  repeated headers) differ once one decoder has decoded them all; a name in a
+  charset nobody can decode is still judged (markings, extensions) but is no
+  evidence of two readings;
 - bidi_in_filename: a file name holds a bidi control (U+202E RIGHT-TO-LEFT
   OVERRIDE turns `fdp.exe` into what reads as `exe.pdf`);
-- bad_base64: characters outside the base64 alphabet or a truncated quantum (the
-  content is decoded as mail clients do, dropping them, and inspected anyway);
+- bad_base64: characters outside the base64 alphabet, data after `=` padding (a
+  second stream glued on) or a truncated quantum (the content is decoded as mail
+  clients do, every stream of it, and inspected anyway:
+  gateway.message.transfer);
+- message_partial: a message/partial part (RFC 2046 5.2.2), at the top or nested:
+  one fragment of a message that only the recipient's client puts together, so no
+  filter ever inspects the whole;
 - eight_bit_header, non_utf8_header: raw 8-bit header bytes (SMTPUTF8 is UTF-8;
   anything else is a legacy charset nobody declared);
 - header_too_large, too_many_parts, too_deep, expansion_too_large, unparsable:
@@ -32,12 +39,13 @@ import re
 from collections.abc import Iterable
 
 from gateway.message.text import fold
+from gateway.message.transfer import base64_damaged
 
 KINDS = (
     "duplicate_content_type", "duplicate_transfer_encoding", "duplicate_content_disposition",
     "duplicate_boundary", "missing_boundary", "unterminated_multipart", "malformed_header",
-    "conflicting_filenames", "bidi_in_filename", "bad_base64", "eight_bit_header",
-    "non_utf8_header", "header_too_large", "too_many_parts", "too_deep",
+    "conflicting_filenames", "bidi_in_filename", "bad_base64", "message_partial",
+    "eight_bit_header", "non_utf8_header", "header_too_large", "too_many_parts", "too_deep",
     "expansion_too_large", "unparsable",
 )
 # The kinds that mean the view stopped short of the whole message.
@@ -62,8 +70,6 @@ _DUPLICATE_HEADERS = (("content-type", "duplicate_content_type"),
                       ("content-disposition", "duplicate_content_disposition"))
 _BOUNDARY_PARAM = re.compile(r'(?i)(?:^|;)\s*boundary\s*(?:\*[0-9]*\*?)?\s*=')
 BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-_NOT_BASE64 = re.compile(r"[^A-Za-z0-9+/=\s]")
-_BASE64_CHARS = re.compile(r"[A-Za-z0-9+/]")
 
 
 def header_bytes(part: email.message.Message) -> int:
@@ -99,26 +105,26 @@ def fold_name(name: str) -> str:
     return fold(name).casefold().strip()
 
 
-def name_kinds(names: Iterable[str]) -> set[str]:
-    """conflicting_filenames / bidi_in_filename for one part's name variants."""
+def name_kinds(names: Iterable[str], undecodable: Iterable[str] = ()) -> set[str]:
+    """conflicting_filenames / bidi_in_filename for one part's name variants.
+
+    `undecodable`: the names among them that could not be decoded without a guess
+    (an unknown charset, broken bytes): checked for bidi controls, but no conflict."""
     found: set[str] = set()
     names = list(names)
     if any(BIDI.search(n) for n in names):
         found.add("bidi_in_filename")
-    if len({fold_name(n) for n in names}) > 1:
+    skip = set(undecodable)
+    if len({fold_name(n) for n in names if n not in skip}) > 1:
         found.add("conflicting_filenames")
     return found
 
 
 def bad_base64(payload: str) -> bool:
-    """Base64 text with characters outside the alphabet or a dangling quantum."""
-    if _NOT_BASE64.search(payload):
-        return True
-    body = payload.split("=", 1)
-    if len(body) > 1 and _BASE64_CHARS.search(body[1]):
-        return True  # data after padding: a second stream glued on
-    spaces = sum(body[0].count(c) for c in " \t\r\n\v\f")
-    return (len(body[0]) - spaces) % 4 == 1
+    """Base64 text with characters outside the alphabet, data after padding (a second
+    stream glued on) or a dangling character (transfer.base64_damaged)."""
+    # Anything not ASCII is junk in base64; "replace" keeps it junk without raising.
+    return base64_damaged(payload.encode("utf-8", errors="replace"))
 
 
 def ordered(kinds: Iterable[str]) -> tuple[str, ...]:

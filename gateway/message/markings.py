@@ -357,7 +357,7 @@ def detect(view: MessageView) -> Markings:
             for marking in in_filename(name):
                 out.add(marking, {**base, "name": name, "field": "filename",
                                   "at": f"attachment:{prefix}{name}:filename"})
-        if att.declared_type.startswith("message/"):
+        if att.is_message:
             continue  # its subject, headers and parts are read as a forwarded message
         if att.category == "text":
             out.text(att.text(), {**base, "field": "content",

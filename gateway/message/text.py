@@ -1,7 +1,10 @@
 """Text out of bytes: charset decoding, HTML rendered to text, and Unicode folding.
 
 Decoding never raises: an unknown or bogus charset (including codecs that are not
-text encodings, such as `zlib`) falls back to UTF-8, then Windows-1252. Folding
+text encodings, such as `zlib`) falls back to UTF-8, then Windows-1252. The 7-bit
+stateful charsets (ISO-2022-JP/KR/CN, HZ-GB-2312, UTF-7) are always decoded, never
+taken for ASCII because their bytes are ASCII, and 7-bit text carrying ISO 2022
+escapes is read as ISO-2022 whatever its label says. Folding
 is what the marking detector reads: NFKC (full-width letters become ASCII), with
 zero-width and combining characters removed and Cyrillic/Greek/Cherokee letters
 that look like Latin ones mapped to those Latin letters, so `SULІT` (Cyrillic І)
@@ -27,35 +30,137 @@ def _is_text_encoding(charset: str) -> bool:
         return False
 
 
-def decode_bytes(data: bytes, charset: str | None) -> str:
-    """Bytes to text in the declared charset, degrading (never raising) on nonsense."""
+_UNDECLARED = frozenset({"", "us-ascii", "ascii", "unknown-8bit", "x-unknown", "default"})
+# ASCII bytes that are not ASCII text: UTF-16/32 and EBCDIC (which mail never uses).
+_NOT_ASCII_SUPERSETS = ("utf-16", "utf16", "utf-32", "utf32", "cp037", "ibm")
+# 7-bit stateful charsets: every byte is ASCII, the text is not. ISO-2022-JP/KR/CN
+# (RFC 1468, 1557, 1922), HZ (RFC 1842), UTF-7 (RFC 2152), Microsoft's ISO-2022-JP
+# (cp5022x). Labels compared with everything but letters and digits removed.
+_STATEFUL = ("iso2022", "csiso2022", "hz", "utf7", "unicode11utf7", "csunicode11utf7",
+             "cp5022")
+# An ISO 2022 designation of a multi-byte set (or JIS X 0201 kana): text that says
+# it is ISO-2022 whatever its label.
+_DESIGNATION = re.compile(rb"\x1b(?:\$[@AB]|\$\([@ABCDGHQ]|\([IJ]|\$\)[ACEG]|\$\*H|\$\+[I-M])")
+_CN_DESIGNATION = re.compile(rb"\x1b\$(?:\)[AEG]|\*H|\+[I-M])")
+_KR_DESIGNATION = b"\x1b$)C"
+
+
+def _bare(label: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", label)
+
+
+# ISO-2022-CN has no Python codec. RFC 1922: SO/SI switch between ASCII and the G1 set
+# (ESC $ ) A: GB 2312, E: ISO-IR-165, a GB 2312 superset; G: CNS 11643 plane 1); ESC N
+# and ESC O single-shift one character of G2/G3 (CNS 11643 planes 2-7). Line ends reset
+# everything. CNS 11643 has no codec either: its characters become U+FFFD.
+_CN_TOKEN = re.compile(rb"\x1b\$\)([AEG])|\x1b\$[*+][H-M]|\x1b[NO][\x21-\x7e]{0,2}|\x1b"
+                       rb"|\x0e|\x0f|\r\n|\r|\n|[^\x1b\x0e\x0f\r\n]+")
+_HIGH = bytes.maketrans(bytes(range(256)), bytes(b | 0x80 for b in range(256)))
+
+
+def _iso2022_cn(data: bytes) -> tuple[str, bool]:
+    out: list[str] = []
+    clean = True
+    g1 = ""
+    shifted = False
+    for m in _CN_TOKEN.finditer(data):
+        token = m.group()
+        if m.group(1):
+            g1 = "cns" if m.group(1) == b"G" else "gb2312"
+        elif token[:1] == b"\x1b":
+            if token[1:2] in (b"N", b"O"):
+                out.append("\ufffd")
+                clean = False
+            elif token == b"\x1b":
+                clean = False
+        elif token == b"\x0e":
+            shifted = True
+        elif token == b"\x0f":
+            shifted = False
+        elif token in (b"\r\n", b"\r", b"\n"):
+            out.append(token.decode("ascii"))
+            g1, shifted = "", False
+        elif shifted and g1 == "gb2312":
+            try:
+                out.append(token.translate(_HIGH).decode("gb2312"))
+            except UnicodeDecodeError:
+                out.append(token.translate(_HIGH).decode("gb2312", errors="replace"))
+                clean = False
+        elif shifted:
+            out.append("\ufffd" * max(1, len(token) // 2))
+            clean = False
+        else:
+            out.append(token.decode("ascii", errors="replace"))
+    return "".join(out), clean
+
+
+def _escaped(data: bytes) -> tuple[str, bool]:
+    """7-bit text with ISO 2022 escapes, by the designations it uses."""
+    if _CN_DESIGNATION.search(data):
+        return _iso2022_cn(data)
+    codecs_ = ("iso2022_kr",) if _KR_DESIGNATION in data else (
+        "iso2022_jp_2", "iso2022_jp_ext", "iso2022_jp_2004")
+    for codec in codecs_:
+        try:
+            return data.decode(codec), True
+        except UnicodeDecodeError:
+            continue
+    return data.decode(codecs_[0], errors="replace"), False
+
+
+def _stateful(data: bytes, label: str) -> tuple[str, bool]:
+    bare = _bare(label)
+    if bare.startswith(("iso2022cn", "csiso2022cn")):
+        return _iso2022_cn(data)
+    if _is_text_encoding(label):
+        try:
+            return data.decode(label), True
+        except (UnicodeDecodeError, ValueError):
+            return data.decode(label, errors="replace"), False
+    # A label Python has no codec for (cp50220, iso-2022-jp-ms...): read the escapes.
+    return _escaped(data)
+
+
+def decode_checked(data: bytes, charset: str | None) -> tuple[str, bool]:
+    """`decode_bytes`, and whether the bytes were read in a known charset without
+    guessing or replacement (False: the text is a best effort)."""
     label = (charset or "").strip().strip('"').lower()
-    # Every charset a mail client uses is an ASCII superset except UTF-7/16/32 (and
-    # EBCDIC, which mail never uses): ASCII bytes need no codec.
-    if data.isascii() and not label.startswith(("utf-7", "utf7", "utf-16", "utf16",
-                                                 "utf-32", "utf32", "cp037", "ibm")):
-        return data.decode("ascii")
-    declared = label not in ("", "us-ascii", "ascii", "unknown-8bit", "x-unknown", "default")
+    declared = label not in _UNDECLARED
+    # A 7-bit stateful charset is never ASCII, however ASCII its bytes are.
+    if declared and _bare(label).startswith(_STATEFUL):
+        return _stateful(data, label)
+    # Every other charset a mail client uses is an ASCII superset (but UTF-16/32, and
+    # EBCDIC): ASCII bytes need no codec, unless ISO 2022 escapes say what they are.
+    if data.isascii() and not label.startswith(_NOT_ASCII_SUPERSETS):
+        if b"\x1b" in data and _DESIGNATION.search(data):
+            return _escaped(data)
+        return data.decode("ascii"), True
     if declared and _is_text_encoding(label):
         try:
-            return data.decode(label)
+            return data.decode(label), True
         except (UnicodeDecodeError, ValueError):
             pass
     try:
-        return data.decode("utf-8")
+        # Undeclared 8-bit is UTF-8 (SMTPUTF8); under another declared charset, a guess.
+        return data.decode("utf-8"), not declared
     except UnicodeDecodeError:
         pass
     if declared and _is_text_encoding(label):
         try:
-            return data.decode(label, errors="replace")
+            return data.decode(label, errors="replace"), False
         except (UnicodeDecodeError, ValueError):
             pass
     # Undeclared 8-bit: UTF-8 with a few broken bytes (a truncated name) is still
     # UTF-8; anything else is most likely a Windows code page.
     utf8 = data.decode("utf-8", errors="replace")
     if utf8.count("\ufffd") <= max(2, len(utf8) // 100):
-        return utf8
-    return data.decode("cp1252", errors="replace")
+        return utf8, False
+    return data.decode("cp1252", errors="replace"), False
+
+
+def decode_bytes(data: bytes, charset: str | None) -> str:
+    """Bytes to text in the declared charset, degrading (never raising) on nonsense."""
+    return decode_checked(data, charset)[0]
 
 
 # -- HTML ----------------------------------------------------------------------------

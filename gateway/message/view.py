@@ -68,6 +68,9 @@ class Attachment:
         self.index = leaf.index
         self.declared_type = leaf.content_type
         self.nested = leaf.nested
+        # A message/* part, or one sniffed as a message (an attached .eml of any
+        # declared type): its subject, headers and parts are read as a forwarded message.
+        self.is_message = leaf.message or leaf.content_type.startswith("message/")
         # A file inside an Outlook item or TNEF attachment: where it stood
         # (`winmail.dat/AUTOEXEC.BAT`) and the index of that attachment.
         self.container: int | None = None
@@ -206,8 +209,7 @@ class Attachment:
 
         Raises documents.LimitExceeded when they are beyond the inspection bounds
         (nothing is cached then: every caller sees the same failure)."""
-        if self.declared_type.startswith("message/") or self.category not in \
-                _DOCUMENT_CATEGORIES:
+        if self.is_message or self.category not in _DOCUMENT_CATEGORIES:
             return ()
         bounds = self._document_bounds()
         if self.enclosed is not None and self.enclosure is not None:

@@ -235,7 +235,8 @@ def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     made = cases()
     for old in OUT.iterdir():
-        if old.name.removesuffix(".expect.yaml") not in made:
+        # Only this script's files: cases/mime/decoding/ belongs to make_decoding_cases.py.
+        if old.is_file() and old.name.removesuffix(".expect.yaml") not in made:
             old.unlink()
     for name, (raw, expect) in sorted(made.items()):
         (OUT / name).write_bytes(raw)

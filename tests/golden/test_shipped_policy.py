@@ -320,3 +320,60 @@ def test_kelantan_example_profile(tmp_path: Path) -> None:
     assert verdict(6 * MiB, "outbound", sender, OTHER) is None
     # Other domains are not bound by Kelantan's guideline.
     assert verdict(8 * MiB, "inbound", OTHER, "x@jpn.gov.my") is None
+
+
+@pytest.mark.parametrize(("direction", "mail_from", "rcpt", "outer"), [
+    ("outbound", JANM, OTHER, True), ("inbound", OTHER, JANM, True),
+    ("outbound", JANM, OTHER, False), ("inbound", OTHER, JANM, False)])
+def test_message_partial_is_refused(policy: PolicyState, direction: str, mail_from: str,
+                                    rcpt: str, outer: bool) -> None:
+    """struktur-mesej-separa: a fragment of a message (RFC 2046 5.2.2), the whole message
+    or one part of it, is refused both ways: no filter ever sees the fragments whole."""
+    fragment = (b'Content-Type: message/partial; id="p1@anm.gov.my"; number=1; total=2\r\n'
+                b"\r\nSubject: Laporan\r\n\r\nBahagian pertama.\r\n")
+    if outer:
+        raw = (f"From: {mail_from}\r\nTo: {rcpt}\r\nSubject: Laporan (1/2)\r\n"
+               "MIME-Version: 1.0\r\n").encode() + fragment
+    else:
+        raw = mime(sender=mail_from, to=rcpt, subject="Laporan",
+                   parts=(Part("nota.txt", "text/plain", b"Nota.\n"),))
+        raw = raw.replace(b"--=_golden_boundary_--", b"--=_golden_boundary_\r\n" + fragment
+                          + b"--=_golden_boundary_--")
+    env = Envelope(direction=direction, listener=direction,  # type: ignore[arg-type]
+                   client_ip="127.0.0.1", helo="client.example", mail_from=mail_from,
+                   rcpt_to=(rcpt,))
+    got = inspect(policy, raw, env)
+    assert "message_partial" in got.view.structure_defects
+    assert got.verdict.rule_id == "struktur-mesej-separa", got.verdict.hits
+    assert got.reply is not None and got.relay_bytes is None
+    assert (got.reply.code, got.reply.enhanced) == (554, "5.6.0")
+    assert got.reply.lines[-1] == f"rule=struktur-mesej-separa ref={got.ref}"
+
+
+SCAN = REPO / "tests" / "corpus" / "cases" / "pdf" / "Imbasan.pdf"  # an image-only page
+
+
+@pytest.mark.parametrize(("subject", "name", "data", "decided"), [
+    ("SULIT: Minit", "imbasan.pdf", SCAN.read_bytes(), "klasifikasi-lampiran-tidak-disulitkan"),
+    ("[RAHSIA] Pelan", "pelan.pdf", SCAN.read_bytes(), "klasifikasi-rahsia"),
+    ("Minit mesyuarat", "imbasan.pdf", SCAN.read_bytes(), None),
+    ("SULIT: Minit", "minit.txt", b"Minit mesyuarat.\n", "klasifikasi-lampiran-tidak-disulitkan"),
+])
+def test_unreadable_attachment_of_marked_mail_is_monitored(
+        policy: PolicyState, subject: str, name: str, data: bytes, decided: str | None) -> None:
+    """klasifikasi-lampiran-tidak-boleh-dibaca: a scan or picture in marked mail is logged
+    (monitor) before the rules that decide; unmarked mail and readable files are not."""
+    ctype = "application/pdf" if name.endswith(".pdf") else "text/plain"
+    raw = mime(sender=JANM, to=OTHER, subject=subject, parts=(Part(name, ctype, data),))
+    env = Envelope(direction="outbound", listener="outbound", client_ip="127.0.0.1",
+                   helo="client.example", mail_from=JANM, rcpt_to=(OTHER,))
+    got = inspect(policy, raw, env)
+    monitored = [h.rule_id for h in got.verdict.hits if h.mode == "monitor"]
+    marked = subject != "Minit mesyuarat"
+    scan = name.endswith(".pdf")
+    assert monitored == (["klasifikasi-lampiran-tidak-boleh-dibaca"] if marked and scan
+                         else []), got.verdict.hits
+    assert got.verdict.rule_id == decided, got.verdict.hits
+    if monitored:
+        hit = got.verdict.hits[0]
+        assert hit.evidence["unreadable"] == [{"index": 0, "name": name, "at": ["page1"]}]

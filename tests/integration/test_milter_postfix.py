@@ -305,6 +305,11 @@ def multipart(subject: str, sender: str, *parts: bytes) -> bytes:
 
 DUPLICATE_CTYPE = (b"Content-Type: text/plain; charset=us-ascii\r\n"
                    b'Content-Type: application/x-msdownload; name="alat.exe"\r\n\r\nteks\r\n')
+# A scanned page: an image and no text (made by tests/corpus/make_pdf_lines.py).
+SCAN = (REPO / "tests" / "corpus" / "cases" / "pdf" / "Imbasan.pdf").read_bytes()
+# One fragment of a message split by RFC 2046 5.2.2: only the reader puts it together.
+PARTIAL = (b'Content-Type: message/partial; id="p1@example.com"; number=1; total=2\r\n\r\n'
+           b"Subject: Laporan\r\n\r\nBahagian pertama.\r\n")
 
 
 @dataclass(frozen=True)
@@ -318,6 +323,9 @@ class Case:
     enhanced: str = "5.7.1"
     event: str | None = None  # the log line of a relayed message (monitor, tag)
     relayed: bytes | None = None  # must appear in the copy that reaches the upstream
+    # A monitor rule that matched before another rule refused the message: that rule's
+    # id is in the reply and the log line, the monitor rule among the line's `matched`.
+    decided_by: str | None = None
 
 
 CASES = [
@@ -331,6 +339,11 @@ CASES = [
          "b@anm.gov.my",
          multipart("SULIT: Minit mesyuarat", "a@example.com", attachment("minit.txt", b"x\n")),
          550),
+    Case("klasifikasi-lampiran-tidak-boleh-dibaca", "127.0.0.1", "a@example.com",
+         "b@anm.gov.my",
+         multipart("SULIT: Minit mesyuarat", "a@example.com",
+                   attachment("imbasan.pdf", SCAN)),
+         550, decided_by="klasifikasi-lampiran-tidak-disulitkan"),
     Case("klasifikasi-emel-peribadi", "127.0.0.1", "x@gmail.com", "b@anm.gov.my",
          message(subject="SULIT: Minit mesyuarat", sender="x@gmail.com"), 550),
     Case("pengirim-identiti-samar", OUT, "a@anm.gov.my", "x@example.com",
@@ -341,6 +354,8 @@ CASES = [
          message(sender="x@example.com"), 550),
     Case("struktur-mime-samar", "127.0.0.1", "a@example.com", "b@anm.gov.my",
          multipart("Dokumen", "a@example.com", DUPLICATE_CTYPE), 550, "5.6.0"),
+    Case("struktur-mesej-separa", "127.0.0.1", "a@example.com", "b@anm.gov.my",
+         multipart("Laporan (1/2)", "a@example.com", PARTIAL), 554, "5.6.0"),
     Case("perisian-hasad-boleh-laku", "127.0.0.1", "a@example.com", "b@anm.gov.my",
          multipart("Laporan", "a@example.com", attachment("laporan.pdf", pe_executable())),
          550),
@@ -425,6 +440,11 @@ async def test_each_shipped_rule_through_postfix(
             assert got.rcpt_to == [case.rcpt], case.rule
             assert case.relayed is not None and case.relayed in got.data, case.rule
             assert (record.get("event"), record.get("rule_id")) == (case.event, case.rule)
+        elif case.decided_by is not None:
+            assert f"rule={case.decided_by} ref=" in text, (case.rule, text)
+            assert (record.get("event"), record.get("rule_id")) == ("reject", case.decided_by)
+            assert {"rule_id": case.rule, "mode": "monitor"}.items() <= next(
+                m for m in record["matched"] if m["rule_id"] == case.rule).items()
         else:
             assert text.startswith(f"{case.enhanced} "), (case.rule, text)
             assert f"rule={case.rule} ref=" in text, (case.rule, text)
