@@ -112,6 +112,50 @@ def smartart_docx(header_diagram: str, body: str = "Isi laporan.") -> bytes:
     })
 
 
+WPS_NS = ('xmlns:wp="http://schemas.openxmlformats.org/drawingml/2006/wordprocessingDrawing" '
+          'xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main" '
+          'xmlns:wps="http://schemas.microsoft.com/office/word/2010/wordprocessingShape"')
+
+
+def wordart_header_docx(text: str) -> bytes:
+    """A Word package whose header holds a DrawingML WordArt shape (ECMA-376 Part 1,
+    20.4 anchors; Word 2010 `wps:wsp` with `fromWordArt`) whose text is `text`."""
+    shape = (f'<w:r><w:drawing><wp:anchor {WPS_NS}><a:graphic><a:graphicData>'
+             '<wps:wsp><wps:txbx><w:txbxContent>'
+             f'<w:p><w:r><w:t>{text}</w:t></w:r></w:p>'
+             '</w:txbxContent></wps:txbx><wps:bodyPr fromWordArt="1"/></wps:wsp>'
+             '</a:graphicData></a:graphic></wp:anchor></w:drawing></w:r>')
+    header = f'<w:hdr {W_NS}><w:p><w:r><w:t>Kementerian Kewangan</w:t></w:r>{shape}</w:p></w:hdr>'
+    return zip_of({
+        "[Content_Types].xml": _content_types("word/document.xml",
+                                              {"word/header1.xml": "header+xml"}),
+        "word/document.xml": f"<w:document {W_NS}><w:body><w:p><w:r><w:t>Isi laporan.</w:t>"
+                             "</w:r></w:p></w:body></w:document>".encode(),
+        "word/header1.xml": header.encode(),
+    })
+
+
+def smartart_slide_pptx(node: str) -> bytes:
+    """A PowerPoint package whose slide 2 shows a SmartArt diagram with `node` in it."""
+    p_ns = ('xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main" '
+            'xmlns:p="http://schemas.openxmlformats.org/presentationml/2006/main"')
+    slide = (f'<p:sld {p_ns}><p:cSld><p:spTree><p:sp><p:txBody><a:p><a:r><a:t>{{}}</a:t>'
+             '</a:r></a:p></p:txBody></p:sp></p:spTree></p:cSld></p:sld>')
+    data = (f'<dgm:dataModel {DGM_NS}><dgm:ptLst><dgm:pt modelId="1"><dgm:t><a:bodyPr/>'
+            f'<a:p><a:r><a:t>{node}</a:t></a:r></a:p></dgm:t></dgm:pt></dgm:ptLst>'
+            '</dgm:dataModel>')
+    rels = (f'<Relationships {REL_NS}><Relationship Id="rId2" Type="{DIAGRAM_DATA}" '
+            'Target="../diagrams/data1.xml"/></Relationships>')
+    return zip_of({
+        "[Content_Types].xml": _content_types("ppt/presentation.xml", {}),
+        "ppt/presentation.xml": f"<p:presentation {p_ns}/>".encode(),
+        "ppt/slides/slide1.xml": slide.format("Taklimat").encode(),
+        "ppt/slides/slide2.xml": slide.format("Carta organisasi").encode(),
+        "ppt/slides/_rels/slide2.xml.rels": rels.encode(),
+        "ppt/diagrams/data1.xml": data.encode(),
+    })
+
+
 SOFFICE_CASES: dict[str, tuple[str, str, dict[str, object]]] = {
     # name: (source suffix, source, expectation)
     "Watermark-RAHSIA.docx": (".fodt", watermark_fodt("RAHSIA"), {
@@ -125,6 +169,12 @@ SOFFICE_CASES: dict[str, tuple[str, str, dict[str, object]]] = {
         "classification": "TERHAD", "where": ["attachment:Notes-TERHAD.pptx:notes1"]}),
 }
 BUILT_CASES: dict[str, tuple[bytes, dict[str, object]]] = {
+    "WordArt-header.docx": (wordart_header_docx("TERHAD"), {
+        "classification": "TERHAD", "where": ["attachment:WordArt-header.docx:header"],
+        "note": "hand-built from ECMA-376: DrawingML WordArt (wps:wsp) in a header"}),
+    "SmartArt-slide.pptx": (smartart_slide_pptx("RAHSIA"), {
+        "classification": "RAHSIA", "where": ["attachment:SmartArt-slide.pptx:slide2"],
+        "note": "hand-built from ECMA-376: no free program writes SmartArt"}),
     "SmartArt-header.docx": (smartart_docx("SULIT"), {
         "classification": "SULIT", "where": ["attachment:SmartArt-header.docx:header"],
         "note": "hand-built from ECMA-376: no free program writes SmartArt"}),
