@@ -37,6 +37,8 @@ import statistics
 import time
 import tracemalloc
 from collections.abc import Callable
+from dataclasses import dataclass
+from email.message import EmailMessage
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -148,8 +150,6 @@ def format_cases() -> list[tuple[str, Path]]:
 
 
 def wrap(name: str, data: bytes) -> bytes:
-    from email.message import EmailMessage
-
     msg = EmailMessage()
     msg["From"] = "Pegawai <pegawai@anm.gov.my>"
     msg["To"] = "penerima@example.org"
@@ -159,22 +159,36 @@ def wrap(name: str, data: bytes) -> bytes:
     return msg.as_bytes(policy=email.policy.SMTP)
 
 
+@dataclass(frozen=True)
+class Measured:
+    """One message through the policy and through the direct path, in the same run."""
+
+    t_inspect: float  # seconds, median
+    t_direct: float
+    py_peak: int  # bytes (tracemalloc)
+    direct_peak: int
+    verdict: str  # outcome and deciding rule
+
+    def columns(self) -> str:
+        return (f"{self.t_inspect * 1000:>8.2f}ms {self.t_direct * 1000:>8.2f}ms "
+                f"{self.t_inspect / self.t_direct:>6.1f} {self.py_peak / MiB:>8.2f}MB")
+
+
+def measure(state: PolicyState, raw: bytes, runs: int) -> Measured:
+    verdict = inspect(state, raw, ENV).verdict
+    run_inspect = functools.partial(inspect, state, raw, ENV)
+    run_direct = functools.partial(direct, raw)
+    return Measured(timed(run_inspect, runs), timed(run_direct, runs), peak(run_inspect),
+                    peak(run_direct), f"{verdict.outcome.value} {verdict.rule_id or ''}")
+
+
 def bench_formats(state: PolicyState, runs: int) -> None:
     print(f"\n{'format':>8} {'file':>9} {'runs':>5} {'inspect':>10} {'direct':>10} "
           f"{'ratio':>6} {'py peak':>10} {'direct pk':>10}  verdict (file)")
     for ext, path in format_cases():
-        raw = wrap(path.name, path.read_bytes())
-        verdict = inspect(state, raw, ENV).verdict
-        run_inspect = functools.partial(inspect, state, raw, ENV)
-        run_direct = functools.partial(direct, raw)
-        t_inspect = timed(run_inspect, runs)
-        t_direct = timed(run_direct, runs)
-        py_peak = peak(run_inspect)
-        direct_peak = peak(run_direct)
-        print(f"{ext:>8} {path.stat().st_size / KiB:>7.1f}KB {runs:>5} "
-              f"{t_inspect * 1000:>8.2f}ms {t_direct * 1000:>8.2f}ms "
-              f"{t_inspect / t_direct:>6.1f} {py_peak / MiB:>8.2f}MB {direct_peak / MiB:>8.2f}MB"
-              f"  {verdict.outcome.value} {verdict.rule_id or ''} ({path.relative_to(CORPUS)})")
+        m = measure(state, wrap(path.name, path.read_bytes()), runs)
+        print(f"{ext:>8} {path.stat().st_size / KiB:>7.1f}KB {runs:>5} {m.columns()} "
+              f"{m.direct_peak / MiB:>8.2f}MB  {m.verdict} ({path.relative_to(CORPUS)})")
 
 
 def main() -> int:
@@ -190,18 +204,10 @@ def main() -> int:
         raw = message(size, args.pdf)
         runs = args.runs or runs
         rss_before = maxrss()
-        verdict = inspect(state, raw, ENV).verdict
-        run_inspect = functools.partial(inspect, state, raw, ENV)
-        run_direct = functools.partial(direct, raw)
-        t_inspect = timed(run_inspect, runs)
-        t_direct = timed(run_direct, runs)
-        py_peak = peak(run_inspect)
-        direct_peak = peak(run_direct)
+        m = measure(state, raw, runs)
         rss = maxrss() - rss_before
-        print(f"{label:>8} {runs:>5} {t_inspect * 1000:>8.2f}ms {t_direct * 1000:>8.2f}ms "
-              f"{t_inspect / t_direct:>6.1f} {py_peak / MiB:>8.2f}MB "
-              f"{py_peak / len(raw):>8.1f}x {direct_peak / MiB:>8.2f}MB {rss / MiB:>7.1f}MB  "
-              f"{verdict.outcome.value} {verdict.rule_id or ''}")
+        print(f"{label:>8} {runs:>5} {m.columns()} {m.py_peak / len(raw):>8.1f}x "
+              f"{m.direct_peak / MiB:>8.2f}MB {rss / MiB:>7.1f}MB  {m.verdict}")
     bench_formats(state, args.runs or 20)
     return 0
 

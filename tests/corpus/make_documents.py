@@ -24,7 +24,8 @@ import zipfile
 import zlib
 from pathlib import Path
 
-import yaml
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sidecars import write_cases
 
 CASES = Path(__file__).parent / "cases" / "documents"
 DATE = (2025, 1, 1, 0, 0, 0)
@@ -419,14 +420,7 @@ def cases() -> dict[str, tuple[bytes, dict[str, object]]]:
 
 
 def main() -> int:
-    CASES.mkdir(parents=True, exist_ok=True)
-    for old in CASES.iterdir():
-        old.unlink()
-    for name, (data, expect) in cases().items():
-        (CASES / name).write_bytes(data)
-        (CASES / f"{name}.expect.yaml").write_text(
-            yaml.safe_dump(expect, sort_keys=False, allow_unicode=True, width=100))
-    print(f"{len(cases())} document cases in {CASES}")
+    print(f"{write_cases(CASES, cases())} document cases in {CASES}")
     return 0
 
 

@@ -18,7 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sidecars import write_cases
 
 OUT = Path(__file__).resolve().parent / "cases" / "mime"
 HEAD = (b"From: Pegawai <pegawai@anm.gov.my>\r\nTo: penerima@example.org\r\n"
@@ -232,17 +233,8 @@ def cases() -> dict[str, tuple[bytes, dict[str, Any]]]:
 
 
 def main() -> int:
-    OUT.mkdir(parents=True, exist_ok=True)
-    made = cases()
-    for old in OUT.iterdir():
-        # Only this script's files: cases/mime/decoding/ belongs to make_decoding_cases.py.
-        if old.is_file() and old.name.removesuffix(".expect.yaml") not in made:
-            old.unlink()
-    for name, (raw, expect) in sorted(made.items()):
-        (OUT / name).write_bytes(raw)
-        (OUT / f"{name}.expect.yaml").write_text(
-            yaml.safe_dump(expect, sort_keys=False, allow_unicode=True), encoding="utf-8")
-    print(f"wrote {len(made)} cases to {OUT}")
+    # Only this script's files: cases/mime/decoding/ belongs to make_decoding_cases.py.
+    print(f"wrote {write_cases(OUT, cases())} cases to {OUT}")
     return 0
 
 

@@ -20,10 +20,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-import yaml
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from make_documents import W_NS, _content_types, zip_of
+from sidecars import write_case
 
 CASES = Path(__file__).parent / "cases" / "office" / "ooxml"
 NS = (
@@ -184,12 +183,6 @@ BUILT_CASES: dict[str, tuple[bytes, dict[str, object]]] = {
 }
 
 
-def _write(name: str, data: bytes, expect: dict[str, object]) -> None:
-    (CASES / name).write_bytes(data)
-    (CASES / f"{name}.expect.yaml").write_text(
-        yaml.safe_dump(expect, allow_unicode=True, sort_keys=False), encoding="utf-8")
-
-
 def convert(source: str, suffix: str, fmt: str) -> bytes:
     """`source` converted by LibreOffice headless to format `fmt` (its own profile)."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -204,13 +197,13 @@ def convert(source: str, suffix: str, fmt: str) -> bytes:
 def main(argv: list[str]) -> int:
     CASES.mkdir(parents=True, exist_ok=True)
     for name, (data, expect) in BUILT_CASES.items():
-        _write(name, data, expect)
+        write_case(CASES, name, data, expect)
     if "--no-soffice" not in argv:
         if shutil.which("soffice") is None:
             print("soffice not found: install LibreOffice or use --no-soffice", file=sys.stderr)
             return 1
         for name, (suffix, source, expect) in SOFFICE_CASES.items():
-            _write(name, convert(source, suffix, name.rsplit(".", 1)[1]),
+            write_case(CASES, name, convert(source, suffix, name.rsplit(".", 1)[1]),
                    {**expect, "source": "LibreOffice headless from a source this script writes"})
     return 0
 

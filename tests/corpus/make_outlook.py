@@ -30,10 +30,10 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import compressed_rtf
-import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
 import make_documents
+from sidecars import write_cases
 
 CASES = Path(__file__).parent / "cases" / "outlook"
 
@@ -578,14 +578,7 @@ def cases() -> dict[str, tuple[bytes, dict[str, object]]]:
 
 
 def main() -> int:
-    CASES.mkdir(parents=True, exist_ok=True)
-    for old in CASES.iterdir():
-        old.unlink()
-    for name, (data, expect) in cases().items():
-        (CASES / name).write_bytes(data)
-        (CASES / f"{name}.expect.yaml").write_text(
-            yaml.safe_dump(expect, sort_keys=False, allow_unicode=True, width=100))
-    print(f"{len(cases())} Outlook cases in {CASES}")
+    print(f"{write_cases(CASES, cases())} Outlook cases in {CASES}")
     return 0
 
 
