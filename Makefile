@@ -16,13 +16,22 @@ CONFIG  ?= config/gateway.yaml
 # the SPF/DMARC tests start on loopback (the binary only: no service grabbing port 53);
 # systemd gives the tests systemd-analyze (verify, security), procps the unit's /bin/kill;
 # postfix: the milter tests start a private Postfix instance of their own (loopback
-# ports, config and queue under a temporary directory).
+# ports, config and queue under a temporary directory); haproxy: the load-balancer
+# tests run its binary in front of two gateways with the PROXY protocol (their own
+# config and loopback ports; the Debian service is stopped and disabled below).
 APT_PACKAGES := python3 python3-venv python3-pip libmagic1 ca-certificates zip 7zip gnupg \
-                dnsmasq-base systemd procps postfix
+                dnsmasq-base systemd procps postfix haproxy
 # For `make bench` only: Postfix's smtp-source and smtp-sink load generator and sink.
 BENCH_APT_PACKAGES := postfix
 
 export DEBIAN_FRONTEND := noninteractive
+# Wait (up to 10 minutes) for the dpkg lock instead of failing when unattended-upgrades
+# or another apt run holds it, as on a freshly booted machine. `apt-get update` takes
+# the package-list lock, which that option does not wait for on every apt version:
+# apt_install retries it, APT_LOCK_TRIES times APT_LOCK_PAUSE seconds (10 minutes too).
+APT_GET := apt-get -o DPkg::Lock::Timeout=600
+APT_LOCK_TRIES ?= 60
+APT_LOCK_PAUSE ?= 10
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help run test deps venv system-deps lint typecheck unit clean
@@ -71,8 +80,17 @@ define apt_install
 	    exit 1; \
 	  fi; \
 	  echo "installing system packages:$$missing"; \
-	  apt-get update -q; \
-	  apt-get install -y -q --no-install-recommends $$missing; \
+	  tries=0; \
+	  until out=$$($(APT_GET) update -q 2>&1); do \
+	    echo "$$out" >&2; tries=$$((tries + 1)); \
+	    if ! echo "$$out" | grep -q "Could not get lock" || [ $$tries -ge $(APT_LOCK_TRIES) ]; then \
+	      exit 1; \
+	    fi; \
+	    echo "waiting for the apt package-list lock (another apt run, e.g. unattended-upgrades)" >&2; \
+	    sleep $(APT_LOCK_PAUSE); \
+	  done; \
+	  echo "$$out"; \
+	  $(APT_GET) install -y -q --no-install-recommends $$missing; \
 	fi
 endef
 
@@ -83,6 +101,16 @@ system-deps:
 	  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections; \
 	fi
 	$(call apt_install,$(APT_PACKAGES))
+	@# The haproxy package enables and starts its service; the tests need only the binary.
+	@if [ "$$(id -u)" -eq 0 ] && [ -e /lib/systemd/system/haproxy.service ]; then \
+	  if [ -d /run/systemd/system ]; then \
+	    if systemctl is-enabled -q haproxy 2>/dev/null || systemctl is-active -q haproxy; then \
+	      systemctl disable -q --now haproxy || true; fi; \
+	  else \
+	    systemctl disable -q haproxy 2>/dev/null || true; \
+	    service haproxy stop >/dev/null 2>&1 || true; \
+	  fi; \
+	fi
 
 # `make bench` uses Postfix's smtp-source and smtp-sink test programs (the tests
 # need Postfix too: it is in APT_PACKAGES). Installed as "No configuration": no

@@ -23,12 +23,13 @@ from pydantic import (
     model_validator,
 )
 
+from gateway import config_errors
 from gateway.addresses import normalise_address, normalise_domain
 from gateway.message.limits import DEFAULT_LIMITS, InspectionLimits
 from gateway.problems import LoadError
 from gateway.sizes import ByteSize
 from gateway.tls import check_ca_file, check_certificate, check_key
-from gateway.yamlsource import load_file
+from gateway.yamlsource import Located, load_file
 
 Direction = Literal["inbound", "outbound"]
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -68,17 +69,50 @@ def parse_listen(value: str) -> ListenAddress:
     return ListenAddress(host, port)
 
 
+class ProxyProtocolSettings(_Frozen):
+    """`proxy_protocol:` on a listener: a load balancer in front sends the PROXY header
+    (haproxy.org proxy-protocol.txt), and only the peers in `from` may (and must)."""
+
+    peers: tuple[IPNetwork, ...] = Field(alias="from", min_length=1)
+    versions: tuple[Literal[1, 2], ...] = Field(default=(1, 2), min_length=1)
+    # Seconds a trusted peer has to send its header before the connection is closed.
+    timeout: float = Field(default=5.0, gt=0, le=300)
+
+    @field_validator("peers", mode="before")
+    @classmethod
+    def _peers(cls, v: object) -> object:
+        if not isinstance(v, list | tuple):
+            return v
+        out: list[IPNetwork] = []
+        for item in v:
+            try:
+                out.append(ipaddress.ip_network(str(item).strip(), strict=False))
+            except ValueError:
+                raise ValueError(f"bad IP address or network {item!r}: expected the load "
+                                 "balancer's address, e.g. 10.0.0.5 or 10.0.0.0/29") from None
+        return tuple(out)
+
+
 class Listener(_Frozen):
     name: str = Field(min_length=1)
     listen: str
     direction: Direction
     mode: Literal["smtp", "milter"] = "smtp"
+    proxy_protocol: ProxyProtocolSettings | None = None
 
     @field_validator("listen")
     @classmethod
     def _listen(cls, v: str) -> str:
         parse_listen(v)
         return v
+
+    @model_validator(mode="after")
+    def _proxy_protocol_on_tcp_smtp(self) -> Listener:
+        # Postfix talks to a milter directly, and a unix socket has no balancer in front.
+        if self.proxy_protocol is not None and (
+                self.mode != "smtp" or self.address.unix_path is not None):
+            raise ValueError("proxy_protocol needs a TCP listener in smtp mode")
+        return self
 
     @property
     def address(self) -> ListenAddress:
@@ -264,6 +298,9 @@ class GatewayConfig(_Frozen):
     # [HEBAHAN JANM] announcements outbound on behalf of the agency: rule list
     # @hebahan_relays.
     hebahan_relays: tuple[IPNetwork, ...] = ()
+    # MTAs in front (Postfix's smtpd_proxy_filter) whose XFORWARD attributes name the
+    # real client: only they see XFORWARD in EHLO and may send it (empty: nobody).
+    xforward_peers: tuple[IPNetwork, ...] = ()
     # Add an RFC 8601 Authentication-Results field (authserv-id = `hostname`) to relayed
     # mail whose sender authentication (SPF, DMARC) a rule evaluated.
     authentication_results: bool = True
@@ -335,10 +372,10 @@ class GatewayConfig(_Frozen):
         out = tuple(normalise_domain(d) for d in v)
         for d in out:
             if not re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+)+", d):
-                raise ValueError(f"bad domain {d!r}")
+                raise ValueError(f"bad domain {d!r}: expected a domain such as anm.gov.my")
         return out
 
-    @field_validator("relay_networks", "hebahan_relays", mode="before")
+    @field_validator("relay_networks", "hebahan_relays", "xforward_peers", mode="before")
     @classmethod
     def _networks(cls, v: object) -> object:
         # Parsed here for a readable message (pydantic's names its internal validators);
@@ -376,24 +413,19 @@ class GatewayConfig(_Frozen):
         return parse_upstream(self.upstream)
 
 
-def _loc_to_path(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
-    return tuple(loc)
-
-
 def load_config(path: Path) -> GatewayConfig:
     """Read and validate the config file; raises LoadError listing every problem."""
+    return load_config_located(path)[0]
+
+
+def load_config_located(path: Path) -> tuple[GatewayConfig, Located]:
+    """The config and the YAML it came from (for FILE:LINE of later checks on its paths)."""
     doc = load_file(path)
     if not isinstance(doc.data, dict):
-        raise LoadError([doc.problem((), "the config must be a mapping of keys")])
+        raise LoadError([doc.problem((), "the config must be a mapping of keys, e.g. "
+                                         "listeners:, upstream:, agency_domains:")])
     try:
-        return GatewayConfig.model_validate(doc.data)
+        return GatewayConfig.model_validate(doc.data), doc
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = _loc_to_path(tuple(err["loc"]))
-            where = ".".join(str(p) for p in loc) or "config"
-            msg = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                msg = "unknown key"
-            problems.append(doc.problem(loc, f"{where}: {msg}"))
-        raise LoadError(problems) from None
+        # In the administrator's words, one line per problem (gateway.config_errors).
+        raise LoadError(config_errors.problems(exc, doc, GatewayConfig)) from None

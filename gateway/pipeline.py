@@ -6,7 +6,10 @@ network I/O is DNS for sender authentication (`gateway.auth.facts.AuthFacts`),
 made only when a rule reaches a `sender_auth` condition, bounded by the
 resolver's timeout. When that happened the results go on the verdict (for the
 log) and, if the message is relayed and `authentication_results` is on, into an
-RFC 8601 Authentication-Results field at the top of the relayed message.
+RFC 8601 Authentication-Results field at the top of the relayed message. Every
+relayed message, in both directions and whether or not a rule looked at sender
+authentication, loses the Authentication-Results fields that claim the gateway's
+own authserv-id (`hostname`): they are forgeries (RFC 8601 5).
 
 The view is bounded by the config's inspection limits. A message beyond them
 that no rule decided on (`inspection_incomplete`) raises NotInspectable in the
@@ -25,10 +28,11 @@ from gateway.auth import AuthResults, authres
 from gateway.auth.facts import AuthFacts
 from gateway.envelope import Envelope
 from gateway.message.view import MessageView, NotInspectable
-from gateway.policy import replies
+from gateway.policy import builtin, replies
 from gateway.policy.engine import evaluate
 from gateway.policy.verdict import Outcome, Reply, Verdict
 from gateway.policy_state import PolicyState
+from gateway.transforms import authres_strip
 
 
 def new_ref() -> str:
@@ -46,6 +50,9 @@ class Inspection:
     # The gateway's own fields (Authentication-Results) at the top of relay_bytes, for a
     # front end that adds fields instead of relaying bytes (the milter).
     trace_headers: tuple[tuple[str, str], ...] = ()
+    # The received fields relay_bytes lacks (forged Authentication-Results, RFC 8601 5),
+    # as (name, n): the n-th field of that name (any case, 1-based), in header order.
+    removed_headers: tuple[tuple[str, int], ...] = ()
 
     @property
     def relay(self) -> bool:
@@ -63,6 +70,8 @@ def inspect(policy: PolicyState, raw: bytes, envelope: Envelope, ref: str | None
         verdict = evaluate(policy.rules, view, envelope, facts)
     except NotInspectable as exc:
         verdict = Verdict(outcome=Outcome.TEMPFAIL, reply=replies.not_inspectable(ref),
+                          rule_id=builtin.NOT_INSPECTABLE.id,
+                          reference=builtin.NOT_INSPECTABLE.reference,
                           reason=f"not inspectable: {exc.reason}",
                           evidence={"inspection_incomplete": exc.reason},
                           classification=view.classification, auth=_auth_dict(facts))
@@ -76,8 +85,10 @@ def inspect(policy: PolicyState, raw: bytes, envelope: Envelope, ref: str | None
         verdict = replace(verdict, classification=view.classification)
     if verdict.outcome is Outcome.ACCEPT:
         trace = _trace_headers(policy, envelope, auth)
-        return Inspection(ref, verdict, view, None, transforms.apply(raw, verdict, trace),
-                          trace)
+        own = policy.config.hostname
+        relay = transforms.apply(raw, verdict, trace, authserv_id=own)
+        removed = tuple((authres_strip.FIELD, n) for n in authres_strip.forged(raw, own))
+        return Inspection(ref, verdict, view, None, relay, trace, removed)
     reply = replies.for_verdict(verdict, ref) or replies.internal_error(ref)
     return Inspection(ref, verdict, view, reply, None)
 

@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from gateway import preflight
 from gateway.auth.resolver import Resolver
-from gateway.config import GatewayConfig, load_config
+from gateway.config import GatewayConfig, load_config_located
 from gateway.policy.rules import RuleSet, builtin_lists, load_rules
+from gateway.problems import LoadError
 
 # Used when neither the config nor any size rule bounds the message.
 DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
@@ -40,9 +42,23 @@ class PolicyState:
 
 
 def load_policy(config_path: Path) -> PolicyState:
-    """Load config and rules; raises gateway.problems.LoadError on any problem."""
-    config = load_config(config_path)
-    return load_policy_for(config)
+    """Load config and rules; raises gateway.problems.LoadError on any problem.
+
+    Besides the config and every rule file, the paths the config names are checked
+    (gateway.preflight): a gateway that could not log, spool or deliver, or that has
+    no rule file to enforce, is refused here, before anything binds or is swapped in.
+    """
+    config, doc = load_config_located(config_path)
+    problems = preflight.problems(config, doc)
+    if preflight.rules_dir_problem(config.rules_dir) is None:
+        try:
+            policy = load_policy_for(config)
+        except LoadError as exc:
+            problems.extend(exc.problems)
+        else:
+            if not problems:
+                return policy
+    raise LoadError(problems)
 
 
 def load_policy_for(config: GatewayConfig) -> PolicyState:

@@ -27,6 +27,7 @@ from gateway import sdnotify
 from gateway.config import Listener
 from gateway.frontends.milter.server import MilterFrontend
 from gateway.frontends.smtp_proxy import ProxyContext, ProxySMTP
+from gateway.observe.metrics import Metrics
 from gateway.observe.metrics_http import MetricsServer
 from gateway.observe.rejection_log import RejectionLog
 from gateway.policy_state import PolicyState, load_policy
@@ -36,6 +37,9 @@ from gateway.relay import maildir
 log = logging.getLogger("gateway.service")
 
 DRAIN_TIMEOUT = 30.0
+# Seconds between attempts to write rejection-log records kept in memory while the log
+# cannot be written, when no new record comes to try it.
+LOG_RETRY_INTERVAL = 5.0
 
 
 class Gateway:
@@ -46,14 +50,18 @@ class Gateway:
         # SO_REUSEPORT only for gateway.workers: a lone gateway must fail on a port
         # another process holds, not share it.
         self.reuse_port = reuse_port
-        self.ctx = ProxyContext(policy=policy,
-                                rejection_log=RejectionLog(policy.config.rejection_log))
+        metrics = Metrics()
+        self.ctx = ProxyContext(policy=policy, metrics=metrics,
+                                rejection_log=RejectionLog(policy.config.rejection_log,
+                                                           metrics=metrics))
         self._servers: list[tuple[Listener, asyncio.AbstractServer]] = []
         self._milters: list[MilterFrontend] = []
         # listener name -> the addresses actually bound (host, port) or unix path
         self.bound: dict[str, list[tuple[str, int] | str]] = {}
         self.metrics = self.ctx.metrics
         self.metrics.track_sessions(lambda: len(self.ctx.sessions))
+        self.metrics.track_rejection_log(lambda: self.ctx.rejection_log.pending)
+        self._log_retry: asyncio.Task[None] | None = None
         self.metrics.rules_loaded(policy.rules.version, load_seconds)
         self.metrics_server: MetricsServer | None = None
 
@@ -65,6 +73,12 @@ class Gateway:
         config = self.policy.config
         if config.upstream_target.kind == "maildir":
             await asyncio.to_thread(maildir.ensure, config.upstream_target.path)
+        if config.limits.spool_dir is not None:
+            # Spool files are made with mkstemp, which needs the directory to exist.
+            await asyncio.to_thread(config.limits.spool_dir.mkdir, mode=0o700, parents=True,
+                                    exist_ok=True)
+        # Not a gateway that starts and then cannot log its first refusal.
+        await asyncio.to_thread(self.ctx.rejection_log.open_now)
         loop = asyncio.get_running_loop()
         try:
             for listener in config.listeners:
@@ -104,6 +118,7 @@ class Gateway:
             self._servers.clear()
             self._milters.clear()
             raise
+        self._log_retry = asyncio.get_running_loop().create_task(self._retry_log())
         if config.metrics is not None:
             await self._start_metrics(config.metrics.address.host or "127.0.0.1",
                                       config.metrics.address.port or 0)
@@ -113,7 +128,8 @@ class Gateway:
 
     async def _start_metrics(self, host: str, port: int) -> None:
         server = MetricsServer(self.metrics, lambda: self.policy.config.upstream_target,
-                               lambda: bool(self._servers) and not self.ctx.draining)
+                               lambda: bool(self._servers) and not self.ctx.draining,
+                               self.rejection_log_problem)
         try:
             await server.start(host, port)
         except BaseException:
@@ -121,6 +137,22 @@ class Gateway:
             await self.stop(drain_timeout=0.0)
             raise
         self.metrics_server = server
+
+    async def rejection_log_problem(self) -> str | None:
+        """Retry the rejection log's pending records; None when it works, else why not."""
+        rejection_log = self.ctx.rejection_log
+        why = await asyncio.to_thread(rejection_log.retry)
+        if why is None:
+            return None
+        return f"{why} ({rejection_log.pending} record(s) buffered)"
+
+    async def _retry_log(self) -> None:
+        # Records kept while the log failed reach the disk soon after it works again,
+        # even when no new refusal comes along to try it.
+        while True:
+            await asyncio.sleep(LOG_RETRY_INTERVAL)
+            if self.ctx.rejection_log.problem is not None:
+                await asyncio.to_thread(self.ctx.rejection_log.retry)
 
     def address(self, listener: str) -> tuple[str, int]:
         """The first TCP address a listener is bound to (tests use port 0)."""
@@ -136,7 +168,9 @@ class Gateway:
             log.warning("listener changes take effect only after a restart")
         if new.config.rejection_log != old.config.rejection_log:
             previous = self.ctx.rejection_log
-            self.ctx.rejection_log = RejectionLog(new.config.rejection_log)
+            replacement = RejectionLog(new.config.rejection_log, metrics=self.metrics)
+            replacement.adopt(previous)
+            self.ctx.rejection_log = replacement
             previous.close()
         if new.config.upstream_target.kind == "maildir":
             maildir.ensure(new.config.upstream_target.path)
@@ -169,6 +203,9 @@ class Gateway:
         self.ctx.draining = True
         if self.metrics_server is not None:
             await self.metrics_server.close()
+        if self._log_retry is not None:
+            self._log_retry.cancel()
+            self._log_retry = None
         for _, server in self._servers:
             server.close()
         for session in list(self.ctx.sessions):

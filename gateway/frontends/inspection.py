@@ -20,7 +20,7 @@ from gateway.envelope import Envelope
 from gateway.frontends.datastream import Spool
 from gateway.observe.metrics import Metrics
 from gateway.pipeline import Inspection
-from gateway.policy import replies
+from gateway.policy import builtin, replies
 from gateway.policy.verdict import Reply
 from gateway.policy_state import PolicyState
 
@@ -31,6 +31,7 @@ class NotInspected:
 
     reply: Reply
     reason: str
+    rule_id: str = builtin.INTERNAL_ERROR.id
 
 
 async def inspect_spooled(policy: PolicyState, spool: Spool, envelope: Envelope, ref: str,
@@ -50,7 +51,8 @@ async def inspect_spooled(policy: PolicyState, spool: Spool, envelope: Envelope,
             asyncio.to_thread(pipeline.inspect, policy, raw, envelope, ref),
             policy.config.limits.inspection_timeout)
     except TimeoutError:
-        return NotInspected(replies.not_inspectable(ref), "inspection timeout")
+        return NotInspected(replies.not_inspectable(ref), "inspection timeout",
+                            builtin.NOT_INSPECTABLE.id)
     except Exception:
         log.exception("%s ref=%s inspection failed", where, ref)
         return NotInspected(replies.internal_error(ref), "internal error")

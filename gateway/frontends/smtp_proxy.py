@@ -16,6 +16,14 @@ because the message is spooled to disk above `limits.spool_threshold`. The DATA
 stream itself (end of data, bare newlines, spool) is `gateway.frontends.datastream`.
 STARTTLS is offered when `gateway.tls.server_context` gives a context; plaintext
 pipelined behind STARTTLS is discarded by aiosmtpd when the handshake completes.
+
+The client the policy sees is the real one (CONTRACT.md): a trusted load balancer's
+PROXY header (`gateway.frontends.proxy_protocol`, listener `proxy_protocol:`) names
+it for the whole connection, a trusted MTA's XFORWARD (`gateway.frontends.xforward`,
+`xforward_peers`) for one transaction. `client_ip` and `helo` answer with that
+client for relay control, rules, SPF and the log, and the per-IP connection limit
+counts it, not the balancer or MTA in front. XFORWARD goes on to an upstream that
+offers it, so the next hop logs the real client too.
 """
 
 from __future__ import annotations
@@ -37,14 +45,15 @@ from aiosmtpd.smtp import Envelope as SmtpEnvelope
 from aiosmtpd.smtp import Session as SmtpSession
 
 from gateway import pipeline, tls
-from gateway.config import Listener, Upstream
+from gateway.config import Listener, ProxyProtocolSettings, Upstream
 from gateway.envelope import Envelope
+from gateway.frontends import proxy_protocol, xforward
 from gateway.frontends.datastream import DataDecoder, Spool
 from gateway.frontends.inspection import NotInspected, inspect_spooled
 from gateway.observe.metrics import Metrics
 from gateway.observe.rejection_log import RejectionLog
 from gateway.pipeline import Inspection
-from gateway.policy import relay_control, replies
+from gateway.policy import builtin, relay_control, replies
 from gateway.policy.verdict import Reply
 from gateway.policy_state import PolicyState
 from gateway.relay import maildir
@@ -66,22 +75,55 @@ MAIL_LINE_LIMIT = 1024
 # Replies that say the client sent a bad command (syntax, sequence, unknown, too long).
 _BAD_COMMAND_CODES = frozenset({"500", "501", "502", "503", "504"})
 _HAS_ENHANCED = re.compile(r"^\d{3}[ -][245]\.\d{1,3}\.\d{1,3}(?: |$)")
-_SIMPLE_REPLY = re.compile(r"^(\d{3}) (.*)$", re.DOTALL)
+_REPLY_LINE = re.compile(r"^(\d{3})([ -])(.*)$", re.DOTALL)
 # RFC 3463 codes for the replies aiosmtpd writes itself (syntax errors, RSET, QUIT...).
+# Not 220 (the greeting takes none, RFC 2034 3) nor 354 (intermediate).
 _DEFAULT_ENHANCED = {221: "2.0.0", 250: "2.0.0", 252: "2.0.0", 421: "4.3.0", 451: "4.3.0",
-                     500: "5.5.2", 501: "5.5.4", 502: "5.5.1", 503: "5.5.1", 504: "5.5.4",
-                     530: "5.7.0", 552: "5.3.4", 553: "5.1.3", 554: "5.7.0", 555: "5.5.4"}
+                     454: "4.7.0", 500: "5.5.2", 501: "5.5.4", 502: "5.5.1", 503: "5.5.1",
+                     504: "5.5.4", 530: "5.7.0", 552: "5.3.4", 553: "5.1.3", 554: "5.7.0",
+                     555: "5.5.4"}
+# aiosmtpd's STARTTLS answer; unlike the greeting it answers a command (RFC 3207 4).
+_STARTTLS_READY = "220 Ready to start TLS"
+# aiosmtpd's own words for refusals the gateway documents as its own: said the
+# gateway's way instead (Malay then English, RFC 3463 code; see gateway.policy.builtin).
+_AIOSMTPD_REFUSALS: dict[str, Callable[[], Reply]] = {
+    "500 Command line too long": replies.command_too_long,
+    "530 Must issue a STARTTLS command first": replies.tls_required,
+}
+
+
+def _line_with_enhanced(line: str) -> str:
+    m = _REPLY_LINE.match(line)
+    if m is None or _HAS_ENHANCED.match(line):
+        return line
+    enhanced = _DEFAULT_ENHANCED.get(int(m.group(1)))
+    return f"{m.group(1)}{m.group(2)}{enhanced} {m.group(3)}" if enhanced else line
 
 
 def with_enhanced(status: str) -> str:
-    """Add an RFC 3463 code to a one-line reply lacking one (we advertise ENHANCEDSTATUSCODES)."""
-    if "\r\n" in status or _HAS_ENHANCED.match(status):
-        return status
-    m = _SIMPLE_REPLY.match(status)
-    if m is None:
-        return status
-    enhanced = _DEFAULT_ENHANCED.get(int(m.group(1)))
-    return f"{m.group(1)} {enhanced} {m.group(2)}" if enhanced else status
+    """Add an RFC 3463 code to each reply line lacking one (we advertise ENHANCEDSTATUSCODES)."""
+    if status == _STARTTLS_READY:
+        return "220 2.0.0 Ready to start TLS"
+    return "\r\n".join(_line_with_enhanced(line) for line in status.split("\r\n"))
+
+
+class _Commands(dict[str, Callable[[str | None], Awaitable[None]]]):
+    """aiosmtpd's command table, with a handler of ours for every command it lacks.
+
+    aiosmtpd looks commands up with `.get()` and answers a miss itself, from a budget
+    of its own (5 unknown commands, then 502 and a hang-up) that would cut in before
+    `limits.max_bad_commands`. Membership, iteration and HELP are unchanged: the
+    unknown-command handler is made per look-up and has no HELP syntax.
+    """
+
+    def __init__(self, methods: dict[str, Callable[[str | None], Awaitable[None]]],
+                 unknown: Callable[[str], Callable[[str | None], Awaitable[None]]]) -> None:
+        super().__init__(methods)
+        self._unknown = unknown
+
+    def get(self, key: str, default: object = None) -> Any:
+        found = super().get(key)
+        return found if found is not None else self._unknown(key)
 
 
 @dataclass
@@ -128,6 +170,8 @@ class ProxyHandler:
         if server.tls_context is not None and server.session is not None \
                 and server.session.ssl is None:
             lines.append("250-STARTTLS")
+        if server.xforward_allowed:
+            lines.append(f"250-{xforward.EHLO_KEYWORD}")
         return [*lines, "250 SMTPUTF8"]
 
     async def handle_HELO(self, server: ProxySMTP, session: SmtpSession,
@@ -181,6 +225,10 @@ class ProxySMTP(SMTP):
         self.commands = 0
         self.bad_commands = 0
         self._counted_ip: str | None = None
+        # The client a trusted balancer's PROXY header named (whole connection) and the
+        # one a trusted MTA's XFORWARD named (until the transaction ends).
+        self.proxied: proxy_protocol.Accepted | None = None
+        self.forwarded: xforward.Forwarded | None = None
         # Set when the connection must be refused (421) instead of greeted.
         self._refusal: Reply | None = None
         policy = ctx.policy
@@ -192,8 +240,9 @@ class ProxySMTP(SMTP):
         missing = REQUIRED_HOOKS - set(self._handle_hooks)
         if missing:
             raise RuntimeError(f"aiosmtpd hooks not found: {', '.join(sorted(missing))}")
-        self._smtp_methods = {name: self._budgeted(method)
-                              for name, method in self._smtp_methods.items()}
+        self._smtp_methods = _Commands(
+            {name: self._budgeted(method) for name, method in self._smtp_methods.items()},
+            lambda command: self._budgeted(functools.partial(self.unknown_command, command)))
 
     def _tls_settings(self, policy: PolicyState) -> tuple[ssl.SSLContext | None, bool]:
         require = policy.config.tls.require_starttls
@@ -213,14 +262,17 @@ class ProxySMTP(SMTP):
         async def run(arg: str | None) -> None:
             self.commands += 1
             if self.commands > self.ctx.policy.config.limits.max_commands:
-                await self.close_with(replies.too_many_commands(), "too many commands")
+                await self.close_with(replies.too_many_commands(), "too many commands",
+                                      builtin.TOO_MANY_COMMANDS.id)
                 return
             await method(arg)
         return run
 
-    async def close_with(self, reply: Reply, why: str) -> None:
+    async def close_with(self, reply: Reply, why: str, rule_id: str | None = None) -> None:
         """Tell the client why (a 421) and hang up."""
-        log.warning("%s client=%s closed: %s", self.listener.name, self.client_ip, why)
+        log.warning("%s client=%s closed: %s rule=%s reply=%d %s", self.listener.name,
+                    self.client_ip, why, rule_id or builtin.identify(reply) or "-",
+                    reply.code, reply.enhanced)
         with contextlib.suppress(ConnectionError, RuntimeError):
             await self.push(replies.render(reply))
         if self.transport is not None:
@@ -242,6 +294,7 @@ class ProxySMTP(SMTP):
             # RFC 3207 4.2: nothing from before TLS survives, an open upstream
             # transaction included (aiosmtpd already dropped the buffered plaintext).
             self.txn_policy = None
+            self.forwarded = None
             if self.upstream is not None:
                 self.upstream.abort()
                 self.upstream = None
@@ -255,8 +308,10 @@ class ProxySMTP(SMTP):
             log.warning("%s client=%s refused: %d connections open", self.listener.name, ip,
                         len(self.ctx.sessions))
             return
-        if ip == "unknown":
-            # A unix-socket client (a local MTA) has no address to count per IP.
+        if ip == "unknown" or self._fronts_clients(ip):
+            # A unix-socket client (a local MTA) has no address to count per IP. A
+            # trusted balancer or MTA in front carries many clients: each connection
+            # counts as the client its PROXY header or XFORWARD names (_count_as).
             self.ctx.sessions.add(self)
             return
         if self.ctx.per_ip[ip] >= limits.max_connections_per_ip:
@@ -270,14 +325,38 @@ class ProxySMTP(SMTP):
 
     def connection_lost(self, error: Exception | None) -> None:
         self.ctx.sessions.discard(self)
+        self._uncount()
+        if self.upstream is not None:
+            self.upstream.abort()
+        super().connection_lost(error)
+
+    def _uncount(self) -> None:
         if self._counted_ip is not None:
             ip, self._counted_ip = self._counted_ip, None
             self.ctx.per_ip[ip] -= 1
             if self.ctx.per_ip[ip] <= 0:
                 del self.ctx.per_ip[ip]
-        if self.upstream is not None:
-            self.upstream.abort()
-        super().connection_lost(error)
+
+    def _count_as(self, ip: str) -> bool:
+        """Count this connection as client `ip` from now on; False when that client
+        already has `max_connections_per_ip` (it is then counted as nobody)."""
+        if ip == self._counted_ip:
+            return True
+        self._uncount()
+        if ip == "unknown":
+            return True
+        if self.ctx.per_ip[ip] >= self.ctx.policy.config.limits.max_connections_per_ip:
+            log.warning("%s client=%s refused: %d connections from this address",
+                        self.listener.name, ip, self.ctx.per_ip[ip])
+            return False
+        self.ctx.per_ip[ip] += 1
+        self._counted_ip = ip
+        return True
+
+    def _fronts_clients(self, peer_ip: str) -> bool:
+        """Whether the peer is a trusted balancer or MTA speaking for other clients."""
+        return proxy_protocol.trusted(peer_ip, self.listener.proxy_protocol) or \
+            relay_control.client_in(peer_ip, self.ctx.policy.config.xforward_peers)
 
     async def _handle_client(self) -> None:
         if self._refusal is not None:
@@ -287,7 +366,33 @@ class ProxySMTP(SMTP):
             if self.transport is not None:
                 self.transport.close()
             return
+        settings = self.listener.proxy_protocol
+        if settings is not None and proxy_protocol.trusted(self.peer_ip, settings) \
+                and not await self._take_proxy_header(settings):
+            return
         await super()._handle_client()
+
+    async def _take_proxy_header(self, settings: ProxyProtocolSettings) -> bool:
+        """Read a trusted balancer's PROXY header before the greeting; False when the
+        connection was closed instead (no valid header, or its client over the limit)."""
+        outcome = await proxy_protocol.read_header(self._reader, settings.versions,
+                                                   settings.timeout)
+        if isinstance(outcome, proxy_protocol.Refused):
+            log.warning("%s peer=%s closed: %s", self.listener.name, self.peer_ip,
+                        outcome.reason)
+            if self.transport is not None:
+                self.transport.close()
+            return False
+        self.proxied = outcome
+        if not self._count_as(self.connection_ip):
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await self.push(replies.render(replies.too_many_connections()))
+            if self.transport is not None:
+                self.transport.close()
+            return False
+        log.debug("%s peer=%s PROXY v%d client=%s", self.listener.name, self.peer_ip,
+                  outcome.version, self.connection_ip)
+        return True
 
     def _timeout_cb(self) -> None:
         if self.delivering:
@@ -297,10 +402,12 @@ class ProxySMTP(SMTP):
             return
         if self.transport is None:
             return
-        log.info("%s client=%s idle timeout", self.listener.name, self.client_ip)
+        reply = replies.idle_timeout()
+        log.info("%s client=%s idle timeout rule=%s reply=%d %s", self.listener.name,
+                 self.client_ip, builtin.IDLE_TIMEOUT.id, reply.code, reply.enhanced)
         if not self.transport.is_closing():
             # Written without waiting: close() still sends what is buffered.
-            self._writer.write(replies.render(replies.idle_timeout()).encode() + b"\r\n")
+            self._writer.write(replies.render(reply).encode() + b"\r\n")
         super()._timeout_cb()  # type: ignore[no-untyped-call]
 
     @property
@@ -319,17 +426,63 @@ class ProxySMTP(SMTP):
             self.transport.close()
 
     @property
-    def client_ip(self) -> str:
+    def peer_ip(self) -> str:
+        """The address at the other end of the TCP connection ("unknown" on a unix socket)."""
         peer = self.session.peer if self.session is not None else None
         return str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
 
     @property
+    def connection_ip(self) -> str:
+        """The connection's client: the peer, or whom a trusted PROXY header named."""
+        if self.proxied is not None and self.proxied.client_ip is not None:
+            return self.proxied.client_ip
+        return self.peer_ip
+
+    @property
+    def client_ip(self) -> str:
+        """The client the policy sees: XFORWARD's for this transaction, else the
+        connection's. A forwarded local submission (ADDR unknown) has no address."""
+        if self.forwarded is not None:
+            return self.forwarded.addr or "unknown"
+        return self.connection_ip
+
+    @property
     def helo(self) -> str:
+        if self.forwarded is not None:
+            # XFORWARD_README: with ADDR unknown the other client attributes are ignored.
+            return (self.forwarded.helo or "") if self.forwarded.addr is not None else ""
         return (self.session.host_name if self.session is not None else None) or ""
 
-    def gateway_envelope(self) -> Envelope:
+    @property
+    def xforward_allowed(self) -> bool:
+        # As Postfix's smtpd_authorized_xforward_hosts, matched against the connection's
+        # client (behind a balancer: the MTA the PROXY header names).
+        return relay_control.client_in(self.connection_ip,
+                                       self.ctx.policy.config.xforward_peers)
+
+    def xforward_attributes(self) -> dict[str, str | None]:
+        """The client as XFORWARD attributes for an upstream that offers XFORWARD."""
+        fwd = self.forwarded
+        if fwd is not None:
+            return {"NAME": fwd.name, "ADDR": fwd.addr, "PORT": fwd.port, "PROTO": fwd.proto,
+                    "HELO": fwd.helo, "IDENT": fwd.ident, "SOURCE": fwd.source}
+        ip = self.client_ip
+        port = self.proxied.client_port if self.proxied is not None else None
+        peer = self.session.peer if self.session is not None else None
+        if port is None and self.proxied is None and isinstance(peer, tuple) and len(peer) > 1:
+            port = int(peer[1])
+        extended = self.session is not None and self.session.extended_smtp
+        return {"NAME": None, "ADDR": None if ip == "unknown" else ip,
+                "PORT": None if port is None else str(port),
+                "PROTO": "ESMTP" if extended else "SMTP", "HELO": self.helo or None,
+                "IDENT": None, "SOURCE": "REMOTE"}
+
+    def gateway_envelope(self, mail_from: str | None = None) -> Envelope:
+        """The transaction's envelope; `mail_from` for a sender refused at MAIL FROM, which
+        never becomes the transaction's but is what the client gave (and the log shows)."""
         env = self.envelope
-        mail_from = env.mail_from if env is not None and env.mail_from else ""
+        if mail_from is None:
+            mail_from = env.mail_from if env is not None and env.mail_from else ""
         return Envelope(direction=self.listener.direction, listener=self.listener.name,
                         client_ip=self.client_ip, helo=self.helo,
                         mail_from="" if mail_from == "<>" else mail_from,
@@ -338,45 +491,62 @@ class ProxySMTP(SMTP):
     # -- replies and logging --------------------------------------------------------------
     async def push(self, status: Any) -> None:
         if isinstance(status, str) and not self._raw_replies:
-            status = with_enhanced(status)
+            own = _AIOSMTPD_REFUSALS.get(status)
+            status = replies.render(own()) if own is not None else with_enhanced(status)
         await super().push(status)
         if isinstance(status, str) and status[:3] in _BAD_COMMAND_CODES:
             self.bad_commands += 1
             if self.bad_commands >= self.ctx.policy.config.limits.max_bad_commands:
-                await self.close_with(replies.too_many_bad_commands(), "too many bad commands")
+                await self.close_with(replies.too_many_bad_commands(), "too many bad commands",
+                                      builtin.TOO_MANY_BAD_COMMANDS.id)
+
+    async def unknown_command(self, command: str, arg: str | None) -> None:
+        """A command aiosmtpd has no method for: 500 5.5.1, counted as a bad command.
+
+        Answered here rather than by aiosmtpd, whose own budget of unknown commands
+        (5, then 502 and a hang-up) would cut in before `limits.max_bad_commands`.
+        """
+        await self.push(f'500 5.5.1 Error: command "{command}" not recognized')
 
     async def handle_exception(self, error: Exception) -> str:
         """Any unexpected failure: 451 4.3.0 with a ref; the traceback goes to our log only."""
         ref = pipeline.new_ref()
         log.error("%s ref=%s internal error", self.listener.name, ref, exc_info=error)
         reply = replies.internal_error(ref)
+        rule_id = builtin.INTERNAL_ERROR.id
+        log.info("%s ref=%s client=%s from=<%s> action=tempfail rule=%s reply=%d %s "
+                 "reason=internal error", self.listener.name, ref, self.client_ip,
+                 self.gateway_envelope().mail_from, rule_id, reply.code, reply.enhanced)
         self.ctx.metrics.message(self.listener.direction, reply.code)
+        self.ctx.metrics.rule_hit(rule_id)
         if self.upstream is not None:
             self.upstream.abort()
-        try:
-            await self.write_log(event="tempfail", ref=ref, reply=reply, rule_id=None,
-                                 reason="internal error")
-        except Exception:
-            log.exception("rejection log write failed ref=%s", ref)
+        await self.write_log(event="tempfail", ref=ref, reply=reply, rule_id=rule_id,
+                             reason="internal error")
         return replies.render(reply)
 
     async def write_log(self, *, event: str, ref: str, reply: Reply | None,
                         inspection: Inspection | None = None, rule_id: str | None = None,
-                        reason: str | None = None) -> None:
+                        reason: str | None = None, mail_from: str | None = None) -> None:
+        # Never raises (RejectionLog.log): the client hears the reply whatever the disk does.
         await self.ctx.rejection_log.log(
-            event=event, ref=ref, envelope=self.gateway_envelope(), reply=reply,
+            event=event, ref=ref, envelope=self.gateway_envelope(mail_from), reply=reply,
             inspection=inspection, rule_id=rule_id, reason=reason)
 
     async def refuse(self, reply: Reply, ref: str, *, rule_id: str | None, reason: str,
-                     event: str = "reject") -> str:
+                     event: str = "reject", mail_from: str | None = None,
+                     inspection: Inspection | None = None) -> str:
+        """Log, count and render a refusal of the gateway's own. `mail_from`: the sender
+        the client gave, for a refusal at MAIL FROM (it never joins the envelope)."""
         log.info("%s ref=%s client=%s from=<%s> action=%s rule=%s reply=%d %s reason=%s",
-                 self.listener.name, ref, self.client_ip, self.gateway_envelope().mail_from,
-                 event, rule_id, reply.code, reply.enhanced, reason)
+                 self.listener.name, ref, self.client_ip,
+                 self.gateway_envelope(mail_from).mail_from, event, rule_id, reply.code,
+                 reply.enhanced, reason)
         self.ctx.metrics.message(self.listener.direction, reply.code)
         if rule_id is not None:
             self.ctx.metrics.rule_hit(rule_id)
         await self.write_log(event=event, ref=ref, reply=reply, rule_id=rule_id,
-                             reason=reason)
+                             reason=reason, mail_from=mail_from, inspection=inspection)
         return replies.render(reply)
 
     # -- commands -------------------------------------------------------------------------
@@ -408,6 +578,39 @@ class ProxySMTP(SMTP):
         self.raw_arg = raw[3:] if raw[:3].upper() == "TO:" else raw
         await super().smtp_RCPT(arg)
 
+    async def smtp_XFORWARD(self, arg: str | None) -> None:
+        # Checked in the order Postfix's smtpd checks (smtpd.c, xforward_cmd).
+        if self._in_mail or (self.envelope is not None and self.envelope.mail_from is not None):
+            await self.push(xforward.IN_TRANSACTION)
+            return
+        if not arg:
+            await self.push(xforward.SYNTAX)
+            return
+        if not self.xforward_allowed:
+            log.warning("%s client=%s XFORWARD refused: not in xforward_peers",
+                        self.listener.name, self.connection_ip)
+            await self.push(xforward.NOT_AUTHORIZED)
+            return
+        try:
+            updates = xforward.parse(arg)
+        except xforward.XforwardError as exc:
+            await self.push(exc.reply)
+            return
+        forwarded = xforward.apply(self.forwarded, updates)
+        if not self._count_as(forwarded.addr or "unknown"):
+            await self.close_with(replies.too_many_connections(),
+                                  "too many connections from the forwarded client")
+            return
+        self.forwarded = forwarded
+        await self.push("250 2.0.0 Ok")
+
+    async def smtp_PROXY(self, arg: str | None) -> None:
+        # A PROXY header is read only before the greeting and only from a listener's
+        # trusted balancers (_take_proxy_header). As a command it comes from anyone else,
+        # or late: believing it would let any client choose its own address.
+        await self.close_with(proxy_protocol.UNTRUSTED,
+                              f"PROXY header from {self.peer_ip}, not a trusted balancer")
+
     async def on_mail(self, envelope: SmtpEnvelope, address: str,
                       options: list[str]) -> str:
         policy = self.ctx.policy
@@ -419,15 +622,16 @@ class ProxySMTP(SMTP):
         if refusal is not None:
             ref = pipeline.new_ref()
             return await self.refuse(refusal.reply(ref), ref, rule_id=refusal.rule_id,
-                                     reason=refusal.reason)
+                                     reason=refusal.reason, mail_from=sender)
         limit = policy.max_message_size
         for opt in options:
             key, _, value = opt.partition("=")
             if key == "SIZE" and value.isdigit() and int(value) > limit:
                 ref = pipeline.new_ref()
                 return await self.refuse(replies.size_exceeded(limit, ref), ref,
-                                         rule_id="saiz-maksimum",
-                                         reason=f"declared SIZE={value} over {limit}")
+                                         rule_id=builtin.SIZE.id,
+                                         reason=f"declared SIZE={value} over {limit}",
+                                         mail_from=sender)
         self.txn_policy = policy
         self.upstream_failed = False
         target = config.upstream_target
@@ -435,7 +639,7 @@ class ProxySMTP(SMTP):
             try:
                 up = await self.upstream_mail(policy, target, sender, options)
             except UpstreamUnavailable as exc:
-                return await self.upstream_gone(exc)
+                return await self.upstream_gone(exc, mail_from=sender)
             self.ctx.metrics.upstream_answered(up.code)
             if not up.ok:
                 self.ctx.metrics.message(self.listener.direction, up.code)
@@ -461,6 +665,7 @@ class ProxySMTP(SMTP):
                     timeout=limits.upstream_timeout, tls=policy.config.tls.upstream)
                 self.upstream_target = target
             try:
+                await self.upstream.xforward(self.xforward_attributes())
                 return await self.upstream.mail(sender, self.forward_params(options))
             except UpstreamUnavailable:
                 # A kept-open connection may have been closed by the upstream while
@@ -481,7 +686,15 @@ class ProxySMTP(SMTP):
                 out.append(opt)
         return out
 
-    async def upstream_gone(self, exc: Exception, ref: str | None = None) -> str:
+    async def upstream_gone(self, exc: Exception, ref: str | None = None,
+                            mail_from: str | None = None) -> str:
+        return replies.render((await self.upstream_refusal(exc, ref, mail_from))[0])
+
+    async def upstream_refusal(self, exc: Exception, ref: str | None = None,
+                               mail_from: str | None = None,
+                               inspection: Inspection | None = None) -> tuple[Reply, str]:
+        """The tempfail for an upstream that failed (451 4.4.1, or 4.7.5 for TLS), logged;
+        (the reply, its rendering) so that every log line names the one the client got."""
         if not self.upstream_failed:
             self.ctx.metrics.upstream_failed(exc)
         self.upstream_failed = True
@@ -490,10 +703,14 @@ class ProxySMTP(SMTP):
         ref = ref or pipeline.new_ref()
         log.warning("%s ref=%s upstream unavailable: %s", self.listener.name, ref, exc)
         if isinstance(exc, UpstreamTlsFailed):
-            return await self.refuse(replies.upstream_tls_failed(ref), ref, rule_id=None,
-                                     reason="upstream TLS failed", event="tempfail")
-        return await self.refuse(replies.upstream_unavailable(ref), ref, rule_id=None,
-                                 reason="upstream unavailable", event="tempfail")
+            reply, own, reason = (replies.upstream_tls_failed(ref), builtin.UPSTREAM_TLS,
+                                  "upstream TLS failed")
+        else:
+            reply, own, reason = (replies.upstream_unavailable(ref),
+                                  builtin.UPSTREAM_UNAVAILABLE, "upstream unavailable")
+        status = await self.refuse(reply, ref, rule_id=own.id, reason=reason, event="tempfail",
+                                   mail_from=mail_from, inspection=inspection)
+        return reply, status
 
     async def on_rcpt(self, envelope: SmtpEnvelope, address: str) -> str:
         policy = self.txn_policy or self.ctx.policy
@@ -506,7 +723,13 @@ class ProxySMTP(SMTP):
             return await self.refuse(refusal.reply(ref), ref, rule_id=refusal.rule_id,
                                      reason=refusal.reason)
         if len(envelope.rcpt_tos) >= config.limits.max_recipients:
-            return replies.render(replies.too_many_recipients(config.limits.max_recipients))
+            reply = replies.too_many_recipients(config.limits.max_recipients)
+            log.info("%s client=%s from=<%s> action=tempfail rule=%s reply=%d %s "
+                     "reason=recipient over the limit of %d", self.listener.name,
+                     self.client_ip, self.gateway_envelope().mail_from,
+                     builtin.TOO_MANY_RECIPIENTS.id, reply.code, reply.enhanced,
+                     config.limits.max_recipients)
+            return replies.render(reply)
         if config.upstream_target.kind == "smtp":
             if self.upstream_failed or self.upstream is None or self.upstream.closed:
                 return await self.upstream_gone(UpstreamUnavailable("lost before RCPT"))
@@ -527,6 +750,9 @@ class ProxySMTP(SMTP):
     async def end_upstream_transaction(self) -> None:
         self.txn_policy = None
         self.upstream_failed = False
+        # XFORWARD attributes last one transaction (RSET, end of DATA, HELO/EHLO), as in
+        # Postfix's smtpd (mail_reset): the next one speaks for itself.
+        self.forwarded = None
         if self.upstream is not None and self.upstream.in_transaction:
             try:
                 await self.upstream.rset()
@@ -603,17 +829,18 @@ class ProxySMTP(SMTP):
         limit = policy.max_message_size
         if decoder.too_big:
             return await self.refuse(replies.size_exceeded(limit, ref), ref,
-                                     rule_id="saiz-maksimum",
+                                     rule_id=builtin.SIZE.id,
                                      reason=f"message of {decoder.size} bytes over {limit}")
         if decoder.bare is not None and decoder.bare_newlines == "reject":
-            return await self.refuse(replies.bare_newline(ref), ref, rule_id="baris-tidak-sah",
+            return await self.refuse(replies.bare_newline(ref), ref,
+                                     rule_id=builtin.BARE_NEWLINE.id,
                                      reason=f"{decoder.bare} in DATA")
         spool = decoder.spool
         env = self.gateway_envelope()
         inspection = await inspect_spooled(policy, spool, env, ref, self.ctx.metrics, log,
                                            self.listener.name)
         if isinstance(inspection, NotInspected):
-            return await self.refuse(inspection.reply, ref, rule_id=None,
+            return await self.refuse(inspection.reply, ref, rule_id=inspection.rule_id,
                                      reason=inspection.reason, event="tempfail")
         raw = inspection.view.raw
         verdict = inspection.verdict
@@ -628,10 +855,14 @@ class ProxySMTP(SMTP):
         # Unchanged by transforms: relay the spooled copy rather than a second one in memory.
         source = spool if spool.spooled and inspection.relay_bytes is raw else None
         started = time.monotonic()
-        reply, status = await self.relay(policy, inspection.relay_bytes, ref, source)
+        reply, status, own = await self.relay(policy, inspection.relay_bytes, ref, source,
+                                              inspection)
         self.ctx.metrics.relay_time(time.monotonic() - started)
-        if not self.upstream_failed:  # else upstream_gone counted the tempfail
-            self.ctx.metrics.message(env.direction, reply.code)
+        if own:
+            # The gateway's own tempfail (upstream gone, Maildir not written): refuse()
+            # has logged it, counted it and written its one record.
+            return status
+        self.ctx.metrics.message(env.direction, reply.code)
         noted = verdict.event
         self.log_outcome(ref, env, len(raw), "relay" if noted is None else f"relay+{noted}",
                          verdict.rule_id, reply)
@@ -640,7 +871,9 @@ class ProxySMTP(SMTP):
         return status
 
     async def relay(self, policy: PolicyState, message: bytes, ref: str,
-                    spool: Spool | None = None) -> tuple[Reply, str]:
+                    spool: Spool | None = None, inspection: Inspection | None = None
+                    ) -> tuple[Reply, str, bool]:
+        """(the reply, its rendering, whether it is the gateway's own refusal, logged)."""
         target = policy.config.upstream_target
         if target.kind == "smtp":
             assert self.upstream is not None
@@ -648,20 +881,21 @@ class ProxySMTP(SMTP):
                 up = await self.upstream.data_stream(
                     spool.chunks() if spool is not None else _pieces(message))
             except (UpstreamUnavailable, OSError) as exc:
-                gone = await self.upstream_gone(exc, ref)
-                return replies.upstream_unavailable(ref), gone
+                reply, status = await self.upstream_refusal(exc, ref, inspection=inspection)
+                return reply, status, True
             self.ctx.metrics.upstream_answered(up.code)
-            return _reply_of(up), up.render()
+            return _reply_of(up), up.render(), False
         try:
             await asyncio.to_thread(maildir.deliver, target.path, message)
         except OSError:
             log.exception("%s ref=%s maildir delivery failed", self.listener.name, ref)
             reply = replies.internal_error(ref)
-            await self.write_log(event="tempfail", ref=ref, reply=reply, rule_id=None,
-                                 reason="internal error")
-            return reply, replies.render(reply)
+            status = await self.refuse(reply, ref, rule_id=builtin.INTERNAL_ERROR.id,
+                                       reason="internal error: maildir delivery failed",
+                                       event="tempfail", inspection=inspection)
+            return reply, status, True
         reply = replies.accepted(f"ref={ref}")
-        return reply, replies.render(reply)
+        return reply, replies.render(reply), False
 
     def log_outcome(self, ref: str, env: Envelope, size: int, action: str,
                     rule_id: str | None, reply: Reply) -> None:

@@ -57,6 +57,15 @@ class Metrics:
                                  ["version"], registry=r)
         self._loaded_at = Gauge("gateway_rules_loaded_timestamp_seconds",
                                 "Unix time the rule set in force was put in force", registry=r)
+        self._log_failures = Counter(
+            "gateway_rejection_log_failures",
+            "Rejection-log records that could not be written when they were made", registry=r)
+        self._log_dropped = Counter(
+            "gateway_rejection_log_dropped",
+            "Rejection-log records dropped because the in-memory buffer was full", registry=r)
+        self._log_buffered = Gauge(
+            "gateway_rejection_log_buffered",
+            "Rejection-log records waiting in memory for the log to be writable", registry=r)
         # monotonic times of the last upstream answer and the last failure to get one
         self.upstream_answered_at: float | None = None
         self.upstream_failed_at: float | None = None
@@ -104,10 +113,20 @@ class Metrics:
         self.upstream_failed_at = time.monotonic()
         self._upstream_errors.labels(kind).inc()
 
+    # -- what the rejection log calls (from worker threads; prometheus_client locks) -----
+    def rejection_log_failed(self) -> None:
+        self._log_failures.inc()
+
+    def rejection_log_dropped(self) -> None:
+        self._log_dropped.inc()
+
     # -- what the service calls ---------------------------------------------------------
     def track_sessions(self, count: Callable[[], int]) -> None:
         # Read at scrape time: no call in the front end can be missed or doubled.
         self._sessions.set_function(count)
+
+    def track_rejection_log(self, buffered: Callable[[], int]) -> None:
+        self._log_buffered.set_function(buffered)
 
     def rules_loaded(self, version: str, seconds: float | None) -> None:
         self._rules_info.clear()

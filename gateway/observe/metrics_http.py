@@ -5,7 +5,8 @@ threaded server: it stops with the gateway (no thread to join), and /healthz can
 read the gateway's state without locks. GET only, the request head is bounded
 (MAX_REQUEST bytes, REQUEST_TIMEOUT seconds) and every answer closes the connection.
 
-/healthz is 200 "ready" when every listener is bound and the upstream is usable:
+/healthz is 200 "ready" when every listener is bound, the rejection log can be
+written (nothing is waiting in memory for it) and the upstream is usable:
   - maildir: the directory is writable;
   - smtp: the upstream answered within FRESH seconds and nothing failed since, else a
     probe (connect, read the 220 greeting, QUIT; PROBE_TIMEOUT) succeeds now.
@@ -19,7 +20,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from gateway.config import Upstream
 from gateway.observe.metrics import CONTENT_TYPE, Metrics
@@ -57,10 +58,13 @@ class MetricsServer:
     """Serves one gateway's metrics and health until closed."""
 
     def __init__(self, metrics: Metrics, upstream: Callable[[], Upstream],
-                 listening: Callable[[], bool]) -> None:
+                 listening: Callable[[], bool],
+                 log_problem: Callable[[], Awaitable[str | None]] | None = None) -> None:
         self.metrics = metrics
         self.upstream = upstream
         self.listening = listening
+        # Retries the rejection log's pending records; None when it works, else why not.
+        self.log_problem = log_problem
         self._server: asyncio.AbstractServer | None = None
         self.address: tuple[str, int] | None = None
 
@@ -82,6 +86,10 @@ class MetricsServer:
         """None when ready, else the reason it is not."""
         if not self.listening():
             return "listeners not bound"
+        if self.log_problem is not None:
+            why = await self.log_problem()
+            if why is not None:
+                return f"rejection log not writable: {why}"
         target = self.upstream()
         if target.kind == "maildir":
             ok = await asyncio.to_thread(os.access, target.path, os.W_OK | os.X_OK)

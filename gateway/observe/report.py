@@ -20,6 +20,7 @@ import gzip
 import html
 import io
 import json
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -38,6 +39,28 @@ MAX_KEYS = 10_000
 MAX_LINE = 1024 * 1024  # a longer "line" is a torn or hostile write, not a record
 MAX_KEPT_WARNINGS = 1000
 _GZIP_MAGIC = b"\x1f\x8b"
+# Unicode categories shown as escapes: controls (ESC sequences repaint a terminal), format
+# characters (bidi overrides such as U+202E reorder what follows, zero-width ones hide),
+# line and paragraph separators, surrogates and unassigned code points.
+_ESCAPED_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
+
+
+def printable(text: str) -> str:
+    r"""`text` with every control, bidi or invisible character as a visible escape
+    (`\x1b`, `\u202e`; a backslash itself as `\\`), so a log field can neither drive the
+    terminal nor reorder or hide what the administrator reads. The table and the HTML
+    page show every name from the log this way; JSON keeps the values as logged."""
+    if text.isprintable() and text.isascii() and "\\" not in text:
+        return text
+    out = []
+    for ch in text:
+        if unicodedata.category(ch) in _ESCAPED_CATEGORIES or ch == "\\":
+            code = ord(ch)
+            out.append("\\\\" if ch == "\\" else f"\\x{code:02x}" if code < 0x100
+                       else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+        else:
+            out.append(ch)
+    return "".join(out)
 
 
 class CappedCounter:
@@ -201,7 +224,8 @@ def _lines(path: Path, warn: Callable[[str], None]) -> Iterator[tuple[int, bytes
                     continue
                 yield number, line
     except (OSError, EOFError) as exc:  # missing file, truncated or corrupt gzip
-        warn(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}")
+        warn(f"{printable(str(path))}: cannot read: "
+             f"{printable(str(getattr(exc, 'strerror', None) or exc))}")
 
 
 def _problem(record: object) -> str | None:
@@ -250,7 +274,7 @@ def summarise(paths: Iterable[Path], top: int = 10, *, since: datetime | None = 
                 problem = f"bad 'ts' {str(record['ts'])[:40]!r}"
             if problem is not None or at is None:
                 summary.skipped += 1
-                warn(f"{path}:{number}: skipped: {problem}")
+                warn(f"{printable(str(path))}:{number}: skipped: {printable(str(problem))}")
                 continue
             if (since is not None and at < since) or (until is not None and at > until):
                 summary.out_of_range += 1
@@ -294,7 +318,7 @@ def to_dict(summary: Summary) -> dict[str, Any]:
 # -- text --------------------------------------------------------------------------------
 def columns(head: tuple[str, ...], rows: Iterable[tuple[object, ...]]) -> list[str]:
     """Aligned rows: the first column left-aligned, the others (numbers) right-aligned."""
-    table = [tuple(str(c) for c in head), *(tuple(str(c) for c in r) for r in rows)]
+    table = [tuple(str(c) for c in head), *(tuple(printable(str(c)) for c in r) for r in rows)]
     widths = [max(len(r[i]) for r in table) for i in range(len(head))]
     out = []
     for row in table:
@@ -320,7 +344,7 @@ def to_text(summary: Summary) -> str:
     head = (f"{d['records']} records from {len(d['files'])} file(s), {span}"
             + (f"; {d['skipped']} corrupt line(s) skipped" if d["skipped"] else "")
             + (f"; {d['out_of_range']} outside --since/--until" if d["out_of_range"] else ""))
-    lines = [head, ""]
+    lines = [printable(head), ""]
     lines += _section("by event / mengikut peristiwa:", ("event", "count"),
                       list(d["by_event"].items()), s.by_event.folded)
     lines += _section("by rule / mengikut peraturan:", ("rule", *EVENTS, "total"),
@@ -364,6 +388,7 @@ def bar_chart(rows: list[tuple[str, int]], label: str) -> str:
     for i, (name, n) in enumerate(rows):
         y = i * row_h + 2
         w = max(1, round(bar_w * n / peak)) if n else 0
+        name = printable(name)
         short = name if len(name) <= 40 else name[:39] + "…"
         parts.append(f'<text x="{label_w - 6}" y="{y + 14}" text-anchor="end">{e(short)}</text>'
                      f'<rect class="bar" x="{label_w}" y="{y + 2}" width="{w}" '
@@ -376,7 +401,7 @@ def bar_chart(rows: list[tuple[str, int]], label: str) -> str:
 def _html_table(title: str, head: tuple[str, ...], rows: Iterable[tuple[Any, ...]]) -> str:
     e = html.escape
     cells = "".join("<tr>" + "".join(
-        f'<td class="n">{c}</td>' if isinstance(c, int) else f"<td>{e(str(c))}</td>"
+        f'<td class="n">{c}</td>' if isinstance(c, int) else f"<td>{e(printable(str(c)))}</td>"
         for c in row) + "</tr>" for row in rows)
     header = "".join(f"<th>{e(h)}</th>" for h in head)
     return f"<h2>{e(title)}</h2>\n<table><tr>{header}</tr>{cells}</table>\n"
@@ -398,8 +423,8 @@ def to_html(summary: Summary) -> str:
         "<title>Laporan gerbang e-mel / Gateway report</title>"
         f"<style>{_CSS}</style></head><body>",
         "<h1>Laporan gerbang e-mel / Gateway report</h1>",
-        f"<p>{d['records']} rekod / records: {e(span)}<br>"
-        f"Fail / files: {e(', '.join(d['files']))}"
+        f"<p>{d['records']} rekod / records: {e(printable(span))}<br>"
+        f"Fail / files: {e(printable(', '.join(d['files'])))}"
         + (f"<br>{d['skipped']} baris rosak dilangkau / corrupt line(s) skipped"
            if d["skipped"] else "")
         + (f"<br>{d['out_of_range']} di luar julat / outside --since/--until"

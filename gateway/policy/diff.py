@@ -155,8 +155,12 @@ class Change:
         mid = f" <{self.message_id.strip('<>')}>" if self.message_id else ""
         detail = ""
         if self.kind in ("tag", "header"):
-            detail = (f" {self.kind}s {list(self.old.tags or self.old.headers)!r} -> "
-                      f"{list(self.new.tags or self.new.headers)!r}")
+            # Each list under its own label, and only those that changed: a message that is
+            # tagged the same way by both rule sets still shows its header change as one.
+            if self.old.tags != self.new.tags:
+                detail += f" tags {list(self.old.tags)!r} -> {list(self.new.tags)!r}"
+            if self.old.headers != self.new.headers:
+                detail += f" headers {list(self.old.headers)!r} -> {list(self.new.headers)!r}"
         elif self.kind == "monitor":
             detail = (f" monitored {sorted(self.old.monitored)} -> "
                       f"{sorted(self.new.monitored)}")
@@ -187,6 +191,11 @@ def compare(label: str, message_id: str, direction: str, old: Decision, new: Dec
     caused = {r for r, _, _ in old.hits ^ new.hits}
     if not caused:
         caused = {r for r in (old.rule_id, new.rule_id) if r}
+    if not caused and kind in ("tag", "header"):
+        # The same rules match and nothing is refused: the rules of that action changed
+        # what they add (a reworded tag or header value).
+        action = "tag" if kind == "tag" else "add_header"
+        caused = {r for r, a, _ in old.hits | new.hits if a == action}
     return Change(label, message_id, direction, old, new, kind, tuple(sorted(caused)))
 
 

@@ -1,15 +1,29 @@
 """The one place a decision becomes SMTP reply text (proxy and milter alike).
 
 Rule replies are the rule's own lines (Malay, then English) followed by a line
-naming the rule and the log reference. The gateway's own refusals are here
-too, so their wording is consistent and never carries internals (no exception
-text, no paths, no upstream host names).
+naming the rule and the log reference. A refusal whose checks name attachments
+(`unencrypted_attachments` evidence) also names them, and says what to do when
+the attachment is a forwarded message. The gateway's own refusals are built here
+too, from `gateway.policy.builtin` (their ids, references and bilingual text), so
+their wording is consistent and never carries internals (no exception text, no
+paths, no upstream host names).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from gateway.policy import builtin
 from gateway.policy.verdict import Reply, Verdict
 from gateway.sizes import format_size
+
+# No names from a RAHSIA message leave the gateway, not even towards its sender.
+_CLASSIFIED = frozenset({"RAHSIA", "RAHSIA BESAR"})
+# An SMTP reply line is at most 512 octets (RFC 5321 4.5.3.1.5): a few short names.
+_MAX_NAMED = 3
+_MAX_NAME = 60
+_FORWARDED_TYPE = "message/rfc822"
 
 
 def _clean(line: str) -> str:
@@ -32,7 +46,47 @@ def for_verdict(verdict: Verdict, ref: str) -> Reply | None:
     if verdict.reply is None:
         return None
     tail = f"rule={verdict.rule_id} ref={ref}" if verdict.rule_id else f"ref={ref}"
-    return Reply(verdict.reply.code, verdict.reply.enhanced, (*verdict.reply.lines, tail))
+    named = () if verdict.classification in _CLASSIFIED else _attachment_lines(verdict.evidence)
+    return Reply(verdict.reply.code, verdict.reply.enhanced,
+                 (*verdict.reply.lines, *named, tail))
+
+
+def _shown_name(name: object) -> str:
+    # Reply text goes to clients that may not speak SMTPUTF8, and through milters
+    # to MTAs that refuse 8-bit reply text: ASCII only, short.
+    text = "".join(ch if " " <= ch <= "~" else "?" for ch in str(name or "")).strip()
+    return text if len(text) <= _MAX_NAME else text[:_MAX_NAME - 3] + "..."
+
+
+def _attachment_lines(evidence: Mapping[str, Any]) -> tuple[str, ...]:
+    """Malay and English lines naming the attachments a check listed, if it listed any.
+
+    Keyed on the evidence the check gives (a list of attachments with `name` and
+    `detected_type`), not on rule ids, so every rule on that check names them. A
+    forwarded message (message/rfc822) has no document name of its own to show the
+    sender, so it is called what it is, with the way to send its content instead.
+    """
+    listed = evidence.get("unencrypted")
+    if not isinstance(listed, Sequence) or isinstance(listed, str) or not listed:
+        return ()
+    items = [a for a in listed if isinstance(a, Mapping)]
+    forwarded = [a for a in items if a.get("detected_type") == _FORWARDED_TYPE]
+    files = [_shown_name(a.get("name")) for a in items if a not in forwarded]
+    files = [f for f in files if f]
+    ms: list[str] = []
+    en: list[str] = []
+    if files:
+        shown = ", ".join(files[:_MAX_NAMED]) + (", ..." if len(files) > _MAX_NAMED else "")
+        ms.append(f"Lampiran tidak disulitkan: {shown}.")
+        en.append(f"Unencrypted attachment(s): {shown}.")
+    if forwarded:
+        names = [n for n in (_shown_name(a.get("name")) for a in forwarded) if n]
+        which = f" ({', '.join(names[:_MAX_NAMED])})" if names else ""
+        ms.append(f"Mesej yang dimajukan{which} tidak disulitkan: lampirkan dokumennya "
+                  "sendiri dalam bentuk disulitkan, bukan mesej yang dimajukan.")
+        en.append(f"The forwarded message{which} is not encrypted: attach the document "
+                  "itself, encrypted, instead of forwarding the message.")
+    return (*ms, *en)
 
 
 def accepted(detail: str = "") -> Reply:
@@ -40,106 +94,72 @@ def accepted(detail: str = "") -> Reply:
 
 
 def size_exceeded(limit: int, ref: str) -> Reply:
-    size = format_size(limit)
-    return Reply(552, "5.3.4", (
-        f"Mesej melebihi had saiz {size}. Gunakan perkhidmatan pemindahan fail besar.",
-        f"Message exceeds the size limit of {size}. Use the large-file transfer service.",
-        f"rule=saiz-maksimum ref={ref}"))
+    return builtin.SIZE.reply(ref, size=format_size(limit))
 
 
 def relay_denied(ref: str) -> Reply:
-    return Reply(554, "5.7.1", (
-        "Akses geganti ditolak.",
-        "Relay access denied.",
-        f"rule=relay-access ref={ref}"))
+    return builtin.RELAY_ACCESS.reply(ref)
 
 
 def sender_not_agency(ref: str) -> Reply:
-    return Reply(550, "5.7.1", (
-        "Penghantar mesti menggunakan alamat e-mel rasmi agensi.",
-        "The sender must use the agency's official e-mail address.",
-        f"rule=relay-sender ref={ref}"))
+    return builtin.RELAY_SENDER.reply(ref)
 
 
 def bad_address(ref: str) -> Reply:
-    return Reply(550, "5.1.3", (
-        "Alamat ini tidak dibenarkan (penghalaan oleh penghantar: @, % atau ! dalam "
-        "bahagian setempat, laluan sumber atau alamat IP literal).",
-        "Address not allowed (sender-specified routing: @, % or ! in the local part, "
-        "source route or address literal).",
-        f"rule=relay-address ref={ref}"))
+    return builtin.RELAY_ADDRESS.reply(ref)
 
 
 def too_many_recipients(limit: int) -> Reply:
-    return Reply(452, "4.5.3", (
-        f"Terlalu banyak penerima (had {limit}); hantar baki dalam transaksi lain.",
-        f"Too many recipients (limit {limit}); send the rest in another transaction."))
+    return builtin.TOO_MANY_RECIPIENTS.reply(limit=limit)
 
 
 def internal_error(ref: str) -> Reply:
-    return Reply(451, "4.3.0", (
-        "Ralat sementara di gerbang e-mel; sila cuba sebentar lagi.",
-        "Temporary gateway error; please try again later.",
-        f"ref={ref}"))
+    return builtin.INTERNAL_ERROR.reply(ref)
 
 
 def not_inspectable(ref: str) -> Reply:
-    return Reply(451, "4.3.0", (
-        "Mesej tidak dapat diperiksa sekarang; sila cuba sebentar lagi.",
-        "The message could not be inspected now; please try again later.",
-        f"ref={ref}"))
+    return builtin.NOT_INSPECTABLE.reply(ref)
 
 
 def upstream_unavailable(ref: str) -> Reply:
-    return Reply(451, "4.4.1", (
-        "Pelayan mel seterusnya tidak dapat dihubungi; sila cuba sebentar lagi.",
-        "The next mail server cannot be reached; please try again later.",
-        f"ref={ref}"))
+    return builtin.UPSTREAM_UNAVAILABLE.reply(ref)
 
 
 def upstream_tls_failed(ref: str) -> Reply:
     # 4.7.5 (RFC 3463: cryptographic failure): the message waits rather than travel
     # unencrypted when TLS to the next hop is required or was started.
-    return Reply(451, "4.7.5", (
-        "Sambungan TLS ke pelayan mel seterusnya gagal; sila cuba sebentar lagi.",
-        "TLS to the next mail server failed; please try again later.",
-        f"ref={ref}"))
+    return builtin.UPSTREAM_TLS.reply(ref)
 
 
 def shutting_down() -> Reply:
-    return Reply(421, "4.3.2", (
-        "Gerbang e-mel sedang ditutup; sila cuba sebentar lagi.",
-        "The gateway is shutting down; please try again later."))
+    return builtin.SHUTTING_DOWN.reply()
 
 
 def bare_newline(ref: str) -> Reply:
     # RFC 5321 2.3.8: CR and LF only together as CRLF; a next hop may read a bare one
     # as a line end (SMTP smuggling). 5.6.x: a problem with the content (RFC 3463 3.7).
-    return Reply(550, "5.6.11", (
-        "Mesej mengandungi CR atau LF tanpa pasangan (atau NUL); hantar dengan CRLF.",
-        "Message contains a bare CR or LF (or NUL); send lines ending in CRLF.",
-        f"rule=baris-tidak-sah ref={ref}"))
+    return builtin.BARE_NEWLINE.reply(ref)
+
+
+def tls_required() -> Reply:
+    return builtin.TLS_REQUIRED.reply()
+
+
+def command_too_long() -> Reply:
+    return builtin.COMMAND_TOO_LONG.reply()
 
 
 def too_many_connections() -> Reply:
-    return Reply(421, "4.7.0", (
-        "Terlalu banyak sambungan; sila cuba sebentar lagi.",
-        "Too many connections; please try again later."))
+    return builtin.TOO_MANY_CONNECTIONS.reply()
 
 
 def too_many_commands() -> Reply:
-    return Reply(421, "4.7.0", (
-        "Terlalu banyak arahan dalam sesi ini; sambungan ditutup.",
-        "Too many commands in this session; closing the connection."))
+    return builtin.TOO_MANY_COMMANDS.reply()
 
 
 def too_many_bad_commands() -> Reply:
-    return Reply(421, "4.7.0", (
-        "Terlalu banyak arahan yang salah; sambungan ditutup.",
-        "Too many bad commands; closing the connection."))
+    return builtin.TOO_MANY_BAD_COMMANDS.reply()
 
 
 def idle_timeout() -> Reply:
-    return Reply(421, "4.4.2", (
-        "Tiada aktiviti terlalu lama; sambungan ditutup.",
-        "Idle for too long; closing the connection."))
+    return builtin.IDLE_TIMEOUT.reply()

@@ -15,6 +15,10 @@ session upgrades right after EHLO and says EHLO again. When TLS was to be used a
 fails (not offered under `required`, handshake or certificate verification
 failure) it raises UpstreamTlsFailed, a kind of UpstreamUnavailable: the message
 is tempfailed, never sent in plaintext instead.
+
+An upstream that lists XFORWARD in its EHLO reply (Postfix with
+smtpd_authorized_xforward_hosts) is told the real client before each MAIL, the
+attributes it listed and no others, as Postfix's own smtpd_proxy.c does.
 """
 
 from __future__ import annotations
@@ -23,10 +27,11 @@ import asyncio
 import logging
 import re
 import ssl
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from gateway.frontends.xforward import upstream_commands
 from gateway.tls import client_context
 
 if TYPE_CHECKING:
@@ -240,6 +245,18 @@ class UpstreamSession:
     async def command(self, line: str) -> UpstreamReply:
         await self._send(line.encode("utf-8", "surrogateescape") + b"\r\n")
         return await self.read_reply()
+
+    async def xforward(self, attributes: Mapping[str, str | None]) -> None:
+        """XFORWARD the client's attributes when the upstream offers XFORWARD. Like
+        Postfix's proxy client, a refusal is the upstream failing: the session ends."""
+        offered = self.extensions.get("XFORWARD")
+        if offered is None:
+            return
+        for line in upstream_commands(attributes, offered.split()):
+            reply = await self.command(line)
+            if not reply.ok:
+                self.abort()
+                raise UpstreamUnavailable(f"XFORWARD refused with {reply.code}")
 
     async def mail(self, sender: str, params: list[str]) -> UpstreamReply:
         tail = "".join(" " + p for p in params)

@@ -1,28 +1,35 @@
 """Changes to a message a verdict asks for: the only code that alters relayed bytes.
 
 Everything else relays the received bytes untouched. The subject tags
-(`subject_tag`) and the added header fields (`headers`) work on the raw bytes,
-so a relayed message differs from the received one only in its Subject field and
-in the fields inserted at the top of its header block.
+(`subject_tag`), the added header fields (`headers`) and the removal of forged
+Authentication-Results fields (`authres_strip`, RFC 8601 5) work on the raw bytes,
+so a relayed message differs from the received one only in its Subject field, in
+the fields inserted at the top of its header block, and in the Authentication-Results
+fields that claimed the gateway's own authserv-id.
 """
 
 from __future__ import annotations
 
 from gateway.policy.verdict import Verdict
+from gateway.transforms.authres_strip import strip_forged
 from gateway.transforms.headers import add_headers
 from gateway.transforms.subject_tag import tag_subject
 
 
 def apply(raw: bytes, verdict: Verdict,
-          trace_headers: tuple[tuple[str, str], ...] = ()) -> bytes:
+          trace_headers: tuple[tuple[str, str], ...] = (), *, authserv_id: str = ""
+          ) -> bytes:
     """The message to relay: `raw` with the verdict's subject tags and added headers.
 
     `trace_headers` are the gateway's own fields (Authentication-Results); they go
     above the rules' fields, at the very top, as RFC 8601 5 asks of such fields.
+    `authserv_id` is the gateway's own: Authentication-Results fields that arrived
+    claiming it are forgeries and are removed first (RFC 8601 5), whatever the
+    verdict; '' removes nothing. `raw` itself is returned when nothing changes.
     """
+    out = strip_forged(raw, authserv_id)
     if not verdict.subject_tags and not verdict.added_headers and not trace_headers:
-        return raw
-    out = raw
+        return out
     # Prefix the last tag first so the tags read in rule order: "[A] [B] subject".
     for tag in reversed(verdict.subject_tags):
         out = tag_subject(out, tag)

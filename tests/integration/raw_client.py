@@ -16,8 +16,11 @@ _LAST_LINE = re.compile(rb"(?:^|\r\n)(\d{3}) [^\r\n]*\r\n$")
 class RawClient:
     """One connection; `reply()` reads one whole (multi-line) reply."""
 
-    def __init__(self, addr: tuple[str, int], timeout: float = TIMEOUT) -> None:
-        self.sock = socket.create_connection(addr, timeout=timeout)
+    def __init__(self, addr: tuple[str, int], timeout: float = TIMEOUT,
+                 source: str | None = None) -> None:
+        # `source`: a loopback address to connect from (any of 127.0.0.0/8 works on Linux).
+        self.sock = socket.create_connection(
+            addr, timeout=timeout, source_address=None if source is None else (source, 0))
         self._buf = b""
 
     def send(self, data: bytes) -> None:

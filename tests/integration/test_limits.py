@@ -128,7 +128,9 @@ async def test_over_long_command_lines_get_500_and_the_session_goes_on(
 
     replies = await in_thread(run)
     assert [r[0] for r in replies] == [250, 500, 500, 250]
-    assert replies[1][1].startswith(b"500 5.5.2 ") and replies[2][1].startswith(b"500 5.5.2 ")
+    # Malay then English, as every refusal of the gateway's own (arahan-terlalu-panjang).
+    assert replies[1][1].startswith(b"500-5.5.2 ") and replies[2][1].startswith(b"500-5.5.2 ")
+    assert b"500 5.5.2 Command line too long." in replies[1][1]
     assert upstream.commands.count("MAIL FROM:<a@anm.gov.my>") == 1
 
 

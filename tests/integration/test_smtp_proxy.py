@@ -172,7 +172,8 @@ async def test_exception_in_inspection_is_451_4_3_0_without_internals(
     ref = text.decode().rsplit("ref=", 1)[1]
     [rec] = gw.records()
     assert rec["ref"] == ref
-    assert (rec["event"], rec["rule_id"], rec["reason"]) == ("tempfail", None, "internal error")
+    assert (rec["event"], rec["rule_id"], rec["reason"]) == \
+        ("tempfail", "ralat-dalaman", "internal error")
     assert upstream.messages == []
 
 

@@ -181,6 +181,10 @@ async def test_unusable_spool_is_a_tempfail_never_a_relay(
         make_gateway: GatewayFactory, upstream: FakeUpstream, tmp_path: Path) -> None:
     gw = await make_gateway(upstream=f"smtp://127.0.0.1:{upstream.port}", rules="rules: []",
                             limits=limits(tmp_path / "missing"))
+    # The gateway made the spool directory when it started; it goes away while it runs
+    # (a file takes its name, so even root cannot spool there).
+    (tmp_path / "missing").rmdir()
+    (tmp_path / "missing").write_text("not a directory")
 
     def run() -> tuple[int, bytes]:
         with open_transaction(gw.outbound) as c:

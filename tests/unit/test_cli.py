@@ -90,7 +90,7 @@ def test_rules_check_reports_config_problems(tmp_path: Path) -> None:
     proc = gateway("rules", "check", "--config", str(config))
     assert proc.returncode == 1
     n = len(config.read_text(encoding="utf-8").splitlines())
-    assert proc.stderr == f"{config}:{n}: listen_port: unknown key\n"
+    assert proc.stderr == f"{config}:{n}: listen_port: unknown key, did you mean listeners?\n"
 
 
 def test_check_and_serve_refuse_a_bad_config_with_exit_2(tmp_path: Path) -> None:

@@ -54,7 +54,8 @@ def test_good_config_loads(tmp_path: Path) -> None:
 
 def test_unknown_key(tmp_path: Path) -> None:
     found = problems(tmp_path, GOOD + "rule_dir: rules\n")
-    assert found == [(str(tmp_path / "gateway.yaml"), 7, "rule_dir: unknown key")]
+    assert found == [(str(tmp_path / "gateway.yaml"), 7,
+                      "rule_dir: unknown key, did you mean rules_dir?")]
 
 
 def test_unknown_nested_key(tmp_path: Path) -> None:

@@ -236,9 +236,9 @@ def test_smime_enveloped_message_is_encrypted() -> None:
 
 
 @pytest.mark.skipif(shutil.which("gpg") is None, reason="needs gpg")
-def test_pgp_mime_message_is_encrypted(tmp_path: Path) -> None:
+def test_pgp_mime_message_is_encrypted(gnupg_home: Path) -> None:
     armour = subprocess.run(
-        ["gpg", "--homedir", str(tmp_path), "--batch", "--yes", "--pinentry-mode", "loopback",
+        ["gpg", "--homedir", str(gnupg_home), "--batch", "--yes", "--pinentry-mode", "loopback",
          "--passphrase", "x", "--symmetric", "--armor"],
         input=b"SULIT\nisi\n", capture_output=True, check=True, timeout=60).stdout
     msg = (b"From: a@anm.gov.my\r\nSubject: s\r\nMIME-Version: 1.0\r\n"

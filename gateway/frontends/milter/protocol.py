@@ -468,7 +468,9 @@ class ReplyDecoder:
         return [parse_reply(code, payload) for code, payload in self._framer.feed(data)]
 
 
-# What the gateway asks for: it adds and changes header fields, and it keeps header
+# What the gateway asks for: it adds and inserts header fields (SMFIF_ADDHDRS: its
+# Authentication-Results, the rules' fields) and changes and deletes them
+# (SMFIF_CHGHDRS: the Subject tag, forged Authentication-Results), and it keeps header
 # values byte-exact (leading space) and need not answer every header.
 ACTIONS = SMFIF_ADDHDRS | SMFIF_CHGHDRS
 WANTED_PROTOCOL = SMFIP_NOHREPL | SMFIP_HDR_LEADSPC

@@ -22,8 +22,11 @@ Direction per message: the listener's, unless the MTA's macros say otherwise:
   5. otherwise the listener's direction.
 
 A verdict maps to milter replies: reject/tempfail -> SMFIR_REPLYCODE with the
-multi-line bilingual text; accept -> SMFIR_CHGHEADER Subject for tags and
-SMFIR_ADDHEADER for added fields, then SMFIR_CONTINUE. Any failure of our own
+multi-line bilingual text; accept -> SMFIR_CHGHEADER with an empty value deleting
+each forged Authentication-Results field (RFC 8601 5: one claiming our `hostname`),
+SMFIR_CHGHEADER Subject for tags, SMFIR_INSHEADER at index 0 (the very top) for our
+own Authentication-Results and SMFIR_ADDHEADER for the rules' added fields, then
+SMFIR_CONTINUE. Any failure of our own
 answers 451 4.3.0 (or a bare SMFIR_TEMPFAIL when no reply can be composed), and a
 broken connection leaves the MTA to its `milter_default_action` (tempfail).
 """
@@ -43,7 +46,7 @@ from gateway.frontends.inspection import NotInspected, inspect_spooled
 from gateway.frontends.milter import protocol as p
 from gateway.frontends.smtp_proxy import ProxyContext
 from gateway.pipeline import Inspection
-from gateway.policy import relay_control, replies
+from gateway.policy import builtin, relay_control, replies
 from gateway.policy.verdict import Reply
 from gateway.policy_state import PolicyState
 from gateway.transforms.headers import render_field
@@ -246,7 +249,7 @@ class MilterSession:
             if key.upper() == "SIZE" and value.isdigit() and int(value) > limit:
                 ref = pipeline.new_ref()
                 return await self.refuse(replies.size_exceeded(limit, ref), ref,
-                                         rule_id="saiz-maksimum",
+                                         rule_id=builtin.SIZE.id,
                                          reason=f"declared SIZE={value} over {limit}")
         return p.Continue()
 
@@ -307,7 +310,7 @@ class MilterSession:
     async def refuse_too_big(self, txn: Transaction) -> p.Reply:
         ref = pipeline.new_ref()
         limit = txn.policy.max_message_size
-        return await self.refuse(replies.size_exceeded(limit, ref), ref, rule_id="saiz-maksimum",
+        return await self.refuse(replies.size_exceeded(limit, ref), ref, rule_id=builtin.SIZE.id,
                                  reason=f"message of more than {limit} bytes")
 
     async def on_end(self, chunk: bytes) -> list[p.Reply]:
@@ -331,7 +334,7 @@ class MilterSession:
         inspection = await inspect_spooled(policy, txn.spool, env, ref, self.ctx.metrics, log,
                                            self.listener.name)
         if isinstance(inspection, NotInspected):
-            return [await self.refuse(inspection.reply, ref, rule_id=None,
+            return [await self.refuse(inspection.reply, ref, rule_id=inspection.rule_id,
                                       reason=inspection.reason, event="tempfail")]
         raw = inspection.view.raw
         verdict = inspection.verdict
@@ -360,15 +363,24 @@ class MilterSession:
         # With SMFIP_HDR_LEADSPC the MTA writes `name:value` as given (Postfix does), so
         # the space after the colon is ours to send.
         lead = " " if self.protocol & p.SMFIP_HDR_LEADSPC else ""
+        # Forged fields go first, the last one first: Postfix renumbers the fields after
+        # a deletion (Sendmail does not), so only this order means the same to both; and
+        # before our own field is inserted, which would shift the count by one.
+        for name, index in reversed(inspection.removed_headers):
+            out.append(p.ChangeHeader(index, name, ""))
         if verdict.subject_tags:
             value = tagged_subject(raw, verdict.subject_tags)
             if value is not None:
                 has_subject = any(n.lower() == "subject" for n, _ in txn.headers)
                 out.append(p.ChangeHeader(1, "Subject", lead + value) if has_subject
                            else p.AddHeader("Subject", lead + value))
-        # The proxy puts these at the top, trace fields first; the MTA appends added
-        # fields in the order given, which keeps the rules' order.
-        for name, value in (*inspection.trace_headers, *verdict.added_headers):
+        # Our trace fields go at the very top as the proxy puts them (RFC 8601 5), above
+        # the MTA's own Received (index 0); inserted last first so they keep their order.
+        for name, value in reversed(inspection.trace_headers):
+            out.append(p.InsertHeader(0, name, lead + _field_value(name, value)))
+        # The proxy puts the rules' fields at the top too; the MTA appends added fields
+        # in the order given, which keeps the rules' order.
+        for name, value in verdict.added_headers:
             out.append(p.AddHeader(name, lead + _field_value(name, value)))
         return out
 
