@@ -134,7 +134,13 @@ def attachment_protection(data: bytes, detected_type: str,
         return _state(sevenzip.encrypted(data), "aes")  # 7z encrypts only with AES-256
     if rar.is_rar(data):
         return _state(rar.encrypted(data), "aes")  # RAR 3 and later: AES only
-    if _PGP_ARMOUR in data[:4096] or detected_type == "application/pgp-encrypted":
+    if _PGP_ARMOUR in data[:4096]:
+        # Armoured OpenPGP is text: encrypted only when it is nothing but armour
+        # blocks. An armour line in a text, RTF or HTML file that goes on in the clear
+        # (hidden text, a block pasted at the top) protects nothing.
+        text = data.decode("latin-1")
+        return Protection(True, "pgp") if inline_pgp((text,)) else PLAIN
+    if detected_type == "application/pgp-encrypted":
         return Protection(True, "pgp")
     if detected_type in ("application/pkcs7-mime", "application/x-pkcs7-mime") or \
             data[:1] == b"\x30":

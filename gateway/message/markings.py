@@ -93,15 +93,19 @@ _SUBJECT_PREFIX = re.compile(
     r"\s*(?:\[\d+\]|\(\d+\))?\s*[:：]|" + _OPEN + r"[^\])}>】〕」』]{0,60}" + _CLOSE + r")\s*")
 # In brackets the marking counts in any case: `Minit mesyuarat (Sulit)`.
 _S_BRACKET = re.compile(_OPEN + r"[\s*_\-=]*(?i:" + _M + r")[\s*_\-=]*" + _CLOSE)
+# Quotes and emphasis a sender puts round the marking (`"RAHSIA" Pelan`, `*SULIT*:`),
+# and the punctuation after it (`RAHSIA. Pelan`), leave it the marking.
+_Q_OPEN = r"[\"'“”‘’«»„‹›*#]*"
+_Q_CLOSE = r"[\"'“”‘’«»„‹›*.,;!]*"
 _S_ALONE = re.compile(r"^[\s*_\-=\"'.]*" + _M + r"[\s*_\-=\"'.!]*$")
-_S_START = re.compile(r"^\s*" + _M + r"\s*" + _D)
-_S_END = re.compile(_D + r"\s*" + _M + r"[\s.!]*$")
+_S_START = re.compile(r"^\s*" + _Q_OPEN + _M + _Q_CLOSE + r"\s*" + _D)
+_S_END = re.compile(_D + r"\s*" + _Q_OPEN + _M + _Q_CLOSE + r"[\s.!]*$")
 _S_BETWEEN = re.compile(_D + r"\s*" + _M + r"\s*(?=" + _D + ")")
 # At the start or the end with no delimiter: a marking only when the rest of the
 # subject is not in capitals, so that the marking stands out as one (`SULIT Minit
 # mesyuarat`, `Laporan RAHSIA BESAR`); `PENDAFTARAN DIBUKA - TEMPAT TERHAD` is a sentence.
-_S_START_BARE = re.compile(r"^\s*" + _M + r"\s+(?P<rest>\S.*)$")
-_S_END_BARE = re.compile(r"^(?P<rest>.*?\S)\s+" + _M + r"[\s.!]*$")
+_S_START_BARE = re.compile(r"^\s*" + _Q_OPEN + _M + _Q_CLOSE + r"\s+(?P<rest>\S.*)$")
+_S_END_BARE = re.compile(r"^(?P<rest>.*?\S)\s+" + _Q_OPEN + _M + _Q_CLOSE + r"[\s.!]*$")
 
 
 def _in_capitals(text: str) -> bool:
@@ -174,14 +178,18 @@ def in_line(line: str) -> str | None:
     return None
 
 
+def _may_hold(folded: str) -> bool:
+    """Cheap guard: no marking word and no spaced-out capitals means no marking."""
+    upper = folded.upper()
+    return any(w in upper for w in ("TERHAD", "SULIT", "RAHSIA")) or bool(
+        _SPACED.search(folded))
+
+
 def in_text(text: str) -> Iterator[tuple[int, str]]:
     """(1-based line number, marking) for every marking line of a text."""
     # The whole text, however long: a marking on the last line of a 10 MB body counts.
     folded = fold(text)
-    upper = folded.upper()
-    # Cheap guard: no marking word and no spaced-out capitals means no marking line.
-    if not any(w in upper for w in ("TERHAD", "SULIT", "RAHSIA")) and not _SPACED.search(
-            folded):
+    if not _may_hold(folded):
         return
     for n, line in enumerate(folded.splitlines(), start=1):
         found = in_line(line)
@@ -244,6 +252,8 @@ def in_label(text: str) -> list[str]:
     """Markings in a document header or footer: each tab-, line- or wide-space-separated
     segment by the body rules or the subject rules (`SULIT`, `Minit - TERHAD`)."""
     found: list[str] = []
+    if not _may_hold(fold(text)):
+        return found  # a header of a million tab-separated cells costs one scan
     for segment in (text, *_SEGMENT.split(text)):
         segment = segment.strip()
         if not segment:
@@ -362,12 +372,13 @@ def detect(view: MessageView) -> Markings:
         if att.category == "text":
             out.text(att.text(), {**base, "field": "content",
                                   "at": f"attachment:{att.path}:content"})
-        else:
-            try:
-                read = att.document_pieces
-            except documents.LimitExceeded as e:
-                from gateway.message.view import NotInspectable  # the view imports us
-                raise NotInspectable(f"attachment {att.index}: {e.reason}") from None
-            for piece in read:
-                out.piece(piece, base, att.path)
+        # Also for text: a document libmagic takes for text (a PDF after a page of text)
+        # is read by what it is.
+        try:
+            read = att.document_pieces
+        except documents.LimitExceeded as e:
+            from gateway.message.view import NotInspectable  # the view imports us
+            raise NotInspectable(f"attachment {att.index}: {e.reason}") from None
+        for piece in read:
+            out.piece(piece, base, att.path)
     return Markings(tuple(out.found))

@@ -8,8 +8,11 @@ escapes is read as ISO-2022 whatever its label says. Folding
 is what the marking detector reads: NFKC (full-width letters become ASCII), with
 zero-width and combining characters removed and Cyrillic/Greek/Cherokee letters
 that look like Latin ones mapped to those Latin letters, so `SULІT` (Cyrillic І)
-reads as `SULIT`. Folded text is for detection only; checks that quote the
-message (`body_matches`) read the plain decoded text.
+reads as `SULIT`; so are Latin small capitals (`ʀᴀʜꜱɪᴀ`) and a lower-case l between
+capitals (`SULlT`), which sans-serif fonts draw as a capital I. Folded text is
+for detection only; checks that quote the message (`body_matches`) read the plain
+decoded text. A byte order mark says which Unicode encoding a text is in (Windows
+Notepad's "Unicode" files), whatever the part's label.
 """
 
 from __future__ import annotations
@@ -121,10 +124,43 @@ def _stateful(data: bytes, label: str) -> tuple[str, bool]:
     return _escaped(data)
 
 
+_BOMS = ((b"\xff\xfe\x00\x00", "utf-32-le"), (b"\x00\x00\xfe\xff", "utf-32-be"),
+         (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"), (b"\xef\xbb\xbf", "utf-8"))
+_WIDE = ("utf16", "utf32", "ucs2", "ucs4", "unicode")
+
+
+def _unicode_file(data: bytes, label: str) -> tuple[str, bool] | None:
+    """Text a Windows program saved as Unicode: a byte order mark says which (Notepad's
+    "Unicode" is UTF-16LE with a BOM), and the program that opens the file reads it so
+    whatever the mail part's label says; UTF-16 without a BOM (ASCII letters with a NUL
+    byte beside each) when no charset is declared. None for anything else."""
+    bare = _bare(label)
+    if not bare.startswith(_WIDE):
+        for bom, codec in _BOMS:
+            if data.startswith(bom):
+                try:
+                    return data[len(bom):].decode(codec), True
+                except UnicodeDecodeError:
+                    return data[len(bom):].decode(codec, errors="replace"), False
+    if label in _UNDECLARED and len(data) >= 4 and len(data) % 2 == 0 and b"\x00" in data[:2]:
+        head = data[:1024]
+        for codec, zeros in (("utf-16-le", head[1::2]), ("utf-16-be", head[0::2])):
+            if zeros.count(0) >= 0.9 * len(zeros):
+                try:
+                    return data.decode(codec), True
+                except UnicodeDecodeError:
+                    return None
+    return None
+
+
 def decode_checked(data: bytes, charset: str | None) -> tuple[str, bool]:
     """`decode_bytes`, and whether the bytes were read in a known charset without
     guessing or replacement (False: the text is a best effort)."""
     label = (charset or "").strip().strip('"').lower()
+    if data[:1] in (b"\xff", b"\xfe", b"\xef", b"\x00") or (data[1:2] == b"\x00"):
+        found = _unicode_file(data, label)
+        if found is not None:
+            return found
     declared = label not in _UNDECLARED
     # A 7-bit stateful charset is never ASCII, however ASCII its bytes are.
     if declared and _bare(label).startswith(_STATEFUL):
@@ -252,15 +288,27 @@ _CONFUSABLES = str.maketrans({
     "ο": "o", "ι": "i", "α": "a", "κ": "k", "ν": "v", "ρ": "p",
     # Armenian and Cherokee capitals used in spoofing kits
     "Ս": "U", "Տ": "S", "Օ": "O",
+    # Latin small capitals (IPA and phonetic letters): they render as capitals, so
+    # `ʀᴀʜꜱɪᴀ` reads as RAHSIA; NFKC leaves them alone
+    "ᴀ": "A", "ʙ": "B", "ᴄ": "C", "ᴅ": "D", "ᴇ": "E", "ꜰ": "F", "ɢ": "G", "ʜ": "H",
+    "ɪ": "I", "ᴊ": "J", "ᴋ": "K", "ʟ": "L", "ᴍ": "M", "ɴ": "N", "ᴏ": "O", "ᴘ": "P",
+    "ʀ": "R", "ꜱ": "S", "ᴛ": "T", "ᴜ": "U", "ᴠ": "V", "ᴡ": "W", "ʏ": "Y", "ᴢ": "Z",
     "Ꭰ": "D", "Ꭱ": "R", "Ꭺ": "A", "Ᏼ": "B", "Ꭼ": "E", "Ꮋ": "H", "Ꮪ": "S",
     "Ꮮ": "L", "Ꭲ": "T", "Ꮃ": "W", "Ꮇ": "M", "Ꮯ": "C", "Ꮩ": "V",
 })
 
 
+# A lower-case l between capitals looks like a capital I in the sans-serif fonts
+# documents use (`SULlT`, `RAHSlA`); no capitalised word has one.
+_L_FOR_I = re.compile(r"(?<=[A-Z])l(?=[A-Z])")
+
+
 def fold(text: str) -> str:
     """Text as the marking detector reads it (see the module docstring)."""
-    if text.isascii():
-        return text
-    text = unicodedata.normalize("NFKC", text)
-    text = _INVISIBLE.sub("", text)
-    return text.translate(_CONFUSABLES)
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text)
+        text = _INVISIBLE.sub("", text)
+        text = text.translate(_CONFUSABLES)
+    if "l" in text:
+        text = _L_FOR_I.sub("I", text)
+    return text

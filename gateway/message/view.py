@@ -34,6 +34,7 @@ from gateway.message import defects as defect_kinds
 from gateway.message import headers as hdr
 from gateway.message import links as links_mod
 from gateway.message import markings as markings_mod
+from gateway.message.documents import walk
 from gateway.message.documents.enclosure import BadEnclosure, Enclosure
 from gateway.message.documents.walk import enclosure_pieces
 from gateway.message.limits import DEFAULT_LIMITS, ExpansionBudget, InspectionLimits
@@ -116,7 +117,10 @@ class Attachment:
         category = "executable" if "executable" in categories else categories[0]
         state = encryption.attachment_protection(data, detected, self.limits) if clean \
             else encryption.UNKNOWN
-        if state.encrypted is False and self._in_encrypted:
+        if state.encrypted is False and self._in_encrypted and category == "other":
+            # Inside multipart/encrypted, bytes no reader recognises are the ciphertext
+            # (binary OpenPGP). A document, text or picture that reads in the clear is
+            # plain whatever wraps it: clients that do not know PGP/MIME show it.
             state = encryption.Protection(True, None)
         return len(data), detected, category, state
 
@@ -205,17 +209,31 @@ class Attachment:
     @cached_property
     def document_pieces(self) -> tuple[documents.Piece, ...]:
         """The text pieces of the documents in this attachment (gateway.message.documents),
-        read once. () for text attachments (read by `text()`), pictures and programs.
+        read once. () for programs, and for text attachments (read by `text()`) and
+        pictures unless their content is a document all the same (a PDF behind a
+        picture or a page of text: `walk.kind_of`), or, among the files of an Outlook
+        item or TNEF stream, a message saved as a file.
 
         Raises documents.LimitExceeded when they are beyond the inspection bounds
         (nothing is cached then: every caller sees the same failure)."""
-        if self.is_message or self.category not in _DOCUMENT_CATEGORIES:
+        if self.is_message or self.category == "executable":
+            return ()
+        # A message saved as a file among the files of an Outlook item or TNEF stream
+        # (the MIME walk reads those of the message itself): read as a message.
+        saved = self.container is not None and self.category == "text" and \
+            mime.looks_like_message(self.data()[:65536], named=any(
+                n.casefold().endswith(".eml") for n in self.filenames))
+        if self.category not in _DOCUMENT_CATEGORIES and not saved and \
+                walk.kind_of(self.data()) not in walk.DOCUMENT_KINDS:
+            # libmagic names the first bytes; readers accept more. A PDF after a picture
+            # or a page of text (`%PDF-` within the first KB opens in every viewer), a
+            # ZIP after a prefix: the content is read by what it is, not by its label.
             return ()
         bounds = self._document_bounds()
         if self.enclosed is not None and self.enclosure is not None:
             # Its files are attachments of their own: only its own text is read here.
             return tuple(enclosure_pieces(self.enclosure, bounds, "", 0, files=False))
-        return tuple(documents.pieces(self.data(), bounds))
+        return tuple(documents.pieces(self.data(), bounds, text=saved))
 
     @property
     def unreadable(self) -> tuple[str, ...]:
@@ -432,9 +450,15 @@ class MessageView:
         payload: bytes | None = None
         if ctype in ("application/pkcs7-mime", "application/x-pkcs7-mime"):
             payload, _clean = mime.decoded_payload(root)
-        if encryption.message_encrypted(ctype, mime.params(root), payload):
-            return True
         bodies = tuple(p.text for p in self.text_parts if not p.nested)
+        if encryption.message_encrypted(ctype, mime.params(root), payload):
+            if ctype != "multipart/encrypted":
+                return True
+            # PGP/MIME (RFC 3156) holds a control part and the ciphertext, nothing a
+            # reader sees in the clear: a text body or a readable attachment put inside
+            # a multipart/encrypted wrapper is shown as it is by clients without PGP.
+            return (not bodies or encryption.inline_pgp(bodies)) and all(
+                a.encrypted is True for a in self.attachments)
         return encryption.inline_pgp(bodies) and all(
             a.encrypted is True for a in self.attachments)
 
@@ -495,6 +519,9 @@ class MessageView:
                                    budget=self.budget, bounds=bounds)
                 child.container = att.index
                 child.container_path = file.path.rpartition("/")[0]
+                # A file, whatever type the container declares: no MIME walk reads it as
+                # a forwarded message, so its text is read here (`document_pieces`).
+                child.is_message = False
                 found.append(child)
                 children.append(child)
             att.enclosed = tuple(children)

@@ -94,6 +94,23 @@ def is_zip(data: bytes) -> bool:
     return data.startswith((_LOCAL, b"PK\x05\x06", b"PK\x07\x08"))
 
 
+_END = b"PK\x05\x06"
+_END_SEARCH = 22 + 65535  # the end record and the longest archive comment
+
+
+def has_directory(data: bytes) -> bool:
+    """A ZIP that does not start at the first byte (a self-extractor stub or junk in
+    front): an end-of-central-directory record near the end whose directory zipfile
+    reads."""
+    if _END not in data[-_END_SEARCH:]:
+        return False
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            return bool(zf.infolist())
+    except Exception:  # not a readable archive after all
+        return False
+
+
 def peek(zf: zipfile.ZipFile, info: zipfile.ZipInfo, n: int) -> bytes:
     """The first `n` bytes of a member (b'' if it cannot be read)."""
     try:

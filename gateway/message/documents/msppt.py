@@ -19,6 +19,9 @@ Which text belongs where ([MS-PPT] 3.2 File Structure):
 - every slide (SlideContainer 0x03EE), master (MainMasterContainer 0x03F8, or a title
   master SlideContainer) and notes page (NotesContainer 0x03F0) holds a drawing whose
   shapes carry their own text in OfficeArtClientTextbox (0xF00D; [MS-PPT] 2.9.76);
+- the header and footer strings of Insert > Header and Footer are CString records
+  (2.3.9, 0x0FBA) in a HeadersFootersContainer (2.4.15.1, 0x0FD9) of a slide, of
+  notes or of the document: `label` pieces, part `header`/`footer`;
 - text itself is TextCharsAtom (2.9.42, recType 0x0FA0, UTF-16LE) or TextBytesAtom
   (2.9.43, recType 0x0FA8, the low bytes of UTF-16 code units: Latin-1). A carriage return
   separates paragraphs, a vertical tab breaks a line;
@@ -61,6 +64,8 @@ RT_SLIDE_LIST = 0x0FF0
 RT_USER_EDIT = 0x0FF5
 RT_PERSIST_DIRECTORY = 0x1772
 RT_CRYPT_SESSION = 0x2F14
+RT_HEADERS_FOOTERS = 0x0FD9
+RT_CSTRING = 0x0FBA
 OPT_TYPES = frozenset({0xF00B, 0xF121, 0xF122})  # OfficeArtFOPT, secondary, tertiary
 GTEXT_UNICODE = 0x00C0
 
@@ -125,11 +130,32 @@ def gtext(data: bytes, rec: Record) -> str | None:
 
 def shape_texts(data: bytes, start: int, end: int, bounds: Bounds) -> Iterator[str]:
     """Every text atom and WordArt text under data[start:end], in record order."""
+    for kind, text in _texts(data, start, end, bounds):
+        if kind == "text":
+            yield text
+
+
+def _texts(data: bytes, start: int, end: int, bounds: Bounds) -> Iterator[tuple[str, str]]:
+    """(`text`, text) of every text atom and WordArt text under data[start:end], and
+    (`header`/`footer`, text) of the header and footer strings of Insert > Header and
+    Footer: CString records (2.3.9, 0x0FBA; instance 1 the notes header, 2 the
+    footer) in a HeadersFootersContainer (2.4.15.1, 0x0FD9), which the footer
+    placeholder shows; no text atom holds them."""
+    hf: list[tuple[int, int]] = []  # open HeadersFootersContainers (start, end)
     for rec in records(data, start, end, bounds):
-        if rec.type in (RT_TEXT_CHARS, RT_TEXT_BYTES) or rec.type in OPT_TYPES:
+        if rec.type == RT_HEADERS_FOOTERS and rec.container:
+            hf.append((rec.start, rec.end))
+        elif rec.type == RT_CSTRING and rec.instance in (1, 2) and \
+                any(a <= rec.start < b for a, b in hf[-8:]):
+            size = rec.end - rec.start
+            bounds.charge(size)
+            string = data[rec.start:rec.start + (size & ~1)].decode("utf-16le", "replace")
+            if string.strip():
+                yield ("header" if rec.instance == 1 else "footer"), string
+        elif rec.type in (RT_TEXT_CHARS, RT_TEXT_BYTES) or rec.type in OPT_TYPES:
             text = _text(data, rec, bounds)
             if text:
-                yield text
+                yield "text", text
 
 
 def _text(data: bytes, rec: Record, bounds: Bounds) -> str | None:
@@ -276,11 +302,18 @@ def _structured(document: bytes, doc: Record, persist: dict[int, int], bounds: B
                 path: str) -> Iterator[Piece]:
     lists: dict[int, list[tuple[int, list[str]]]] = {}
     notes_master: int | None = None
+    footers: list[tuple[str, str]] = []
     for rec in records(document, doc.start, doc.end, bounds, deep=False):
         if rec.type == RT_SLIDE_LIST and rec.container:
             lists.setdefault(rec.instance, []).extend(_slide_list(document, rec, bounds))
         elif rec.type == RT_DOCUMENT_ATOM and rec.end - rec.start >= 28:
             notes_master = struct.unpack_from("<I", document, rec.start + 24)[0]
+        elif rec.type == RT_HEADERS_FOOTERS and rec.container:
+            # The document's own header and footer strings, for slides and notes.
+            footers.extend((kind, text) for kind, text in
+                           _texts(document, rec.start - HEADER.size, rec.end, bounds)
+                           if kind != "text")
+    yield from _pieces(footers, "slide", 0, path)
     if not lists:  # a document without slide lists shows nothing: read what is there
         yield from _flat(document, bounds, path)
         return
@@ -318,12 +351,20 @@ def _slide_list(document: bytes, slide_list: Record, bounds: Bounds
 def _object(document: bytes, offset: int | None, outline: list[str], part: str,
             number: int, read: set[int], bounds: Bounds, path: str, *types: int
             ) -> Iterator[Piece]:
-    texts = list(outline)
+    texts = [("text", text) for text in outline]
     rec = _record_at(document, offset, *types) if offset is not None else None
     if rec is not None and rec.start not in read:
         read.add(rec.start)
-        texts.extend(shape_texts(document, rec.start, rec.end, bounds))
-    for text in texts:
+        texts.extend(_texts(document, rec.start, rec.end, bounds))
+    yield from _pieces(texts, part, number, path)
+
+
+def _pieces(texts: list[tuple[str, str]], part: str, number: int, path: str
+            ) -> Iterator[Piece]:
+    for kind, text in texts:
+        if kind != "text":  # a header or footer string: one label, as Word's are
+            yield Piece("label", kind, text, number=number, path=path)
+            continue
         for para in paragraphs(text):
             yield Piece("lines", part, para, number=number, path=path)
 
@@ -335,6 +376,4 @@ def _flat(document: bytes, bounds: Bounds, path: str) -> Iterator[Piece]:
         part = parts.get(top.type, "slide")
         if not top.container:
             continue
-        for text in shape_texts(document, top.start, top.end, bounds):
-            for para in paragraphs(text):
-                yield Piece("lines", part, para, path=path)
+        yield from _pieces(list(_texts(document, top.start, top.end, bounds)), part, 0, path)

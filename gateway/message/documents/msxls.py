@@ -21,7 +21,8 @@ headers and footers, and the workbook's encryption.
   wEncryptionType 0 is XOR obfuscation, 1 is RC4 (RC4 or RC4 CryptoAPI). An
   encrypted workbook gives no pieces.
 
-Text boxes and comments on sheets (TXO records) are not read.
+- Text boxes and comments on sheets: a TxO record (2.4.329, 0x01B6) and the Continue
+  records after it hold the text (`lines`, part `textbox`).
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ HEADER = 0x0014
 FOOTER = 0x0015
 HEADER_FOOTER = 0x089C
 MERGED_CELLS = 0x00E5
+TXO = 0x01B6
+CONTINUE = 0x003C
 # Cell records with (row, column) first, whose values xlrd keeps (without formatting).
 _CELLS = frozenset({0x0203, 0x00FD, 0x0204, 0x00D6, 0x027E, 0x0006, 0x0205})
 _MULRK = 0x00BD
@@ -98,6 +101,8 @@ def pieces(stream: bytes, bounds: Bounds, path: str = "") -> Iterator[Piece]:
     for part, text in _headers_footers(stream, bounds):
         for section in ooxml.header_footer_sections(text):
             yield Piece("label", part, section, path=path)
+    for text in _text_boxes(stream, bounds):
+        yield Piece("lines", "textbox", text, path=path)
     cost = _cell_cost(stream, bounds)
     bounds.charge(len(stream) + cost)  # the decoded shared strings, and the sheets
     yield from _cells(stream, bounds, path)
@@ -120,6 +125,37 @@ def _headers_footers(stream: bytes, bounds: Bounds) -> Iterator[tuple[str, str]]
             for part, text in _header_footer(data):
                 bounds.charge(2 * len(text))
                 yield part, text
+
+
+def _text_boxes(stream: bytes, bounds: Bounds) -> Iterator[str]:
+    """The text of text boxes and comments drawn on the sheets: a TxO record (2.4.329,
+    0x01B6; cchText at offset 10) and the Continue records (0x003C) after it, each
+    starting with a flag byte (bit 0: UTF-16LE, else one byte a character) before its
+    part of the characters (BIFF8 only)."""
+    want = have = 0
+    got: list[str] = []
+    for _pos, rtype, data in records(stream, bounds):
+        if rtype == TXO:
+            want = struct.unpack_from("<H", data, 10)[0] if len(data) >= 12 else 0
+            have, got = 0, []
+            continue
+        if want and rtype == CONTINUE and data:
+            count = want - have
+            if data[0] & 0x01:
+                raw = data[1:1 + 2 * count]
+                part = raw[:len(raw) & ~1].decode("utf-16le", "replace")
+            else:
+                part = data[1:1 + count].decode("latin-1")
+            got.append(part)
+            have += len(part)
+            if part and have < want:
+                continue
+        if want and got:
+            text = "".join(got)
+            bounds.charge(2 * len(text))
+            if text.strip():
+                yield text.replace("\r", "\n")
+        want, have, got = 0, 0, []
 
 
 def _header_footer(data: bytes) -> Iterator[tuple[str, str]]:

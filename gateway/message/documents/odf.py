@@ -49,7 +49,13 @@ from typing import IO
 from gateway.message.documents import archives
 from gateway.message.documents.bounds import MAX_XML_PART_BYTES, Bounds, LimitExceeded
 from gateway.message.documents.piece import Piece, Rule
-from gateway.message.documents.xmltext import BadXML, Grammar, Paragraph, paragraphs
+from gateway.message.documents.xmltext import (
+    ODF_CAPITALS,
+    BadXML,
+    Grammar,
+    Paragraph,
+    paragraphs,
+)
 
 _HEADERS = frozenset({"header", "header-first", "header-left"})
 _FOOTERS = frozenset({"footer", "footer-first", "footer-left"})
@@ -60,15 +66,21 @@ _SHAPES = frozenset({"frame", "text-box", "custom-shape", "rect", "ellipse", "ci
                      "polygon", "polyline", "path", "regular-polygon", "caption", "measure",
                      "line", "connector"})
 _SHOWN = frozenset({"p", "h"})
+_SVG = "urn:oasis:names:tc:opendocument:xmlns:svg-compatible:1.0}"
+_META = "urn:oasis:names:tc:opendocument:xmlns:meta:1.0}"
 # `svg:title`/`svg:desc` are paragraphs of their own here only so that a frame's alt
 # text anchored inside a paragraph does not join that paragraph's text; they are
 # never yielded. `text:p` inside them (a chart title) is its own paragraph still.
-_ALT = frozenset({"title", "desc"})
+# Qualified names: the fields `text:title` (the document title) and
+# `text:user-defined` (a custom property, as classification tools put in a header)
+# are shown text of the paragraph they stand in.
+_ALT = frozenset({_SVG + "title", _SVG + "desc"})
+_USER_DEFINED = _META + "user-defined"
 _DECLS = {"header-decl": "header", "footer-decl": "footer"}
 
 _GRAMMAR = Grammar(
-    paragraphs=_SHOWN | _ALT | frozenset(_DECLS) | {"user-defined"},
-    texts=_SHOWN | frozenset(_DECLS) | {"user-defined"},
+    paragraphs=_SHOWN | _ALT | frozenset(_DECLS) | {_USER_DEFINED},
+    texts=_SHOWN | frozenset(_DECLS) | {_USER_DEFINED},
     tabs=frozenset({"tab"}),
     breaks=frozenset({"line-break"}),
     spaces=frozenset({"s"}),
@@ -76,6 +88,9 @@ _GRAMMAR = Grammar(
                       "binary-data"}),
     context=_HEADERS | _FOOTERS | _MASTERS | _CELLS | _SHAPES
     | {"page", "notes", "note-body"},
+    # Text whose automatic style sets `fo:text-transform="uppercase"` or small caps is
+    # read in capitals, as it is shown.
+    capitals=ODF_CAPITALS,
 )
 _MANIFEST = Grammar(paragraphs=frozenset({"file-entry", "encryption-data", "algorithm"}),
                     texts=frozenset())
@@ -139,7 +154,7 @@ def _from(stream: IO[bytes], bounds: Bounds, path: str, labels: list[str]
             bounds.check_time()
             if paragraph.tag in _ALT:
                 continue
-            if paragraph.tag == "user-defined":
+            if paragraph.tag == _USER_DEFINED:
                 name = paragraph.attrs.get("name", "")
                 if name.startswith("MSIP_Label_"):
                     labels.append(f"{name}={paragraph.text.strip()};")

@@ -6,16 +6,22 @@ Which parts are read, and as what (see `piece.Piece` for the rules):
   and DrawingML WordArt in them (their `w:txbxContent` paragraphs), and watermarks:
   VML WordArt `<v:textpath string="...">` (`label`, part `watermark`); footnotes
   and endnotes (`lines`, part `footnote`);
-- Excel: `xl/sharedStrings.xml` strings and inline strings in the sheets
-  (`lines`: a cell that is only the marking, or a label such as
-  `Klasifikasi: SULIT`); the sheets' header/footer strings (`label`), after the
-  `&`-codes are removed (`&C&"Arial,Bold"SULIT`, `&LTERHAD&RMuka &P`);
+- Excel: `xl/sharedStrings.xml` strings, inline strings and formula string
+  results (`<c t="str"><v>`) in the sheets (`lines`: a cell that is only the
+  marking, or a label such as `Klasifikasi: SULIT`); the sheets' header/footer
+  strings (`label`), after the `&`-codes are removed (`&C&"Arial,Bold"SULIT`,
+  `&LTERHAD&RMuka &P`); text boxes and shapes drawn on a sheet (`xl/drawings`,
+  `lines`, part `textbox`);
 - PowerPoint: paragraphs of slides (`lines`, numbered; text boxes and shapes are
   paragraphs of the slide), of slide masters and layouts, of notes pages (`notes`);
 - SmartArt (`*/diagrams/data*.xml`) wherever it is shown: the relationships of the
   document, header, footer, slide or master that shows it say where;
 - any of them: `docProps/custom.xml` Microsoft Purview sensitivity labels
   (`MSIP_Label_<id>_Name`, `msip`).
+
+A part is known by its content type in `[Content_Types].xml`, not by its name:
+Office finds parts through relationships, so a header renamed `word/kepala.xml` is
+a header still (the usual names are the fallback for a part of another type).
 
 Embedded OOXML files (`*/embeddings/*.docx|xlsx|pptx`) are returned as members
 for the caller to open like archive members. Every part is read through
@@ -32,11 +38,14 @@ from collections.abc import Iterator
 
 from gateway.message.documents.bounds import MAX_XML_PART_BYTES, Bounds, LimitExceeded
 from gateway.message.documents.piece import Piece, Rule
-from gateway.message.documents.xmltext import BadXML, Grammar, paragraphs
+from gateway.message.documents.xmltext import WORD_CAPITALS, BadXML, Grammar, paragraphs
 
+# Text in a run formatted All caps or Small caps (`w:caps`, `w:smallCaps`) is read in
+# capitals, as Word shows it.
 _WORD = Grammar(paragraphs=frozenset({"p"}), texts=frozenset({"t"}),
                 tabs=frozenset({"tab", "ptab"}), breaks=frozenset({"br", "cr"}),
-                attribute_texts=frozenset({("textpath", "string")}))
+                attribute_texts=frozenset({("textpath", "string")}),
+                capitals=WORD_CAPITALS)
 _DRAWING = Grammar(paragraphs=frozenset({"p"}), texts=frozenset({"t"}),
                    breaks=frozenset({"br"}),
                    attribute_texts=frozenset({("textpath", "string")}))
@@ -45,8 +54,12 @@ _SHARED_STRINGS = Grammar(paragraphs=frozenset({"si"}), texts=frozenset({"t"}),
                           hidden=frozenset({"rPh"}))
 _HEADER_FOOTER_TAGS = frozenset({"oddHeader", "oddFooter", "evenHeader", "evenFooter",
                                  "firstHeader", "firstFooter"})
-_SHEET = Grammar(paragraphs=_HEADER_FOOTER_TAGS | {"is"},
-                 texts=_HEADER_FOOTER_TAGS | {"t"}, hidden=frozenset({"rPh"}))
+# A cell is its inline string (`<is><t>`) or its value: a formula's string result
+# (`t="str"`) is only in `<v>`. Other values (numbers, shared-string indexes) are
+# digits, which no rule reads as a marking.
+_SHEET = Grammar(paragraphs=_HEADER_FOOTER_TAGS | {"c"},
+                 texts=_HEADER_FOOTER_TAGS | {"t", "v"}, hidden=frozenset({"rPh", "f"}))
+_TYPES = Grammar(paragraphs=frozenset({"Default", "Override"}), texts=frozenset())
 _CUSTOM = Grammar(paragraphs=frozenset({"property"}),
                   texts=frozenset({"lpwstr", "lpstr", "bstr", "bool"}))
 
@@ -61,6 +74,7 @@ _SHOWS_DIAGRAMS = re.compile(r"word/(?:document|header\d*|footer\d*)\.xml|"
 _SHEET_PART = re.compile(r"xl/worksheets/sheet\d*\.xml")
 _SLIDE = re.compile(r"ppt/slides/slide(\d+)\.xml")
 _MASTER = re.compile(r"ppt/(?:slideMasters/slideMaster|slideLayouts/slideLayout)\d+\.xml")
+_XL_DRAWING = re.compile(r"xl/drawings/drawing\d+\.xml")
 _EMBEDDED = re.compile(r"(?:word|xl|ppt)/embeddings/[^/]+\.(?:docx|docm|xlsx|xlsm|pptx|pptm)",
                        re.IGNORECASE)
 
@@ -68,6 +82,87 @@ _EMBEDDED = re.compile(r"(?:word|xl|ppt)/embeddings/[^/]+\.(?:docx|docm|xlsx|xls
 # colours (&KFF0000, &K01+000), fields (&P &N &D &T &F &A &Z &G) and toggles (&B &I
 # &U &E &X &Y &S &O &H). `&&` is a literal ampersand.
 _HF_CODE = re.compile(r'&(?:"[^"]*"|\d+|K(?:[0-9A-Fa-f]{6}|\d\d[+-]\d{3})|[A-Za-z]|&)')
+
+
+# What a part is, by its content type ([Content_Types].xml, ECMA-376 Part 2, 10.1.2):
+# a part may have any name (Office finds parts by their relationships), so a header
+# named `word/kepala.xml` is a header still. The usual names are the fallback for a
+# part whose content type is not one of these.
+_OOXML = "application/vnd.openxmlformats-officedocument."
+_ROLES = {
+    **{t: "word" for t in (
+        _OOXML + "wordprocessingml.document.main+xml",
+        _OOXML + "wordprocessingml.template.main+xml",
+        "application/vnd.ms-word.document.macroenabled.main+xml",
+        "application/vnd.ms-word.template.macroenabledtemplate.main+xml")},
+    _OOXML + "wordprocessingml.header+xml": "header",
+    _OOXML + "wordprocessingml.footer+xml": "footer",
+    _OOXML + "wordprocessingml.footnotes+xml": "notes",
+    _OOXML + "wordprocessingml.endnotes+xml": "notes",
+    _OOXML + "drawingml.diagramdata+xml": "diagram",
+    _OOXML + "presentationml.notesslide+xml": "notes_slide",
+    _OOXML + "spreadsheetml.sharedstrings+xml": "shared_strings",
+    _OOXML + "spreadsheetml.worksheet+xml": "sheet",
+    "application/vnd.ms-excel.worksheet+xml": "sheet",
+    _OOXML + "drawing+xml": "sheet_drawing",
+    _OOXML + "presentationml.slide+xml": "slide",
+    _OOXML + "presentationml.slidemaster+xml": "master",
+    _OOXML + "presentationml.slidelayout+xml": "master",
+    _OOXML + "custom-properties+xml": "custom",
+}
+_NUMBER = re.compile(r"(\d+)\.xml$")
+_LETTER = re.compile(r"[^\W\d_]")
+
+
+def _content_types(zf: zipfile.ZipFile, bounds: Bounds) -> tuple[dict[str, str], dict[str, str]]:
+    """(part name -> content type, extension -> content type) of [Content_Types].xml."""
+    overrides: dict[str, str] = {}
+    defaults: dict[str, str] = {}
+    try:
+        info = zf.getinfo("[Content_Types].xml")
+    except KeyError:
+        return overrides, defaults
+    for tag, _text, attrs in _read(zf, info, _TYPES, bounds):
+        ctype = attrs.get("ContentType", "").strip().lower()
+        if tag == "Override":
+            overrides[attrs.get("PartName", "").lstrip("/")] = ctype
+        else:
+            defaults[attrs.get("Extension", "").lower()] = ctype
+    return overrides, defaults
+
+
+def _by_name(name: str) -> str | None:
+    if name == "word/document.xml":
+        return "word"
+    if m := _WORD_HF.fullmatch(name):
+        return m.group(1)
+    for rx, role in ((_WORD_NOTES, "notes"), (_DIAGRAM, "diagram"), (_NOTES, "notes_slide"),
+                     (_SHEET_PART, "sheet"), (_XL_DRAWING, "sheet_drawing"),
+                     (_SLIDE, "slide"), (_MASTER, "master")):
+        if rx.fullmatch(name):
+            return role
+    return {"xl/sharedStrings.xml": "shared_strings",
+            "docProps/custom.xml": "custom"}.get(name)
+
+
+def _roles(zf: zipfile.ZipFile, bounds: Bounds) -> dict[str, str]:
+    """The role (`_ROLES`) of every part that holds text we read, by its content type,
+    else by its usual name."""
+    overrides, defaults = _content_types(zf, bounds)
+    roles: dict[str, str] = {}
+    for info in zf.infolist():
+        name = info.filename
+        ext = name.rpartition(".")[2].lower() if "." in name.rpartition("/")[2] else ""
+        ctype = overrides.get(name) or defaults.get(ext)
+        role = (_ROLES.get(ctype) if ctype else None) or _by_name(name)
+        if role is not None:
+            roles[name] = role
+    return roles
+
+
+def _number(name: str) -> int:
+    m = _NUMBER.search(name)
+    return int(m.group(1)) if m else 0
 
 
 def is_ooxml(names: set[str]) -> bool:
@@ -110,24 +205,27 @@ def _read(zf: zipfile.ZipFile, info: zipfile.ZipInfo, grammar: Grammar, bounds: 
         return
 
 
-def _where_shown(name: str) -> tuple[Rule, str, int]:
+def _where_shown(name: str, roles: dict[str, str]) -> tuple[Rule, str, int]:
     """(rule, part, number) of the text of part `name` (and of what it relates to)."""
-    if m := _WORD_HF.fullmatch(name):
-        return "label", m.group(1), 0
-    if m := _SLIDE.fullmatch(name):
-        return "lines", "slide", int(m.group(1))
-    if _MASTER.fullmatch(name):
+    role = roles.get(name)
+    if role in ("header", "footer"):
+        return "label", str(role), 0
+    if role == "slide":
+        return "lines", "slide", _number(name)
+    if role == "master":
         return "lines", "slide_master", 0
     return "lines", "slide" if name.startswith("ppt/") else "body", 0
 
 
-def _diagram_places(zf: zipfile.ZipFile, bounds: Bounds) -> dict[str, tuple[Rule, str, int]]:
+def _diagram_places(zf: zipfile.ZipFile, bounds: Bounds, roles: dict[str, str]
+                    ) -> dict[str, tuple[Rule, str, int]]:
     """Which SmartArt data part is shown where: from the relationships of the parts
     that show diagrams (ECMA-376 Part 2, 9.3: `_rels/<part>.rels`)."""
     places: dict[str, tuple[Rule, str, int]] = {}
     names = set(zf.namelist())
     for name in sorted(names):
-        if not _SHOWS_DIAGRAMS.fullmatch(name):
+        if roles.get(name) not in ("word", "header", "footer", "slide", "master") and \
+                not _SHOWS_DIAGRAMS.fullmatch(name):
             continue
         folder, _, base = name.rpartition("/")
         rels = f"{folder}/_rels/{base}.rels"
@@ -135,56 +233,65 @@ def _diagram_places(zf: zipfile.ZipFile, bounds: Bounds) -> dict[str, tuple[Rule
             continue
         for _tag, _text, attrs in _read(zf, zf.getinfo(rels), _RELS, bounds):
             target = posixpath.normpath(posixpath.join(folder, attrs.get("Target", "")))
-            if _DIAGRAM.fullmatch(target):
-                places.setdefault(target, _where_shown(name))
+            if roles.get(target) == "diagram":
+                places.setdefault(target, _where_shown(name, roles))
     return places
 
 
 def pieces(zf: zipfile.ZipFile, bounds: Bounds, path: str = "") -> Iterator[Piece]:
     """Marking-bearing text of an OOXML package (module docstring), in part order."""
+    roles = _roles(zf, bounds)
     diagrams: dict[str, tuple[Rule, str, int]] | None = None
     for info in zf.infolist():
         name = info.filename
+        role = roles.get(name)
+        if role is None:
+            continue
         if info.flag_bits & 0x1:
             continue  # an encrypted member cannot be read; the package is odd anyway
-        if name == "word/document.xml":
+        if role == "word":
             for tag, text, _a in _read(zf, info, _WORD, bounds):
                 yield Piece("lines", "watermark" if tag == "textpath" else "body", text,
                             path=path)
-        elif m := _WORD_HF.fullmatch(name):
+        elif role in ("header", "footer"):
             for tag, text, _a in _read(zf, info, _WORD, bounds):
-                yield Piece("label", "watermark" if tag == "textpath" else m.group(1), text,
+                yield Piece("label", "watermark" if tag == "textpath" else role, text,
                             path=path)
-        elif _WORD_NOTES.fullmatch(name):
+        elif role == "notes":
             for _tag, text, _a in _read(zf, info, _WORD, bounds):
                 yield Piece("lines", "footnote", text, path=path)
-        elif _DIAGRAM.fullmatch(name):
+        elif role == "diagram":
             if diagrams is None:
-                diagrams = _diagram_places(zf, bounds)
-            rule, part, number = diagrams.get(name, _where_shown(name))
+                diagrams = _diagram_places(zf, bounds, roles)
+            rule, part, number = diagrams.get(name, _where_shown(name, roles))
             for _tag, text, _a in _read(zf, info, _DRAWING, bounds):
                 yield Piece(rule, part, text, number=number, path=path)
-        elif m := _NOTES.fullmatch(name):
+        elif role == "notes_slide":
             for _tag, text, _a in _read(zf, info, _DRAWING, bounds):
-                yield Piece("lines", "notes", text, number=int(m.group(1)), path=path)
-        elif name == "xl/sharedStrings.xml":
+                yield Piece("lines", "notes", text, number=_number(name), path=path)
+        elif role == "shared_strings":
             for _tag, text, _a in _read(zf, info, _SHARED_STRINGS, bounds):
                 yield Piece("lines", "cell", text, path=path)
-        elif _SHEET_PART.fullmatch(name):
+        elif role == "sheet":
             for tag, text, _a in _read(zf, info, _SHEET, bounds):
-                if tag == "is":
-                    yield Piece("lines", "cell", text, path=path)
+                if tag == "c":
+                    if _LETTER.search(text):  # numbers and string indexes: no marking
+                        yield Piece("lines", "cell", text, path=path)
                     continue
                 part = "header" if tag.endswith("Header") else "footer"
                 for section in header_footer_sections(text):
                     yield Piece("label", part, section, path=path)
-        elif m := _SLIDE.fullmatch(name):
+        elif role == "sheet_drawing":
+            # Text boxes and shapes drawn on a sheet.
             for _tag, text, _a in _read(zf, info, _DRAWING, bounds):
-                yield Piece("lines", "slide", text, number=int(m.group(1)), path=path)
-        elif _MASTER.fullmatch(name):
+                yield Piece("lines", "textbox", text, path=path)
+        elif role == "slide":
+            for _tag, text, _a in _read(zf, info, _DRAWING, bounds):
+                yield Piece("lines", "slide", text, number=_number(name), path=path)
+        elif role == "master":
             for _tag, text, _a in _read(zf, info, _DRAWING, bounds):
                 yield Piece("lines", "slide_master", text, path=path)
-        elif name == "docProps/custom.xml":
+        elif role == "custom":
             pairs = [f"{a.get('name', '')}={text.strip()};"
                      for _tag, text, a in _read(zf, info, _CUSTOM, bounds)
                      if a.get("name", "").startswith("MSIP_Label_")]

@@ -34,6 +34,8 @@ order of drawing operators, so that a line is what a reader sees:
     justifies a line by widening the word gaps inside one `TJ`, to several em in a
     narrow column, and a capitalised sentence (`MAKLUMAT INI ADALAH RAHSIA ...`)
     must not fall apart into one-word "lines";
+- one-letter parts side by side (a word letter-spaced glyph by glyph, each glyph
+  its own operator) are also joined into one more line: `R A H S I A`;
 - lines are ordered top to bottom, then left to right.
   For glyphs at an angle that is not a multiple of 90 degrees PDFium gives only
   upright boxes, which overstate a glyph's extent along its baseline: such text is
@@ -228,10 +230,25 @@ def _reader(data: bytes) -> pypdf.PdfReader:
     return pypdf.PdfReader(io.BytesIO(data), strict=False)
 
 
-def _unlocked(data: bytes) -> tuple[pypdf.PdfReader, bool]:
+# Appended to a PDF whose cross-reference table pypdf cannot find: a pointer to
+# nowhere makes it rebuild the table by scanning for objects, as PDFium and other
+# viewers do with a damaged file (a missing or broken `xref`, no `startxref`).
+_REBUILD = b"\nstartxref\n0\n%%EOF\n"
+
+
+def _unlocked(data: bytes, *, rebuild: bool = False) -> tuple[pypdf.PdfReader, bool]:
     """(reader, encrypted): decrypted with the empty password when that opens it.
-    Raises what pypdf raises on a damaged file (LimitReachedError on a bomb)."""
-    reader = _reader(data)
+    `rebuild`: a file pypdf cannot open as it is is tried again with its
+    cross-reference table rebuilt (`_REBUILD`). Raises what pypdf raises on a damaged
+    file (LimitReachedError on a bomb)."""
+    try:
+        reader = _reader(data)
+    except LimitReachedError:
+        raise
+    except Exception:  # no usable cross-reference table: rebuild it as viewers do
+        if not rebuild:
+            raise
+        reader = _reader(data + _REBUILD)
     if not reader.is_encrypted:
         return reader, False
     return reader, reader.decrypt("") == PasswordType.NOT_DECRYPTED
@@ -275,7 +292,9 @@ def _precheck(data: bytes, bounds: Bounds) -> bool:
     PDFium: a damaged file gives no pieces."""
     with _limits():
         try:
-            reader, locked = _unlocked(data)
+            # Rebuilt when damaged: PDFium reads a file whose cross-reference table is
+            # missing or broken, so its streams must be measured here all the same.
+            reader, locked = _unlocked(data, rebuild=True)
             numbers = [(num, gen) for gen, table in reader.xref.items() for num in table]
         except LimitReachedError:
             raise LimitExceeded("a PDF stream decompresses beyond the bound") from None
@@ -396,10 +415,22 @@ def _has_image(page: Any, bounds: Bounds) -> bool:
 
 def _page(doc: Any, index: int, bounds: Bounds) -> tuple[list[Glyph], bool] | None:
     """(glyphs, has an image when it has no text) of one page (lock held); None when
-    PDFium cannot load the page."""
+    PDFium cannot load the page.
+
+    Annotations (a stamp, a text box or a form field added in a PDF editor) are drawn
+    by every viewer from their appearance streams, not from the page's content: the
+    page is flattened first (their normal appearances merged into the content, as
+    they are displayed), then loaded again for its text."""
     page = pdfium.FPDF_LoadPage(doc, index)
     if not page:
         return None
+    if pdfium.FPDFPage_GetAnnotCount(page) > 0:
+        flattened = pdfium.FPDFPage_Flatten(page, pdfium.FLAT_NORMALDISPLAY)
+        pdfium.FPDF_ClosePage(page)
+        page = pdfium.FPDF_LoadPage(doc, index)
+        if not page:
+            return None
+        _ = flattened
     try:
         textpage = pdfium.FPDFText_LoadPage(page)
         if not textpage:
@@ -438,6 +469,21 @@ def _segments(baseline: list[Glyph]) -> Iterator[tuple[float, str]]:
     yield x, "".join(parts)
 
 
+def _spaced_words(segments: list[tuple[float, str]]) -> Iterator[tuple[float, str]]:
+    """Runs of one-letter segments side by side, joined: a word letter-spaced glyph by
+    glyph (`R   A   H   S   I   A`, each glyph its own operator, wide apart) splits
+    into one-letter "cells" by the rule above, but a reader sees one word. Added as
+    a line of its own; the letters stay lines too."""
+    run: list[tuple[float, str]] = []
+    for segment in [*segments, (0.0, "")]:
+        if len(segment[1].strip()) == 1:
+            run.append(segment)
+            continue
+        if len(run) > 1:
+            yield run[0][0], " ".join(text.strip() for _x, text in run)
+        run = []
+
+
 def lines(glyphs: list[Glyph]) -> list[str]:
     """A page's lines as a reader sees them, top to bottom (module docstring)."""
     by_angle: dict[int, list[Glyph]] = {}
@@ -454,7 +500,9 @@ def lines(glyphs: list[Glyph]) -> list[str]:
             baselines[-1].append(g)
         for baseline in baselines:
             y = sum(g.y for g in baseline) / len(baseline)
-            placed.extend((-y, x, text) for x, text in _segments(baseline))
+            segments = list(_segments(baseline))
+            placed.extend((-y, x, text) for x, text in segments)
+            placed.extend((-y, x, text) for x, text in _spaced_words(segments))
     placed.sort(key=lambda p: (p[0], p[1]))
     out = []
     for _y, _x, text in placed:

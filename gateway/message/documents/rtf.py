@@ -19,6 +19,9 @@ Which text is read, and as what (see `piece.Piece` for the rules):
 - footnotes (`\\footnote`) part `footnote`; field results (`\\fldrslt`) as text;
 - document properties (`\\*\\userprops`) named `MSIP_Label_*`: `msip`.
 
+Text formatted All caps or Small caps (`\\caps`, `\\scaps`) is read in capitals, as
+it is shown.
+
 Not read: destinations that are not text (font, colour, style and list tables,
 `\\info`, pictures, object data, theme data, data stores, field instructions,
 numbering text, `\\shprslt` and `\\nonshppict` copies of a shape for old readers),
@@ -133,6 +136,7 @@ class _Group:
     font: int | None = None
     intbl: bool = False
     deleted: bool = False
+    caps: bool = False  # `\\caps` / `\\scaps`: the text is shown in capitals
 
 
 class _Reader:
@@ -149,7 +153,7 @@ class _Reader:
         self.skip_left = 0  # fallback characters still to skip after `\uN`
         self.high: int | None = None  # a UTF-16 high surrogate waiting for its pair
         self.pending = bytearray()
-        self.pending_at: tuple[_Dest, str] | None = None
+        self.pending_at: tuple[_Dest, str, bool] | None = None
 
     # -- text -------------------------------------------------------------------
 
@@ -160,7 +164,7 @@ class _Reader:
     def add_bytes(self, group: _Group, raw: bytes) -> None:
         if group.skip or group.star or group.deleted:
             return
-        at = (group.dest, self.codec(group))
+        at = (group.dest, self.codec(group), group.caps)
         if self.pending_at is not None and self.pending_at != at:
             self.flush_bytes()
         self.pending_at = at
@@ -168,8 +172,9 @@ class _Reader:
 
     def flush_bytes(self) -> None:
         if self.pending_at is not None and self.pending:
-            dest, codec = self.pending_at
-            self.add_text(dest, bytes(self.pending).decode(codec, "replace"))
+            dest, codec, caps = self.pending_at
+            text = bytes(self.pending).decode(codec, "replace")
+            self.add_text(dest, text.upper() if caps else text)
         self.pending.clear()
         self.pending_at = None
 
@@ -199,7 +204,7 @@ class _Reader:
         else:
             char = chr(code)
         if not group.skip and not group.deleted:
-            self.add_text(group.dest, char)
+            self.add_text(group.dest, char.upper() if group.caps else char)
 
     def end_paragraph(self, dest: _Dest, part: str | None = None) -> None:
         self.flush_bytes()
@@ -218,7 +223,7 @@ class _Reader:
         if self.stack:
             top = self.stack[-1]
             self.stack.append(_Group(top.dest, top.skip, False, top.uc, top.font, top.intbl,
-                                     top.deleted))
+                                     top.deleted, top.caps))
         else:
             self.stack.append(_Group(_Dest("text")))
 
@@ -336,6 +341,9 @@ class _Reader:
         elif word == "plain":
             group.font = None
             group.deleted = False
+            group.caps = False
+        elif word in ("caps", "scaps"):
+            group.caps = arg != 0
         elif word == "deleted":
             group.deleted = arg != 0
         elif word == "deff" and arg is not None:

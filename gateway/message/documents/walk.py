@@ -13,14 +13,21 @@
 - RTF (`rtf`), flat OpenDocument XML (`odf`);
 - an image: an `unreadable` piece (a picture has no text to vouch for);
 - text (inside archives and enclosed messages only: the view reads top-level text
-  attachments itself, with their declared charset): a `lines` piece.
+  attachments itself, with their declared charset): a `lines` piece; a message
+  saved as a file (`.eml`) is read as a message: its subject, classification
+  headers, bodies and attachments (names and content, recursively).
 Everything else (programs, unknown binaries, encrypted members) gives nothing.
 
 Nesting counts the containers around a document (the attachment itself is at
 level 0, an OOXML file is an archive too): a container at a level beyond
 `max_archive_depth` makes the walk raise `LimitExceeded`, as it does for a bomb
 (`archives`) or for time and bytes (`bounds`). A member that cannot be read
-(corrupt, unsupported compression) is skipped: its name was still read.
+(corrupt, unsupported compression) is skipped: its name was still read. An Outlook
+item or TNEF stream inside an archive that cannot be read raises `LimitExceeded`
+(what it holds is unknown), as the same item attached to the message makes the
+message not inspectable. What a file is comes from its content: a ZIP after a
+prefix (a self-extractor stub) and a flat OpenDocument after a long prolog are
+found too (`kind_of`).
 """
 
 from __future__ import annotations
@@ -28,12 +35,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Literal
 
-from gateway.message import filetypes
+from gateway.message import filetypes, mime
 from gateway.message.documents import archives, msg, odf, ole, ooxml, pdf, rtf, tnef
 from gateway.message.documents.bounds import Bounds, LimitExceeded
 from gateway.message.documents.enclosure import BadEnclosure, Enclosure
 from gateway.message.documents.piece import Piece
-from gateway.message.text import decode_bytes
+from gateway.message.headers import decode_str
+from gateway.message.text import decode_bytes, html_to_text
 
 PEEK = 4096
 
@@ -65,11 +73,25 @@ def kind(head: bytes) -> Kind:
     return "other"
 
 
+# Kinds a document reader reads (the rest: pictures, text, unknown bytes).
+DOCUMENT_KINDS = frozenset({"zip", "pdf", "msg", "ole", "tnef", "rtf", "flat_odf"})
+# How far into a file a flat OpenDocument's root element may stand, after the XML
+# declaration, comments and processing instructions a sender put first.
+PROLOG = 1024 * 1024
+
+
 def kind_of(data: bytes) -> Kind:
-    """`kind` of a whole document, telling Outlook items (`msg`) from other OLE files."""
+    """`kind` of a whole document, telling Outlook items (`msg`) from other OLE files,
+    a flat OpenDocument behind a long prolog and a ZIP behind a prefix (a self-extractor
+    stub, junk: ZIP readers find the archive by its directory at the end)."""
     found = kind(data[:PEEK])
     if found == "ole" and msg.looks_like_msg(data):
         return "msg"
+    if found in ("text", "other"):
+        if odf.looks_like_flat(data[:PROLOG]):
+            return "flat_odf"
+        if archives.has_directory(data):
+            return "zip"
     return found
 
 
@@ -90,7 +112,11 @@ def pieces(data: bytes, bounds: Bounds, *, path: str = "", depth: int = 0,
         try:
             enclosed = reader(data, bounds)
         except BadEnclosure:
-            return
+            if depth == 0:
+                return  # the attachment itself: the message view judges it as a container
+            # Inside an archive: what it holds (files, subject) is unknown, so it is not
+            # inspectable, as the same item attached to the message is (fail closed).
+            raise LimitExceeded(f"{path}: an enclosed message that cannot be read") from None
         yield from enclosure_pieces(enclosed, bounds, path, depth)
         if not enclosed.complete:
             # Its files are attachments for every rule: one that could not be read
@@ -102,6 +128,9 @@ def pieces(data: bytes, bounds: Bounds, *, path: str = "", depth: int = 0,
         yield from odf.flat_pieces(data, bounds, path)
     elif found == "image":
         yield Piece("unreadable", "image", "a picture has no text to read", path=path)
+    elif found == "text" and text and mime.looks_like_message(
+            data[:_SNIFF], named=path.casefold().endswith(".eml"), truncated=len(data) > _SNIFF):
+        yield from _message(data, bounds, path, depth)
     elif found == "text" and text:
         yield Piece("lines", "content", decode_bytes(data, None), path=path)
 
@@ -129,6 +158,46 @@ def enclosure_pieces(enclosed: Enclosure, bounds: Bounds, path: str, depth: int,
             yield from enclosure_pieces(file.message, bounds, inner, depth + 1, files=files)
         elif file.data and files:
             yield from pieces(file.data, bounds, path=inner, depth=depth + 1, text=True)
+
+
+_SNIFF = 64 * 1024
+
+
+def _message(data: bytes, bounds: Bounds, path: str, depth: int) -> Iterator[Piece]:
+    """A message saved as a file (`.eml`) inside an archive or an enclosed message: its
+    subject and classification headers, its bodies, and its attachments (names and
+    content) recursively, as the message view reads an attached message."""
+    _nest(bounds, depth + 1)
+    root, reason, _kind = mime.parse_bounded(data, bounds.limits.max_parts)
+    found = mime.walk(root, reason, limits=bounds.limits)
+    if found.incomplete is not None or root is None:
+        raise LimitExceeded(f"{path}: {found.incomplete or 'a message that cannot be read'}")
+    bounds.charge(found.expansion)
+    for enclosed in (root, *(e.message for e in found.enclosed)):
+        for value in mime.iter_header(enclosed, "Subject"):
+            yield Piece("subject", "subject", decode_str(value), path=path)
+            break
+        for value in mime.iter_header(enclosed, "msip_labels"):
+            yield Piece("msip", "msip_labels", decode_str(value), path=path)
+    for leaf in found.bodies:
+        bounds.check_time()
+        body, _clean = mime.decoded_payload(leaf.part)
+        text_ = decode_bytes(body or b"", mime.params(leaf.part).get("charset"))
+        if leaf.content_type == "text/html":
+            text_ = html_to_text(text_)[0]
+        yield Piece("lines", "body", text_, path=path)
+    for leaf in found.attachments:
+        bounds.check_time()
+        if leaf.message:
+            continue  # its headers, bodies and files are walked above as enclosed
+        names = mime.filenames(leaf.part)
+        for name in names:
+            yield Piece("filename", "filename", name, path=_join(path, name))
+        content, _clean = mime.decoded_payload(leaf.part)
+        if content:
+            yield from pieces(content, bounds, path=_join(path, names[0] if names else
+                                                          f"part{leaf.index + 1}"),
+                              depth=depth + 1, text=True)
 
 
 def _nest(bounds: Bounds, depth: int) -> None:

@@ -10,10 +10,15 @@ does not parse raises `BadXML`.
 
 `Grammar` names, by local name (so that both transitional and strict OOXML
 namespaces match), the elements that make a paragraph
-and those whose character data is text. Runs (`<w:r>`) are not needed: all the
+and those whose character data is text; a paragraph or text element may also be
+named `namespace-uri}local` where two vocabularies share a local name (ODF's
+`svg:title` alt text and `text:title` field), and matches that element only.
+Runs (`<w:r>`) are not needed: all the
 text elements inside one paragraph are joined, so a marking that Word split
 over several runs (`<w:t>SU</w:t>...<w:t>LIT</w:t>`) reads whole. A paragraph
-inside a paragraph (a text box in a header) is its own paragraph.
+inside a paragraph (a text box in a header) is its own paragraph. Text formatted
+to show in capitals (Word's All caps, an ODF style's `text-transform`) is read in
+capitals (`Grammar.capitals`).
 
 Two things only OpenDocument needs (both off unless a grammar names elements):
 `spaces` elements stand for a run of spaces whose count is their `c` attribute
@@ -29,7 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import IO
+from typing import IO, Any
 from xml.parsers import expat
 
 from gateway.message.documents.bounds import Bounds, LimitExceeded
@@ -69,16 +74,52 @@ class Grammar:
     # Elements that stand for `c` spaces (default 1), and containers to report.
     spaces: frozenset[str] = field(default_factory=frozenset)
     context: frozenset[str] = field(default_factory=frozenset)
+    # Character formatting that shows text in capitals (`_Capitals`): the text is
+    # read as it is shown, so `rahsia` set in All caps reads `RAHSIA`.
+    capitals: _Capitals | None = None
+
+
+@dataclass(frozen=True)
+class _Capitals:
+    """Where a document says "show this text in capitals".
+
+    Word: a run (`runs`, `w:r`) whose properties hold a `flags` element (`w:caps`,
+    `w:smallCaps`) that is not switched off (`w:val` false, 0 or off). OpenDocument:
+    an element whose `style-name` names a style (`styles`, `style:style`) whose text
+    properties (`properties`, `style:text-properties`) set `fo:text-transform`
+    uppercase or `fo:font-variant` small-caps. A part defines its automatic styles
+    before it uses them, so one pass learns them in time; styles of another part
+    (a named style from styles.xml used in content.xml) are not followed."""
+
+    runs: frozenset[str] = field(default_factory=frozenset)
+    flags: frozenset[str] = field(default_factory=frozenset)
+    styles: frozenset[str] = field(default_factory=frozenset)
+    properties: frozenset[str] = field(default_factory=frozenset)
+
+
+WORD_CAPITALS = _Capitals(runs=frozenset({"r"}), flags=frozenset({"caps", "smallCaps"}))
+ODF_CAPITALS = _Capitals(styles=frozenset({"style"}),
+                         properties=frozenset({"text-properties"}))
+_OFF = frozenset({"0", "false", "off"})
 
 
 @dataclass(frozen=True)
 class Paragraph:
-    tag: str  # local name of the paragraph element
+    tag: str  # the grammar's name of the paragraph element (local, or `uri}local`)
     text: str
     attrs: dict[str, str]
     # (local name, 1-based ordinal in the part) of each open `context` element,
     # outermost first.
     context: tuple[tuple[str, int], ...] = ()
+
+
+def _member(names: frozenset[str], name: str, tag: str) -> str | None:
+    """The entry of `names` the element matches: its namespace-qualified name
+    (`uri}local`, for a grammar that must tell `svg:title` from `text:title`) or its
+    local name; None when neither is there."""
+    if name in names:
+        return name
+    return tag if tag in names else None
 
 
 def _refuse(*_args: object) -> None:
@@ -102,13 +143,23 @@ def paragraphs(stream: IO[bytes], grammar: Grammar, bounds: Bounds,
     chain: list[tuple[str, int]] = []
     chain_now: tuple[tuple[str, int], ...] = ()
     ordinals: dict[str, int] = {}
+    caps = grammar.capitals
+    # With `caps`: the element depth; the open runs ([depth, in capitals]); the depths
+    # of open elements whose style shows capitals; the styles known to; the style
+    # being defined. Kept apart so that an element costs a counter, not a stack entry.
+    depth = 0
+    runs: list[list[Any]] = []
+    scopes: list[int] = []
+    caps_styles: set[str] = set()
+    defining: list[str] = []
 
     def tag_of(name: str) -> str:
         return name.rsplit("}", 1)[-1]
 
     def start(name: str, attrs: dict[str, str]) -> None:
-        nonlocal in_text, in_hidden, chain_now
+        nonlocal in_text, in_hidden, chain_now, depth
         tag = tag_of(name)
+        para = _member(grammar.paragraphs, name, tag)
         attrs = {tag_of(k): v for k, v in attrs.items()}
         if tag in grammar.context:
             if len(chain) >= MAX_CONTEXT_DEPTH:
@@ -121,10 +172,24 @@ def paragraphs(stream: IO[bytes], grammar: Grammar, bounds: Bounds,
         for element, attribute in grammar.attribute_texts:
             if tag == element and attrs.get(attribute) and not in_hidden:
                 done.append(Paragraph(tag, attrs[attribute], attrs))
-        if tag in grammar.paragraphs:
-            stack.append((tag, [], attrs))
-        if tag in grammar.texts:
+        if para is not None:
+            stack.append((para, [], attrs))
+        if _member(grammar.texts, name, tag) is not None:
             in_text += 1
+        if caps is not None:
+            depth += 1
+            if caps_styles and attrs.get("style-name") in caps_styles:
+                scopes.append(depth)
+            if tag in caps.runs:
+                runs.append([depth, False])
+            elif tag in caps.flags and runs:
+                runs[-1][1] = attrs.get("val", "true").strip().lower() not in _OFF
+            elif tag in caps.styles:
+                defining.append(attrs.get("name", ""))
+            elif tag in caps.properties and defining and (
+                    attrs.get("text-transform") == "uppercase"
+                    or attrs.get("font-variant") == "small-caps"):
+                caps_styles.add(defining[-1])
         if stack and not in_hidden:
             if tag in grammar.tabs:
                 stack[-1][1].append("\t")
@@ -138,13 +203,22 @@ def paragraphs(stream: IO[bytes], grammar: Grammar, bounds: Bounds,
                 stack[-1][1].append(" " * n)
 
     def end(name: str) -> None:
-        nonlocal in_text, in_hidden, chain_now
+        nonlocal in_text, in_hidden, chain_now, depth
         tag = tag_of(name)
-        if tag in grammar.texts:
+        if caps is not None:
+            if runs and runs[-1][0] == depth:
+                runs.pop()
+            if scopes and scopes[-1] == depth:
+                scopes.pop()
+            if tag in caps.styles and defining:
+                defining.pop()
+            depth -= 1
+        para = _member(grammar.paragraphs, name, tag)
+        if _member(grammar.texts, name, tag) is not None:
             in_text -= 1
         if tag in grammar.hidden:
             in_hidden -= 1
-        if tag in grammar.paragraphs and stack and stack[-1][0] == tag:
+        if para is not None and stack and stack[-1][0] == para:
             ptag, pieces, attrs = stack.pop()
             done.append(Paragraph(ptag, "".join(pieces), attrs, chain_now))
         if tag in grammar.context and chain and chain[-1][0] == tag:
@@ -155,7 +229,8 @@ def paragraphs(stream: IO[bytes], grammar: Grammar, bounds: Bounds,
         if in_text and not in_hidden and stack:
             # Not capped: a paragraph with line breaks holds many lines, and the last
             # may be the marking. The part's byte cap and the budget bound it.
-            stack[-1][1].append(data)
+            shown = bool(scopes) or (bool(runs) and runs[-1][1])
+            stack[-1][1].append(data.upper() if shown else data)
 
     parser.StartElementHandler = start
     parser.EndElementHandler = end
@@ -171,6 +246,13 @@ def paragraphs(stream: IO[bytes], grammar: Grammar, bounds: Bounds,
         try:
             parser.Parse(chunk, not chunk)
         except expat.ExpatError as e:
+            # What was read before the damage still counts: the paragraphs finished in
+            # this chunk, and those still open (a part cut short), innermost first.
+            yield from done
+            done.clear()
+            for ptag, pieces, attrs in reversed(stack):
+                if pieces:
+                    yield Paragraph(ptag, "".join(pieces), attrs, chain_now)
             raise BadXML(str(e)) from None
         yield from done
         done.clear()
