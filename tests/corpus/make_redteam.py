@@ -22,9 +22,9 @@ committed, so the tests never need either.
   prefix, a damaged Outlook item inside a ZIP.
 
 Cases with a `.expect.yaml` sidecar are checked by tests/unit/test_corpus.py. The
-files without one are findings not fixed yet: tests/unit/test_redteam_issue10.py
-checks them under `xfail(strict=True)` (a `.doc` header in All caps, plain 7z and
-tar.gz archives).
+files without one are checked by tests/unit/test_redteam_issue10.py itself: a `.doc`
+header in All caps (still `xfail(strict=True)`), a plain tar.gz (read since
+documents/compressed.py) and a plain 7z (its files are not read: reported unreadable).
 
 LibreOffice stamps dates into what it writes, so those files change from run to
 run; their expectations do not.
@@ -325,7 +325,7 @@ def _messages(docx: bytes, doc: bytes) -> dict[str, tuple[bytes, dict[str, Any]]
     return cases
 
 
-# -- archives the readers do not open (xfail in test_redteam_issue10) -------------------
+# -- archives: a tar.gz that is read, a 7z whose files are not (test_redteam_issue10) ---
 
 def archives(doc: bytes, scratch: Path) -> dict[str, bytes]:
     (scratch / "Pelan.doc").write_bytes(doc)

@@ -6,6 +6,7 @@ One concept per module:
 - `ooxml`: Word, Excel and PowerPoint parts, header/footer codes, sensitivity labels;
 - `pdf`: page text, and whether a PDF needs a password to open;
 - `archives`: ZIP bomb checks and streamed, capped member reads;
+- `compressed`: tar (any compression) and single gzip/bzip2/xz files, bounded;
 - `xmltext`: safe, streamed paragraph text of an XML part;
 - `sevenzip`, `rar`: whether 7z and RAR archives are encrypted, from their headers;
 - `bounds`: the bytes, time and shape one message's documents may cost.

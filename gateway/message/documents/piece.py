@@ -28,7 +28,7 @@ Rule = Literal["lines", "label", "msip", "filename", "subject", "unreadable"]
 class Piece:
     rule: Rule
     # body | header | footer | cell | slide | slide_master | notes | textbox | footnote |
-    # watermark | page | msip_labels | content | filename | subject | image
+    # watermark | page | msip_labels | content | filename | subject | image | archive
     part: str
     text: str
     number: int = 0  # page or slide number (1-based), 0 when the part has none

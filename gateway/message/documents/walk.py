@@ -5,6 +5,13 @@
 - a ZIP that is an OpenDocument package: its parts (`odf`);
 - any other ZIP: every entry's name (a `filename` piece), then every readable,
   unencrypted member that is itself a document, recursively;
+- a tar archive, plain or compressed with gzip, bzip2, xz or lzma: every member's name
+  (a `filename` piece), then every regular member that is a document, recursively; a
+  single gzip, bzip2, xz or lzma file: the name gzip kept, then the file it holds
+  (`compressed`, as defensively as ZIP: ratio, bytes, time, entries);
+- a 7z or RAR archive that is not encrypted, or any other archive libmagic names:
+  an `unreadable` piece, for its files are not read (no decoder for them is shipped;
+  an encrypted 7z or RAR gives nothing, as an encrypted ZIP member does);
 - a PDF: its pages (`pdf`);
 - an OLE compound file: an Outlook item (`msg`) or a legacy Word, Excel or
   PowerPoint file (`ole`);
@@ -25,9 +32,11 @@ level 0, an OOXML file is an archive too): a container at a level beyond
 (corrupt, unsupported compression) is skipped: its name was still read. An Outlook
 item or TNEF stream inside an archive that cannot be read raises `LimitExceeded`
 (what it holds is unknown), as the same item attached to the message makes the
-message not inspectable. What a file is comes from its content: a ZIP after a
-prefix (a self-extractor stub) and a flat OpenDocument after a long prolog are
-found too (`kind_of`).
+message not inspectable. A damaged or truncated tar or compressed file ends quietly
+with what was read, as a ZIP does (`compressed` says why). What a file is comes from
+its content: a ZIP after a prefix (a self-extractor stub), after a compressed stream
+or a tar archive, or appended to a 7z or RAR archive, and a flat OpenDocument after a
+long prolog are found too (`kind_of`).
 """
 
 from __future__ import annotations
@@ -36,7 +45,19 @@ from collections.abc import Iterator
 from typing import Literal
 
 from gateway.message import filetypes, mime
-from gateway.message.documents import archives, msg, odf, ole, ooxml, pdf, rtf, tnef
+from gateway.message.documents import (
+    archives,
+    compressed,
+    msg,
+    odf,
+    ole,
+    ooxml,
+    pdf,
+    rar,
+    rtf,
+    sevenzip,
+    tnef,
+)
 from gateway.message.documents.bounds import Bounds, LimitExceeded
 from gateway.message.documents.enclosure import BadEnclosure, Enclosure
 from gateway.message.documents.piece import Piece
@@ -45,8 +66,8 @@ from gateway.message.text import decode_bytes, html_to_text
 
 PEEK = 4096
 
-Kind = Literal["zip", "pdf", "msg", "ole", "tnef", "rtf", "flat_odf", "image", "text",
-               "other"]
+Kind = Literal["zip", "tar", "compressed", "sevenzip", "rar", "archive", "pdf", "msg", "ole",
+               "tnef", "rtf", "flat_odf", "image", "text", "other"]
 
 
 def kind(head: bytes) -> Kind:
@@ -55,6 +76,16 @@ def kind(head: bytes) -> Kind:
     `kind_of`)."""
     if archives.is_zip(head):
         return "zip"
+    # Archives before PDF: `%PDF-` within the first KB is the first member of a tar (at
+    # 512) or a 7z whose first file is stored (at 32), not the whole file.
+    if compressed.compression(head) is not None:
+        return "compressed"
+    if compressed.is_tar(head):
+        return "tar"
+    if head.startswith(sevenzip.SIGNATURE):
+        return "sevenzip"
+    if rar.is_rar(head):
+        return "rar"
     if pdf.looks_like_pdf(head):
         return "pdf"
     if ole.is_ole(head):
@@ -65,16 +96,27 @@ def kind(head: bytes) -> Kind:
         return "rtf"
     if odf.looks_like_flat(head):
         return "flat_odf"
-    category = filetypes.category(filetypes.detect(head))
+    detected = filetypes.detect(head)
+    category = filetypes.category(detected)
     if category == "image":
         return "image"
     if category == "text":
         return "text"
+    if detected in ("application/x-tar", "application/x-gtar"):
+        # `ustar\0` at 257 but a first header that fails its checksum: GNU tar skips to
+        # the next good header, and so does the tar reader (`compressed`).
+        return "tar"
+    if category == "archive":
+        return "archive"  # one no reader here opens (cab, cpio, zstd, lzip...)
     return "other"
 
 
-# Kinds a document reader reads (the rest: pictures, text, unknown bytes).
-DOCUMENT_KINDS = frozenset({"zip", "pdf", "msg", "ole", "tnef", "rtf", "flat_odf"})
+# Kinds a document reader reads, or reports as unreadable (the rest: pictures, text,
+# unknown bytes).
+DOCUMENT_KINDS = frozenset({"zip", "tar", "compressed", "sevenzip", "rar", "archive", "pdf",
+                            "msg", "ole", "tnef", "rtf", "flat_odf"})
+# Archives whose files are not read: the name a finding gives them.
+_SEALED = {"sevenzip": "7z", "rar": "RAR"}
 # How far into a file a flat OpenDocument's root element may stand, after the XML
 # declaration, comments and processing instructions a sender put first.
 PROLOG = 1024 * 1024
@@ -87,7 +129,7 @@ def kind_of(data: bytes) -> Kind:
     found = kind(data[:PEEK])
     if found == "ole" and msg.looks_like_msg(data):
         return "msg"
-    if found in ("text", "other"):
+    if found in ("text", "other", "archive"):
         if odf.looks_like_flat(data[:PROLOG]):
             return "flat_odf"
         if archives.has_directory(data):
@@ -102,6 +144,10 @@ def pieces(data: bytes, bounds: Bounds, *, path: str = "", depth: int = 0,
     found = kind_of(data)
     if found == "zip":
         yield from _zip(data, bounds, path, depth)
+    elif found in ("tar", "compressed"):
+        yield from _compressed(data, bounds, path, depth)
+    elif found in ("sevenzip", "rar", "archive"):
+        yield from _unread(data, found, bounds, path, depth)
     elif found == "pdf":
         yield from pdf.pieces(data, bounds, path)
     elif found == "ole":
@@ -235,6 +281,46 @@ def _zip(data: bytes, bounds: Bounds, path: str, depth: int) -> Iterator[Piece]:
                 continue
             yield from pieces(member, bounds, path=_join(path, info.filename),
                               depth=depth + 1, text=True)
+
+
+def _compressed(data: bytes, bounds: Bounds, path: str, depth: int) -> Iterator[Piece]:
+    """A tar archive (plain or compressed) or a single compressed file (`compressed`):
+    names as ZIP entry names, members that are documents recursively."""
+    _nest(bounds, depth)
+    reader = compressed.Reader(data, bounds, lambda head: kind(head) != "other", PEEK)
+    for member in reader.members():
+        inner = _join(path, member.name) if member.name else path
+        if member.name:
+            yield Piece("filename", "filename", member.name, path=inner)
+        if member.data is not None:
+            yield from pieces(member.data, bounds, path=inner, depth=depth + 1, text=True)
+    if reader.trailing and archives.has_directory(reader.trailing):
+        # A ZIP appended after the archive: what a recipient sees who opens it as one.
+        yield from _zip(reader.trailing, bounds, path, depth)
+
+
+def _unread(data: bytes, found: Kind, bounds: Bounds, path: str, depth: int
+            ) -> Iterator[Piece]:
+    """A 7z or RAR archive, or another archive no reader here opens: its files are not
+    read, so it is reported `unreadable` (`attachment_unreadable`), unless it is
+    encrypted (a 7z or RAR whose every file is: unreadable by design, as TERHAD and SULIT
+    require). Its names stay unread too: RAR keeps them in plain headers, 7z mostly in a
+    compressed one, and neither `rar` nor `sevenzip` reads them yet."""
+    if found == "sevenzip":
+        encrypted = sevenzip.encrypted(data)
+    elif found == "rar":
+        encrypted = rar.encrypted(data)
+    else:
+        encrypted = False
+    if encrypted is not True:
+        named = _SEALED.get(found)
+        why = (f"the files in a {named} archive are not read" if named else
+               f"the files in this archive ({filetypes.detect(data[:PEEK])}) are not read")
+        yield Piece("unreadable", "archive", why, path=path)
+    if archives.has_directory(data):
+        # A ZIP behind it (7-Zip's and WinRAR's archives end where their headers say; a
+        # ZIP reader finds one by the directory at the end of the file).
+        yield from _zip(data, bounds, path, depth)
 
 
 def _join(path: str, name: str) -> str:
