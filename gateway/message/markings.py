@@ -77,9 +77,14 @@ class Markings:
         return [f.where for f in self.found if f.marking == marking]
 
 
+# Case-insensitive matching takes the Turkish dotless ı and dotted İ for i; they must
+# count as that letter here too, or `Klasifikasi: SULıT` would name no level at all.
+_DOTTED_I = str.maketrans({"ı": "i", "İ": "I"})
+
+
 def _level(token: str) -> str:
-    """'RAHSIA  BESAR' / 'rahsia_besar' / 'RahsiaBesar' -> 'RAHSIA BESAR'."""
-    letters = re.sub(r"[^A-Za-z]", "", token).upper()
+    """'RAHSIA  BESAR' / 'rahsia_besar' / 'RahsiaBesar' / 'SULıT' -> 'RAHSIA BESAR' / 'SULIT'."""
+    letters = re.sub(r"[^A-Za-z]", "", token.translate(_DOTTED_I)).upper()
     return "RAHSIA BESAR" if letters == "RAHSIABESAR" else letters
 
 
@@ -155,10 +160,6 @@ _LABEL_LINE = re.compile(
     r"(?<![A-Za-z])(rahsia[ \t]+besar|rahsia|sulit|terhad)(?![A-Za-z])[\W_]*$")
 
 
-_GAP = r"[\W_]{1,8}"
-_SPACED = re.compile("|".join(_GAP.join(word) for word in ("SULIT", "TERHAD", "RAHSIA")))
-
-
 def in_line(line: str) -> str | None:
     """The marking a body line is, by the body rules, or None. `line` is folded."""
     s = _QUOTE.sub("", line, count=1)
@@ -178,20 +179,193 @@ def in_line(line: str) -> str | None:
     return None
 
 
+# -- the scan of a whole text (in_text) ------------------------------------------------
+#
+# A marking line is rare; a 10 MB body is all prose. Folding every line and
+# judging it (`in_text_reference`) spent most of a large body's inspection, so
+# `in_text` looks first, at C speed, for the only lines either body rule can
+# take, and judges those by `in_line`: the same answers, line numbers included.
+#
+# Why the look is sound (it never skips a line `in_line` would take), on the
+# folded line: the decoration rule leaves the marking's capitals with nothing but
+# decoration and blanks between them and after them (`S U L I T`, `SU LIT`,
+# `*** SULIT ***`); the label rule ends with the marking word, in any case as
+# `re.IGNORECASE` compares it, and then only non-word characters. Both end the
+# word with non-word characters (or `_`) up to the line end, which rules out
+# nearly every word of prose (`maklumat sulit dan`). So the candidates are, with
+# `_TAIL` that end: the capitals spaced by decoration and blanks (`_UPPER`), and the
+# word in a caseless copy (`_LOWER`). The caseless copy is `str.lower()` after the
+# only letters IGNORECASE takes for i and s that lower() does not give (U+0130 İ,
+# whose lower case is two characters, U+0131 ı, U+017F ſ): the same length, so a
+# place in the copy is the place in the text. The folding itself is not skipped
+# but cut: it is line-local (NFKC never merges across a line feed; the invisible
+# and look-alike maps go character by character; an `l` read as `I` needs capitals
+# on both sides), so the text is folded a slice at a time, each slice ending at a
+# line feed; an ASCII slice, whose only fold is that `l`, is searched unfolded with
+# [Il] wherever an I stands, and a candidate line alone is folded. Line numbers
+# are those of `str.splitlines()` of the folded text, counted over its breaks.
+#
+# Why `re` and not RE2 (google-re2, measured on 10 MB of Malay prose with marking
+# words in it): five patterns that each start with a literal are found by `re`'s
+# literal-prefix search, about 55 ms in all with the lower-case copy; one RE2
+# pattern for the same candidates took 50 ms (RE2 converts a str to UTF-8 first),
+# 0.24 s without the line-end condition. No gain to pay a compiled dependency for.
+
+# Where str.splitlines() breaks a line, as characters and as a pattern class.
+_BREAK_CHARS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+_OTHER_BREAKS = tuple(_BREAK_CHARS[2:])
+_BREAK = "\\n\\r\\x0b\\x0c\\x1c\\x1d\\x1e\\x85\\u2028\\u2029"
+# Non-word characters (and `_`) up to the line end, possessive: linear on any input.
+_TAIL = rf"(?:[^\w{_BREAK}]|_)*+(?:[{_BREAK}]|\Z)"
+# What may stand between a decorated marking's capitals: decoration, or any blank
+# `str.split()` removes, but no line break.
+_SEP = ("(?:[" + re.escape("".join(sorted(set(_DECORATION) - set(_BREAK_CHARS)))) +
+        rf"]|[^\S{_BREAK}])*+")
+
+
+def _spaced(word: str) -> str:
+    return _SEP.join("[Il]" if c == "I" else c for c in word)
+
+
+_UPPER = tuple(re.compile(p + _TAIL) for p in (
+    _spaced("SULIT"), _spaced("TERHAD"),
+    _spaced("RAHSIA") + "(?:" + _SEP + _spaced("BESAR") + ")?"))
+_LOWER = tuple(re.compile(p + _TAIL) for p in (
+    "sul[il]t", "terhad", r"rahs[il]a(?:[ \t]+besar)?"))
+# The same capitals anywhere, not only at a line end (a document header's segments).
+_SPACED_ANY = tuple(re.compile(_spaced(w)) for w in ("SULIT", "TERHAD", "RAHSIA"))
+_SLICE = 1 << 18  # characters folded at a time
+_SHORT = 512  # characters of ASCII text judged line by line once the letters are there
+
+
+def _caseless(text: str) -> str:
+    """lower(), also for the letters IGNORECASE matches to i and s (see above)."""
+    if not text.isascii():
+        text = text.replace("\u0130", "i").replace("\u0131", "i").replace("\u017f", "s")
+    return text.lower()
+
+
 def _may_hold(folded: str) -> bool:
-    """Cheap guard: no marking word and no spaced-out capitals means no marking."""
-    upper = folded.upper()
-    return any(w in upper for w in ("TERHAD", "SULIT", "RAHSIA")) or bool(
-        _SPACED.search(folded))
+    """Whether a folded text may hold a marking by any rule here: a marking word in any
+    case (the label, subject and header rules), or its capitals with nothing but
+    decoration and blanks between them (the body rules: `S U L I T`, `SU LIT`).
+    Sound: no where no rule can say yes."""
+    low = _caseless(folded)
+    return any(w in low for w in ("sulit", "rahsia", "terhad")) or any(
+        rx.search(folded) for rx in _SPACED_ANY)
+
+
+def _breaks(text: str, start: int, end: int, others: tuple[str, ...]) -> int:
+    """Line breaks str.splitlines() sees in text[start:end] (both at line starts)."""
+    n = text.count("\n", start, end)
+    cr = text.count("\r", start, end)
+    if cr:
+        n += cr - text.count("\r\n", start, end)
+    return n + sum(text.count(c, start, end) for c in others)
+
+
+def _letters_for(text: str, low: str) -> bool:
+    """What every candidate needs, at `in` speed (most of a document's paragraphs have
+    not): the caseless words' first letters, or the capitals of a spaced form but its
+    I (an l may stand for it). `low` is `_caseless(text)`."""
+    return "sul" in low or "rahs" in low or "terhad" in low or (
+        "S" in text and "U" in text and "L" in text and "T" in text) or (
+        "T" in text and "E" in text and "R" in text and "H" in text and "A" in text and
+        "D" in text) or ("R" in text and "A" in text and "H" in text and "S" in text)
+
+
+def _judge(text: str, folded: bool, lineno: int) -> Iterator[tuple[int, str]]:
+    """The marking lines of one slice (`folded`, or ASCII and folded line by line), the
+    first of them numbered `lineno`."""
+    low = _caseless(text)
+    if not _letters_for(text, low):
+        return
+    starts: set[int] = set()
+    for rx in _UPPER:
+        starts.update(m.start() for m in rx.finditer(text))
+    for rx in _LOWER:
+        starts.update(m.start() for m in rx.finditer(low))
+    if not starts:
+        return
+    others = tuple(c for c in _OTHER_BREAKS if c in text)
+    seps = ("\n", "\r", *others)
+    counted = 0  # line breaks before `counted` are in `lineno`
+    done = -1
+    for at in sorted(starts):
+        if at < done:
+            continue  # another candidate of a line already judged
+        begin = max(text.rfind(c, 0, at) for c in seps) + 1
+        ends = [i for i in (text.find(c, at) for c in seps) if i >= 0]
+        done = min(ends) if ends else len(text)
+        lineno += _breaks(text, counted, begin, others)
+        counted = begin
+        line = text[begin:done]
+        found = in_line(line if folded else fold(line))
+        if found is not None:
+            yield lineno, found
+
+
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+_SPARSE = 64  # lines with other characters in a slice, folded alone; more: the slice
+
+
+def _folded_lines(piece: str) -> list[tuple[str, bool]]:
+    """A slice as runs of whole lines, each (text, folded): the lines that hold a
+    character other than ASCII folded, the ASCII ones as they are. A slice where
+    such lines are many is folded whole (folding costs the same; judging fewer
+    pieces costs less)."""
+    out: list[tuple[str, bool]] = []
+    start = stop = 0  # the lines being gathered to fold
+    m = _NON_ASCII.search(piece)
+    while m is not None:
+        if len(out) > 2 * _SPARSE:
+            return [(fold(piece), True)]
+        newline = piece.rfind("\n", stop, m.start())
+        begin = newline + 1 if newline >= 0 else stop
+        if begin > stop:  # ASCII lines between: what was gathered is folded
+            if stop > start:
+                out.append((fold(piece[start:stop]), True))
+            out.append((piece[stop:begin], False))
+            start = begin
+        newline = piece.find("\n", m.end())
+        stop = newline + 1 if newline >= 0 else len(piece)
+        m = _NON_ASCII.search(piece, stop)
+    if stop > start:
+        out.append((fold(piece[start:stop]), True))
+    if stop < len(piece):
+        out.append((piece[stop:], False))
+    return out
 
 
 def in_text(text: str) -> Iterator[tuple[int, str]]:
-    """(1-based line number, marking) for every marking line of a text."""
+    """(1-based line number, marking) for every marking line of a text: exactly
+    `in_text_reference`, found without judging every line (see above)."""
     # The whole text, however long: a marking on the last line of a 10 MB body counts.
-    folded = fold(text)
-    if not _may_hold(folded):
+    if len(text) <= _SLICE and text.isascii():
+        # Most texts: one piece, no lines to count. A short one with the letters is
+        # judged line by line: cheaper than setting up the searches.
+        if len(text) > _SHORT:
+            yield from _judge(text, False, 1)
+        elif _letters_for(text, text.lower()):
+            yield from in_text_reference(text)
         return
-    for n, line in enumerate(folded.splitlines(), start=1):
+    lineno = 1
+    pos = 0
+    while pos < len(text):
+        cut = text.find("\n", pos + _SLICE)
+        end = len(text) if cut < 0 else cut + 1
+        piece = text if pos == 0 and end == len(text) else text[pos:end]
+        pos = end
+        for run, folded in [(piece, False)] if piece.isascii() else _folded_lines(piece):
+            yield from _judge(run, folded, lineno)
+            lineno += _breaks(run, 0, len(run), tuple(c for c in _OTHER_BREAKS if c in run))
+
+
+def in_text_reference(text: str) -> Iterator[tuple[int, str]]:
+    """`in_text` the slow way, the grammar itself: the whole text folded and every line
+    judged by `in_line`. Kept as what `in_text` must equal
+    (tests/fuzz/test_fuzz_fast_paths.py)."""
+    for n, line in enumerate(fold(text).splitlines(), start=1):
         found = in_line(line)
         if found is not None:
             yield n, found

@@ -1,10 +1,31 @@
 """Walking a message's MIME tree within limits: which parts are bodies, attachments, messages.
 
-The tree comes from the stdlib's lenient compat32 parser; the walk is our own
+The tree is the stdlib's lenient compat32 tree; the walk is our own
 (iterative, so hostile nesting cannot exhaust the stack) and bounded by a part
 count and a nesting depth. Beyond a bound the walk stops and says so; the view
 then reports itself incomplete and checks that need the whole structure refuse
 to answer (fail closed). Parser defects are recorded, never raised.
+
+The parse (`parse_bounded`) builds that tree at the byte level: boundary lines
+are found with a compiled pattern over the raw bytes, each part's header block
+is parsed by the stdlib's own parser, and a leaf's payload is a `RawPart`: the
+slice of the raw message it spans, made a string only if something asks for
+one. The stdlib's feedparser does the same work a line at a time (splitting a
+25 MB attachment into 340,000 strings to join them again), which was most of
+the inspection time of a large message. The result is the tree the feedparser
+builds, field for field (headers, defects, payloads, preamble, epilogue, the
+newline before a boundary that belongs to it, digest defaults, and the broken
+shapes: a header block cut short by a line that is not a header, no opening
+or no closing delimiter, no boundary parameter). Where the byte-level parse
+meets something it does not model exactly as the feedparser reads it (a CR
+alone in a header block or next to a delimiter, two delimiter lines in a row,
+a delimiter with no line end, a From_ line last in a header block,
+message/delivery-status, nesting past 60 levels, a boundary with a line break
+or a character the bytes cannot hold), the whole message is parsed by the
+feedparser instead. `parse_reference` is that feedparser parse alone;
+tests/fuzz/test_fuzz_fast_paths.py holds the two to the same answers. The
+count that refuses a message of too many parts before any parse is the same
+count, made in one pass without a lowered copy (`too_many_delimiters`).
 
 Classification of a leaf part:
 - body: text/plain or text/html without a file name and not `attachment`
@@ -26,9 +47,10 @@ stays a body) is an attachment of its own: an `Extracted` part named like the
 block, its content the decoded bytes. It counts against the part bound.
 
 Content is decoded by `gateway.message.transfer` alone (`decoded_payload`), the
-lenient decoder mail clients use; file-name variants by one decoder too
-(`name_variants`: RFC 2047, RFC 2231 and raw 8-bit alike, gateway.message.headers
-and text).
+lenient decoder mail clients use, and once per inspection (`Decoded`: the walk,
+the view and every attachment fact share one buffer); file-name variants by one
+decoder too (`name_variants`: RFC 2047, RFC 2231 and raw 8-bit alike,
+gateway.message.headers and text).
 
 On the way the walk records the structure defect kinds of every part
 (`gateway.message.defects`; `message_partial` for a message/partial part, top
@@ -43,14 +65,16 @@ bytes).
 from __future__ import annotations
 
 import email
+import email.errors
 import email.message
+import email.parser
 import email.policy
 import email.utils
 import re
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from gateway.message import defects as defect_kinds
 from gateway.message import filetypes, transfer
@@ -265,6 +289,41 @@ class Extracted(email.message.Message):
         self.clean = clean
 
 
+class RawPart(email.message.Message):
+    """A compat32 part whose leaf payload is a span of the raw bytes it was parsed from.
+
+    `_payload` (what `get_payload`, `is_multipart` and the generator read) is the
+    span as the feedparser would have stored it (ASCII, 8-bit bytes
+    surrogate-escaped), made when asked for and not kept: the tree holds no second
+    copy of the message. Readers here take the bytes from the span itself
+    (`payload_buffer`). Anything else the parser or a caller stores (a list of
+    parts, a string) is kept as in any Message."""
+
+    _span: tuple[bytes, int, int] | None = None
+    _stored: Any = None
+
+    @property
+    def _payload(self) -> Any:
+        span = self._span
+        if span is None:
+            return self._stored
+        data, start, end = span
+        return str(memoryview(data)[start:end], "ascii", "surrogateescape")
+
+    @_payload.setter
+    def _payload(self, value: Any) -> None:
+        self._span = None
+        self._stored = value
+
+    def is_multipart(self) -> bool:
+        # The base class tests the payload's type: that would copy a span to say no.
+        return self._span is None and isinstance(self._stored, list)
+
+    def set_span(self, data: bytes, start: int, end: int) -> None:
+        self._stored = None
+        self._span = (data, start, end)
+
+
 def transfer_encoding(part: email.message.Message) -> str:
     """The part's Content-Transfer-Encoding as a token (`transfer.encoding_name`)."""
     try:
@@ -276,6 +335,9 @@ def transfer_encoding(part: email.message.Message) -> str:
 def _payload_bytes(part: email.message.Message, limit: int | None = None) -> bytes | None:
     """A leaf's content as it was on the wire (before transfer decoding), or its first
     `limit` characters."""
+    if isinstance(part, RawPart) and part._span is not None:
+        data, start, end = part._span
+        return data[start:end if limit is None else min(end, start + limit)]
     # get_payload() would decode 8-bit bytes in the part's charset, replacing what does
     # not fit: the raw payload (8-bit bytes surrogate-escaped by the parser) is the wire.
     payload = getattr(part, "_payload", None)
@@ -288,6 +350,40 @@ def _payload_bytes(part: email.message.Message, limit: int | None = None) -> byt
         return payload.encode("ascii", errors="surrogateescape")
     except UnicodeEncodeError:  # text put in by a program, not parsed from bytes
         return payload.encode("utf-8", errors="replace")
+
+
+def payload_buffer(part: email.message.Message) -> bytes | memoryview | None:
+    """A leaf's content as it was on the wire, without copying a raw span."""
+    if isinstance(part, RawPart) and part._span is not None:
+        data, start, end = part._span
+        return memoryview(data)[start:end]
+    return _payload_bytes(part)
+
+
+def payload_is_text(part: email.message.Message) -> bool:
+    """The leaf's payload is parsed text (a str, or a raw span), not bytes put in by a
+    program (`Extracted`)."""
+    if isinstance(part, RawPart) and part._span is not None:
+        return True
+    return isinstance(getattr(part, "_payload", None), str)
+
+
+def payload_size(part: email.message.Message) -> int:
+    """Characters of a leaf's encoded payload (0 for a container)."""
+    if isinstance(part, RawPart) and part._span is not None:
+        _data, start, end = part._span
+        return end - start
+    payload = part.get_payload()
+    return len(payload) if isinstance(payload, str | bytes) else 0
+
+
+def _contains(part: email.message.Message, needle: bytes) -> bool:
+    """`needle` occurs in the leaf's encoded payload (a raw span is searched in place)."""
+    if isinstance(part, RawPart) and part._span is not None:
+        data, start, end = part._span
+        return data.find(needle, start, end) >= 0
+    raw = _payload_bytes(part)
+    return raw is not None and needle in raw
 
 
 def _enclosed_text(part: email.message.Message) -> bytes | None:
@@ -328,13 +424,58 @@ def decoded_payload(part: email.message.Message) -> tuple[bytes | None, bool]:
         if content_type(part).startswith("message/"):
             return _enclosed_bytes(part)
         return None, False
-    raw = _payload_bytes(part)
+    raw = payload_buffer(part)
     if raw is None:
         return None, False
     data, clean = transfer.decode(raw, transfer_encoding(part))
     if isinstance(part, Extracted):
         clean = clean and part.clean
     return data, clean
+
+
+class Decoded:
+    """Each part's content decoded once for one inspection.
+
+    The walk (uuencoded files, attached messages), the view (bodies, bad_base64)
+    and every fact of an attachment (size, type, encryption, documents, text,
+    Outlook and TNEF files) read the same decoded buffer. With payloads held as
+    raw spans (`RawPart`) the tree no longer carries the encoded text as strings,
+    so keeping an attachment's decoded bytes does not double what a message costs:
+    the message and its decoded attachments, once each. A body's bytes are handed
+    to the one reader that turns them into text (`take`) and forgotten; `release`
+    forgets every buffer when the inspection is over. Whether a part decoded
+    cleanly is kept either way. Entries hold their part, so no id is reused."""
+
+    def __init__(self) -> None:
+        self._data: dict[int, tuple[email.message.Message, bytes | None, bool]] = {}
+        self._clean: dict[int, tuple[email.message.Message, bool]] = {}
+
+    def get(self, part: email.message.Message) -> tuple[bytes | None, bool]:
+        """`decoded_payload(part)`, decoded on first use and kept."""
+        got = self._data.get(id(part))
+        if got is not None:
+            return got[1], got[2]
+        data, clean = decoded_payload(part)
+        self._data[id(part)] = (part, data, clean)
+        self._clean[id(part)] = (part, clean)
+        return data, clean
+
+    def take(self, part: email.message.Message) -> tuple[bytes | None, bool]:
+        """`get`, and forget the bytes (not whether they were clean)."""
+        got = self._data.pop(id(part), None)
+        if got is not None:
+            return got[1], got[2]
+        data, clean = decoded_payload(part)
+        self._clean[id(part)] = (part, clean)
+        return data, clean
+
+    def clean(self, part: email.message.Message) -> bool:
+        """Whether the part's transfer encoding decoded cleanly (decoding it if need be)."""
+        known = self._clean.get(id(part))
+        return known[1] if known is not None else self.get(part)[1]
+
+    def release(self) -> None:
+        self._data.clear()
 
 
 def _decode_enclosed(part: email.message.Message, max_parts: int
@@ -395,7 +536,8 @@ def looks_like_message(head: bytes, *, named: bool = False, truncated: bool = Fa
                                 filetypes.detect(head) == "message/rfc822")
 
 
-def _attached_message(part: email.message.Message, names: tuple[str, ...]) -> bytes | None:
+def _attached_message(part: email.message.Message, names: tuple[str, ...],
+                      decoded: Decoded) -> bytes | None:
     """The decoded content of an attachment that is a message whatever its declared
     type (module docstring), or None."""
     raw = _payload_bytes(part, _SNIFF_CHARS + 1)
@@ -407,13 +549,16 @@ def _attached_message(part: email.message.Message, names: tuple[str, ...]) -> by
     if not looks_like_message(head[:_SNIFF_CHARS], named=named,
                               truncated=len(raw) > _SNIFF_CHARS):
         return None
-    data, _clean = decoded_payload(part)
+    data, _clean = decoded.get(part)
     return data
 
 
-def _uu_files(part: email.message.Message, limit: int) -> list[transfer.UUBlock]:
+def _uu_files(part: email.message.Message, limit: int,
+              decoded: Decoded) -> list[transfer.UUBlock]:
     """The uuencoded files in a text/plain body, at most `limit`."""
-    data, _clean = decoded_payload(part)
+    if transfer_encoding(part) in transfer.IDENTITY and not _contains(part, b"begin"):
+        return []  # the bytes are the content: no copy just to look
+    data, _clean = decoded.get(part)
     if not data or b"begin" not in data:
         return []
     return transfer.uu_blocks(data, limit)
@@ -439,6 +584,47 @@ def count_delimiters(raw: bytes, limit: int) -> int:
     return total
 
 
+_BOUNDARY_PARAM_ANY_CASE = re.compile(rb'(?i)boundary\s*=\s*"?([^"\s;]{1,200})')
+_SLICE = 1 << 20
+
+
+def _boundaries_and_lines(raw: bytes) -> tuple[set[bytes], int]:
+    """`set(_BOUNDARY_PARAM.findall(raw.lower()))` and the number of `\n--` in `raw`,
+    in one pass and without a lowered copy of the whole message: a slice at a time,
+    each place `boundary` occurs tried in place from where the previous match
+    ended, as findall goes."""
+    found: set[bytes] = set()
+    lines = 0
+    resume = 0
+    word = b"boundary"
+    for base in range(0, len(raw), _SLICE):
+        # The slice runs on a word's length less one, for a word across its end; a
+        # place is counted in the slice it starts in.
+        low = raw[base:base + _SLICE + len(word) - 1].lower()
+        lines += low.count(b"\n--", 0, _SLICE + 2)
+        at = low.find(word)
+        while 0 <= at < _SLICE:
+            if base + at >= resume:
+                m = _BOUNDARY_PARAM_ANY_CASE.match(raw, base + at)
+                if m is not None:
+                    found.add(m.group(1).lower())
+                    resume = m.end()
+            at = low.find(word, at + 1)
+    return found, lines
+
+
+def too_many_delimiters(raw: bytes, limit: int) -> bool:
+    """`count_delimiters(raw, limit) > limit`, at a fraction of its cost for most mail.
+
+    Every `\n--boundary` counted starts at a `\n--`, so each declared boundary counts
+    at most the `\n--` in the message: the total is at most their product, and only a
+    message where that product passes the limit is counted the exact way."""
+    boundaries, lines = _boundaries_and_lines(raw)
+    if lines * len(boundaries) <= limit:
+        return False
+    return count_delimiters(raw, limit) > limit
+
+
 def parse(raw: bytes, max_parts: int = MAX_PARTS
           ) -> tuple[email.message.Message | None, str | None]:
     """compat32 parse, after a byte-level count refuses structures over `max_parts`.
@@ -451,13 +637,31 @@ def parse(raw: bytes, max_parts: int = MAX_PARTS
 
 def parse_bounded(raw: bytes, max_parts: int = MAX_PARTS
                   ) -> tuple[email.message.Message | None, str | None, str | None]:
-    """`parse`, also naming the defect kind of a refusal (too_many_parts...)."""
-    if count_delimiters(raw, max_parts) > max_parts:
+    """`parse`, also naming the defect kind of a refusal (too_many_parts...).
+
+    The byte-level parse (module docstring), or the feedparser's where that one
+    declines: the same tree either way."""
+    return _bounded(raw, max_parts, fast=True)
+
+
+def parse_reference(raw: bytes, max_parts: int = MAX_PARTS
+                    ) -> tuple[email.message.Message | None, str | None, str | None]:
+    """`parse_bounded` by the stdlib's feedparser alone: what the byte-level parse
+    must equal (tests/fuzz/test_fuzz_fast_paths.py)."""
+    return _bounded(raw, max_parts, fast=False)
+
+
+def _bounded(raw: bytes, max_parts: int, *, fast: bool
+             ) -> tuple[email.message.Message | None, str | None, str | None]:
+    over = too_many_delimiters(raw, max_parts) if fast else \
+        count_delimiters(raw, max_parts) > max_parts
+    if over:
         return None, f"more than {max_parts} MIME parts", "too_many_parts"
+    if fast:
+        built = _fast_parse(raw)
+        if built is not None:
+            return built, None, None
     try:
-        single = _single_part(raw)
-        if single is not None:
-            return single, None, None
         return email.message_from_bytes(raw, policy=email.policy.compat32), None, None
     except RecursionError:
         return None, "MIME nesting too deep to parse", "too_deep"
@@ -465,40 +669,201 @@ def parse_bounded(raw: bytes, max_parts: int = MAX_PARTS
         return None, "MIME structure could not be parsed", "unparsable"
 
 
-def _single_part(raw: bytes) -> email.message.Message | None:
-    """The compat32 parse of a message that is not multipart nor message/*, made
-    from its header block alone; None for any other message (or any doubt).
+# -- the byte-level parse ---------------------------------------------------------------
 
-    The stdlib parser splits the whole body into lines only to join them again
-    for a single part; for a large text body that is most of the parse time. The
-    result is the same object: the header block parsed by the same parser, the
-    body the rest of the message as is (ASCII with surrogateescape, as the bytes
-    parser decodes it).
-    """
-    ends = [i + n for i, n in ((raw.find(b"\r\n\r\n"), 4), (raw.find(b"\n\n"), 2)) if i >= 0]
-    if not ends:
+class _Unmodelled(Exception):
+    """The message holds something the byte-level parse does not read exactly as the
+    feedparser does: the feedparser parses it."""
+
+
+# Deeper than this the feedparser's own recursion decides (RecursionError: too_deep).
+_MAX_FAST_DEPTH = 60
+_BLANK_LINE = re.compile(rb"^\r?\n", re.MULTILINE)
+# Header blocks only (headersonly): what follows the block is the caller's business.
+_HEADER_PARSER = email.parser.BytesParser(RawPart, policy=email.policy.compat32)
+
+
+def _fast_parse(raw: bytes) -> email.message.Message | None:
+    """The compat32 tree of `raw` built at the byte level, or None: let the feedparser."""
+    try:
+        root = _build(raw, 0, len(raw), 0, digest=False)
+    except _Unmodelled:
         return None
-    end = min(ends)
-    msg = email.message_from_bytes(raw[:end], policy=email.policy.compat32)
-    # A payload here means the headers ended earlier than the blank line we found
-    # (a line that is not a header): let the parser decide everything.
-    if msg.get_payload() or msg.is_multipart() or msg.get_content_maintype() in (
-            "multipart", "message"):
+    except Exception:  # RecursionError included: the feedparser's answer is the reference
         return None
-    msg.set_payload(raw[end:].decode("ascii", "surrogateescape"))
-    return msg
+    if root.get_content_maintype() == "multipart" and not root.is_multipart():
+        root.defects.append(email.errors.MultipartInvariantViolationDefect())
+    return root
 
 
-def _encoded_size(part: email.message.Message) -> int:
-    payload = part.get_payload()
-    return len(payload) if isinstance(payload, str | bytes) else 0
+def _headers(raw: bytes, start: int, end: int) -> tuple[RawPart, int]:
+    """A part's header block, parsed by the stdlib's parser; and where its body starts."""
+    blank = _BLANK_LINE.search(raw, start, end)
+    body = blank.end() if blank else end
+    block = raw[start:body]
+    if block.count(b"\r") != block.count(b"\r\n"):
+        raise _Unmodelled  # a CR alone ends a line for the feedparser (universal newlines)
+    part = _HEADER_PARSER.parsebytes(block, headersonly=True)
+    if not isinstance(part, RawPart):
+        raise _Unmodelled
+    rest = part._stored
+    if rest:
+        # The header parser stopped before the blank line, at a line that is not a
+        # header (MissingHeaderBodySeparatorDefect): the body starts at that line. A
+        # From_ line last in the block is put back before the body instead: not a span.
+        if not isinstance(rest, str) or _text(raw, body - len(rest), body) != rest:
+            raise _Unmodelled
+        body -= len(rest)
+    return part, body
+
+
+def _build(raw: bytes, start: int, end: int, depth: int, *, digest: bool) -> RawPart:
+    """The part spanning raw[start:end] (its boundary lines excluded), as the
+    feedparser builds it (`FeedParser._parsegen`)."""
+    if depth > _MAX_FAST_DEPTH:
+        raise _Unmodelled
+    part, body = _headers(raw, start, end)
+    if digest:
+        part.set_default_type("message/rfc822")  # RFC 2046 5.1.5, as the feedparser does
+    ctype = part.get_content_type()
+    maintype = part.get_content_maintype()
+    if ctype == "message/delivery-status":
+        raise _Unmodelled
+    if maintype == "message":
+        part._payload = [_build(raw, body, end, depth + 1, digest=False)]
+    elif maintype == "multipart":
+        _multipart(part, raw, body, end, depth, ctype == "multipart/digest")
+    else:
+        part.set_span(raw, body, end)
+    return part
+
+
+def _boundary_line(part: RawPart) -> tuple[re.Pattern[bytes], bytes] | None:
+    """The feedparser's boundary line (`--b`, `--b--`, blanks, a line end) as a pattern
+    over the bytes from the line end before it, and `--b`; None for a multipart with
+    no boundary."""
+    boundary = part.get_boundary()
+    if boundary is None:
+        return None
+    try:
+        sep = b"--" + boundary.encode("ascii", "surrogateescape")
+    except UnicodeEncodeError:  # an RFC 2231 value no line can hold
+        raise _Unmodelled from None
+    if b"\r" in sep or b"\n" in sep:
+        raise _Unmodelled  # a line break inside the parameter: never matched by a line
+    # From the line end before it: a literal prefix, searched at memchr speed.
+    return re.compile(b"\n" + re.escape(sep) + rb"(--)?[ \t]*(?:\r\n|\n|\Z)"), sep
+
+
+def _bare_cr_delimiter(raw: bytes, sep: bytes, start: int, end: int) -> bool:
+    """A CR alone just before a delimiter, or after one and its blanks, in raw[start:end].
+
+    A CR alone ends a line for the feedparser (universal newlines) and for no
+    pattern here. Next to a delimiter it makes a boundary line of what is none
+    here; anywhere else it changes nothing the tree holds, since the feedparser
+    joins a part's lines again as they were. (After a `--b` anywhere, not only at a
+    line start: a few more messages go to the feedparser, none is misread.)"""
+    esc = re.escape(sep)
+    # The literal first, the CR looked for around it: one scan at literal speed.
+    near = re.compile(esc + rb"(?:(?<=\r" + esc + rb")|(?:--)?[ \t]*\r(?!\n))")
+    return near.search(raw, start, end) is not None
+
+
+def _multipart(part: RawPart, raw: bytes, start: int, end: int, depth: int,
+               digest: bool) -> None:
+    """The body raw[start:end] of a multipart: preamble, parts, epilogue and defects."""
+    found_line = _boundary_line(part)
+    if found_line is None:
+        part.defects.append(email.errors.NoBoundaryInMultipartDefect())
+        part.set_span(raw, start, end)
+        return
+    line, sep = found_line
+    if _bare_cr_delimiter(raw, sep, start, end):
+        raise _Unmodelled
+    if str(part.get("content-transfer-encoding", "8bit")).lower() not in (
+            "7bit", "8bit", "binary"):
+        part.defects.append(email.errors.InvalidMultipartContentTransferEncodingDefect())
+    # Every line here starts after a \n: the body follows the blank line or the last
+    # header line, a part the delimiter line. Searching from that \n finds a boundary
+    # on the first line too.
+    if start < end and raw[start - 1:start] != b"\n":
+        raise _Unmodelled
+    found = line.search(raw, start - 1, end) if start < end else None
+    if found is None or found.group(1):
+        # No opening delimiter: the feedparser keeps the text up to the closing one (or
+        # the end) as the payload, drops what follows, and leaves an empty epilogue.
+        part.defects.append(email.errors.StartBoundaryNotFoundDefect())
+        part.set_span(raw, start, found.start() + 1 if found else end)
+        part.epilogue = ""
+        return
+    if found.start() + 1 > start:
+        part.preamble = _text(raw, start, _strip_eol(raw, start, found.start() + 1))
+    children: list[email.message.Message] = []
+    while True:
+        if raw[found.end() - 1:found.end()] != b"\n":
+            raise _Unmodelled  # a delimiter at the very end, with no line end
+        begin = found.end()
+        if line.match(raw, begin - 1, end):
+            raise _Unmodelled  # delimiter lines in a row: the feedparser skips them
+        following = line.search(raw, begin - 1, end)
+        child = _build(raw, begin, following.start() + 1 if following else end, depth + 1,
+                       digest=digest)
+        _strip_last(child)
+        children.append(child)
+        if following is None:
+            part.defects.append(email.errors.CloseBoundaryNotFoundDefect())
+            break
+        if following.group(1):
+            part.epilogue = _text(raw, following.end(), end)
+            break
+        found = following
+    part._payload = children
+
+
+def _strip_eol(raw: bytes, start: int, end: int) -> int:
+    """`end` less one line end (the feedparser's NLCRE_eol)."""
+    if end - start >= 2 and raw[end - 2:end] == b"\r\n":
+        return end - 2
+    if end > start and raw[end - 1] in b"\r\n":
+        return end - 1
+    return end
+
+
+def _text(raw: bytes, start: int, end: int) -> str:
+    return str(memoryview(raw)[start:end], "ascii", "surrogateescape")
+
+
+def _strip_last(child: email.message.Message) -> None:
+    """RFC 2046: the line end before a delimiter belongs to the delimiter. The
+    feedparser takes it off the last part it made (`_last`): for an enclosed
+    message, its innermost last part; for a multipart, its epilogue."""
+    node = child
+    while node.get_content_maintype() == "message":
+        inner = node.get_payload()
+        if not isinstance(inner, list) or not inner or not isinstance(
+                inner[0], email.message.Message):
+            raise _Unmodelled
+        node = inner[0]
+    if node.get_content_maintype() == "multipart":
+        if node.epilogue == "":
+            node.epilogue = None
+        elif node.epilogue is not None:
+            node.epilogue = re.sub(r"(?:\r\n|\r|\n)\Z", "", node.epilogue, count=1)
+        return
+    if not isinstance(node, RawPart) or node._span is None:
+        raise _Unmodelled
+    data, start, end = node._span
+    node._span = (data, start, _strip_eol(data, start, end))
 
 
 def walk(root: email.message.Message | None, incomplete: str | None = None, *,
          max_parts: int = MAX_PARTS, max_depth: int = MAX_DEPTH,
-         limits: InspectionLimits | None = None, kind: str | None = None) -> Structure:
-    """The bounded walk (module docstring). `incomplete`/`kind`: why parsing failed."""
+         limits: InspectionLimits | None = None, kind: str | None = None,
+         payloads: Decoded | None = None) -> Structure:
+    """The bounded walk (module docstring). `incomplete`/`kind`: why parsing failed;
+    `payloads`: the inspection's decoded payloads (what the walk decodes is kept there)."""
     limits = limits or InspectionLimits(max_parts=max_parts, max_depth=max_depth)
+    payloads = payloads if payloads is not None else Decoded()
     max_parts, max_depth = limits.max_parts, limits.max_depth
     if root is None:
         return Structure(root=None, incomplete=incomplete or "no message",
@@ -577,7 +942,7 @@ def walk(root: email.message.Message | None, incomplete: str | None = None, *,
             stack.extend(reversed(pushed))
             continue
         # Each enclosing message/* attachment is re-serialised as a file: count it again.
-        expansion += _encoded_size(part) * (nested + 1)
+        expansion += payload_size(part) * (nested + 1)
         variants = name_variants(part)
         names = tuple(n for n, _ok in variants)
         kinds |= _name_kinds(variants)
@@ -588,7 +953,7 @@ def walk(root: email.message.Message | None, incomplete: str | None = None, *,
                 continue
             # The body stays a body; each uuencoded file in it is an attachment too.
             charset = params(part).get("charset")
-            for block in _uu_files(part, max_parts - count + 1):
+            for block in _uu_files(part, max_parts - count + 1, payloads):
                 count += 1
                 if count > max_parts:
                     break
@@ -601,7 +966,7 @@ def walk(root: email.message.Message | None, incomplete: str | None = None, *,
                 stop(f"more than {max_parts} MIME parts", "too_many_parts")
                 break
             continue
-        data = None if maintype == "message" else _attached_message(part, names)
+        data = None if maintype == "message" else _attached_message(part, names, payloads)
         attach(part, ctype, nested, in_encrypted, message=data is not None)
         if data is None:
             continue

@@ -56,15 +56,20 @@ class NotInspectable(Exception):
 class Attachment:
     """One attachment as the policy sees it (decoded size, real type, encryption).
 
-    Read-only; each fact is computed on first use. The decoded bytes are not kept:
-    holding every attachment twice would double the memory a message costs.
+    Read-only; each fact is computed on first use. The content is decoded once
+    (`payloads`, the view's `mime.Decoded`): size, type, encryption, documents, text
+    and the files of an Outlook item all read that one buffer. The parse tree holds
+    payloads as spans of the raw message, so the buffer is the attachment's only
+    copy besides the message itself.
     """
 
     def __init__(self, leaf: mime.Leaf, *, in_encrypted: bool = False,
                  limits: InspectionLimits = DEFAULT_LIMITS,
                  budget: ExpansionBudget | None = None,
-                 bounds: documents.Bounds | None = None) -> None:
+                 bounds: documents.Bounds | None = None,
+                 payloads: mime.Decoded | None = None) -> None:
         self._leaf = leaf
+        self._payloads = payloads if payloads is not None else mime.Decoded()
         self._in_encrypted = in_encrypted
         self.index = leaf.index
         self.declared_type = leaf.content_type
@@ -100,13 +105,13 @@ class Attachment:
         return mime.filenames(self._leaf.part)
 
     def data(self) -> bytes:
-        """The decoded content (b'' when it cannot be decoded). Not cached."""
-        data, _clean = mime.decoded_payload(self._leaf.part)
+        """The decoded content (b'' when it cannot be decoded), decoded once."""
+        data, _clean = self._payloads.get(self._leaf.part)
         return data or b""
 
     @cached_property
     def _facts(self) -> tuple[int, str, str, encryption.Protection]:
-        data, clean = mime.decoded_payload(self._leaf.part)
+        data, clean = self._payloads.get(self._leaf.part)
         if data is None:
             return 0, "application/octet-stream", "other", encryption.UNKNOWN
         detected = filetypes.detect(data)
@@ -129,7 +134,7 @@ class Attachment:
         """Decoded bytes."""
         if "_facts" in self.__dict__:
             return self._facts[0]
-        data, _clean = mime.decoded_payload(self._leaf.part)
+        data, _clean = self._payloads.get(self._leaf.part)
         return len(data) if data is not None else 0
 
     @property
@@ -311,10 +316,18 @@ class MessageView:
         self.max_depth = limits.max_depth
         self.budget = ExpansionBudget(limits.max_expansion_bytes)
         self._late_incomplete: str | None = None  # a limit met while reading documents
+        # Every part's content decoded once for the whole inspection (mime.Decoded).
+        self._payloads = mime.Decoded()
 
     @property
     def size(self) -> int:
         return len(self.raw)
+
+    def release_payloads(self) -> None:
+        """Forget the decoded attachment bytes: for when the verdict is made and the
+        view is kept only for the relay and the log. A fact asked for afterwards
+        decodes again; none changes."""
+        self._payloads.release()
 
     # -- headers (no MIME parse) ----------------------------------------------------
 
@@ -371,7 +384,8 @@ class MessageView:
             return mime.Structure(root=None, incomplete=f"a header block over {limit} bytes",
                                   kinds=("header_too_large",))
         root, problem, kind = mime.parse_bounded(self.raw, self.limits.max_parts)
-        found = mime.walk(root, problem, limits=self.limits, kind=kind)
+        found = mime.walk(root, problem, limits=self.limits, kind=kind,
+                          payloads=self._payloads)
         self.budget.charge(found.expansion)
         return found
 
@@ -403,14 +417,17 @@ class MessageView:
     @cached_property
     def _payload_kinds(self) -> frozenset[str]:
         # Only bad base64 needs the payloads read; compat32 reports it on decoding only.
+        # The one decode every reader shares says whether the base64 was damaged
+        # (transfer.decode_base64: clean is exactly not defects.bad_base64), so the
+        # payload is not read a second time for it. Parts a program made (uuencoded
+        # files: bytes) and a header spelled other than plain `base64` are not judged,
+        # as before.
         for leaf in (*self.structure.bodies, *self.structure.attachments):
             part = leaf.part
-            if part.is_multipart():
+            if part.is_multipart() or not mime.payload_is_text(part):
                 continue
             cte = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
-            payload = part.get_payload()
-            if cte == "base64" and isinstance(payload, str) and \
-                    defect_kinds.bad_base64(payload):
+            if cte == "base64" and not self._payloads.clean(part):
                 return frozenset({"bad_base64"})
         return frozenset()
 
@@ -449,7 +466,7 @@ class MessageView:
         ctype = mime.content_type(root)
         payload: bytes | None = None
         if ctype in ("application/pkcs7-mime", "application/x-pkcs7-mime"):
-            payload, _clean = mime.decoded_payload(root)
+            payload, _clean = self._payloads.get(root)
         bodies = tuple(p.text for p in self.text_parts if not p.nested)
         if encryption.message_encrypted(ctype, mime.params(root), payload):
             if ctype != "multipart/encrypted":
@@ -467,7 +484,9 @@ class MessageView:
         """Every text body (plain, and HTML rendered to text), forwarded ones included."""
         out: list[TextPart] = []
         for leaf in self.structure.bodies:
-            data, _clean = mime.decoded_payload(leaf.part)
+            # Decoded once (the walk may have, looking for uuencoded files); the text is
+            # what is kept, not the bytes.
+            data, _clean = self._payloads.take(leaf.part)
             text = decode_bytes(data or b"", mime.params(leaf.part).get("charset"))
             hrefs: tuple[str, ...] = ()
             where = "body"
@@ -485,7 +504,8 @@ class MessageView:
     def attachments(self) -> tuple[Attachment, ...]:
         enc = self.structure.encrypted_parts
         found = [Attachment(leaf, in_encrypted=leaf.index in enc, limits=self.limits,
-                            budget=self.budget, bounds=self.document_bounds)
+                            budget=self.budget, bounds=self.document_bounds,
+                            payloads=self._payloads)
                  for leaf in self.structure.attachments]
         try:
             self._add_enclosed(found)
@@ -516,7 +536,8 @@ class MessageView:
                 leaf = mime.Leaf("attachment", len(found), containers.mime_part(file.file),
                                  file.file.declared_type, att.nested + 1)
                 child = Attachment(leaf, in_encrypted=att._in_encrypted, limits=self.limits,
-                                   budget=self.budget, bounds=bounds)
+                                   budget=self.budget, bounds=bounds,
+                                   payloads=self._payloads)
                 child.container = att.index
                 child.container_path = file.path.rpartition("/")[0]
                 # A file, whatever type the container declares: no MIME walk reads it as

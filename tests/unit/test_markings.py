@@ -330,3 +330,14 @@ def test_no_marking_in_plain_business_mail() -> None:
         "Tuan/Puan,\n\nTempat adalah terhad. Maklumat ini sulit.\nRAHSIA KEJAYAAN KITA\n"
         "Rujukan: TERHADAP ADUAN\n"))
     assert view.classification is None
+
+
+@pytest.mark.parametrize(("line", "level"), [
+    ("Klasifikasi: SULıT", "SULIT"), ("Klasifikasi: Sulİt", "SULIT"),
+    ("Pengelasan: rahsıa besar", "RAHSIA BESAR")])
+def test_dotless_and_dotted_i_in_a_label_line_name_the_level(line: str, level: str) -> None:
+    # Case-insensitive matching takes ı and İ for i; the level named must be a real one
+    # (it was `SULT`, and the message's classification raised instead of answering).
+    assert in_line(line) == level
+    view = message(body=f"Salam.\n\n{line}\n")
+    assert view.classification == level
