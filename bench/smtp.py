@@ -18,6 +18,22 @@ so latency is measured by a small Python client sending messages one after the
 other on one connection (MAIL to the reply after the final dot), through the
 gateway and directly; "added" is the gateway's extra time.
 
+Then the inspection processes under load (gateway/frontends/pool.py), each on a
+gateway of its own: 10 sessions sending a 25 MB message each at once (an HTML
+body and a base64 attachment), with the default pool (a process per CPU, a
+quarter of the memory) and with 10 processes and a 512 MB budget, so the budget
+rather than the processes is the bound: peak RSS and PSS of all the gateway's
+processes, inspection processes included, against the budget; and the starvation
+case: 8 sessions of 4 clients (told apart by XFORWARD) sending 2 MB HTML messages
+that take the rules about a second each, while a fifth client sends 2 KB
+messages one after the other: their latency p50/p99, against the same client on
+the idle gateway. `--pool-only` runs just these.
+
+Then cut-through (`cut_through: true`, relaying while the message arrives) against
+store and forward, each on a gateway of its own with the same shipped rules: 2 KB at
+20 sessions and 10 MB at 1 and 20 sessions through smtp-source, and the latency of
+2 KB and 10 MB messages one after the other. `--cut-through-only` runs just these.
+
 Not a test: nothing is asserted; figures depend on the machine.
 """
 
@@ -33,7 +49,11 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
 
 import argparse
+import base64
+import collections
+import concurrent.futures
 import contextlib
+import random
 import shutil
 import signal
 import smtplib
@@ -107,8 +127,10 @@ def smtp_sink(port: int) -> Iterator[subprocess.Popen[bytes]]:
 
 
 @contextlib.contextmanager
-def gateway(tmp: Path, sink_port: int, workers: str) -> Iterator[tuple[int, int]]:
-    """The gateway on the shipped config and rules, relaying to the sink: (port, pid)."""
+def gateway(tmp: Path, sink_port: int, workers: str, extra: dict[str, object] | None = None
+            ) -> Iterator[tuple[int, int]]:
+    """The gateway on the shipped config and rules, relaying to the sink: (port, pid).
+    `extra`: config keys to set besides."""
     config = yaml.safe_load((REPO / "config" / "gateway.yaml").read_text())
     port = free_port()
     config.update({
@@ -118,6 +140,7 @@ def gateway(tmp: Path, sink_port: int, workers: str) -> Iterator[tuple[int, int]
         "rules_dir": str(REPO / "rules"),
         "rejection_log": str(tmp / "rejections.jsonl"),
         "workers": int(workers) if workers.isdigit() else workers,
+        **(extra or {}),
     })
     path = tmp / "gateway.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -264,7 +287,15 @@ def main() -> int:
     ap.add_argument("--scale", type=float, default=1.0,
                     help="multiply the message counts (e.g. 0.1 for a quick look)")
     ap.add_argument("--sizes", default="", help="only these sizes in bytes, comma-separated")
+    ap.add_argument("--cut-through-only", action="store_true",
+                    help="only the cut-through on/off comparison (2 KB and 10 MB)")
+    ap.add_argument("--pool-only", action="store_true",
+                    help="only the inspection-process runs (25 MB x10, starvation)")
     args = ap.parse_args()
+    if args.pool_only:
+        return pool_bench(args.workers)
+    if args.cut_through_only:
+        return cut_through_bench(args.workers, args.scale)
     sizes = tuple(int(s) for s in args.sizes.split(",")) if args.sizes else SIZES
     cpus = len(os.sched_getaffinity(0))
     print(f"SMTP benchmark: {cpus} CPUs, gateway workers: {args.workers}, shipped rules, "
@@ -332,6 +363,379 @@ def main() -> int:
     print(f">= 1 MB: worst RSS growth per message in flight {worst:.1f}x its size "
           f"(target <= 2x: {'met' if worst <= 2 else 'NOT met'})")
     print("(percentiles by rank; RSS sampled every 10 ms, total of the gateway's processes)")
+    cut_through_bench(args.workers, args.scale)
+    return pool_bench(args.workers)
+
+
+# -- inspection processes under load -----------------------------------------------------
+
+POOL_BIG = 25 * MiB
+POOL_BIG_SESSIONS = 10
+STARVE_CLIENTS, STARVE_SESSIONS, STARVE_SMALL = 4, 2, 60
+
+
+def tree(pid: int) -> list[int]:
+    """The process and all its descendants (workers and their inspection processes)."""
+    found, todo = [], [pid]
+    for _ in range(10000):  # bounded: a process tree of the gateway is small
+        if not todo:
+            break
+        current = todo.pop()
+        found.append(current)
+        todo += family(current)[1:]
+    return found
+
+
+def pss(pids: list[int]) -> int:
+    """Proportional set size: pages shared by forked processes counted once in all."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1]) * 1024
+    return total
+
+
+class TreeSampler(RssSampler):
+    """Peak RSS and PSS of the whole process tree, looked up again at every sample (the
+    inspection processes come and go)."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(pid)
+        self.root = pid
+        self.peak_pss = 0
+        self.most = 0  # processes at once
+
+    def __enter__(self) -> TreeSampler:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            pids = tree(self.root)
+            self.most = max(self.most, len(pids))
+            self.peak = max(self.peak, rss(pids))
+            self.peak_pss = max(self.peak_pss, pss(pids))
+            self._stop.wait(0.02)
+
+
+def big_message(size: int, n: int) -> bytes:
+    """A message as an officer sends large files: some HTML, then three base64
+    attachments (each under the shipped rules' 10 MB for JANM cader mail)."""
+    rng = random.Random(n)
+    html = ("<p>" + "Laporan suku tahun dilampirkan untuk semakan. " * 40 + "</p>\r\n") * 20
+    out = (f"From: <{SENDER}>\r\nTo: <{RECIPIENT}>\r\nSubject: {SUBJECT} {n}\r\n"
+           f"Message-Id: <besar{n}@bench.anm.gov.my>\r\nMIME-Version: 1.0\r\n"
+           "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
+           "Content-Type: text/html; charset=utf-8\r\n\r\n" + html + "\r\n").encode()
+    # base64 with CRLF every 76 characters: 4/3 of the data, and 78/76 of that.
+    per_file = (size - len(out)) // 3 * 3 * 76 // (4 * 78) - 200
+    for i in range(3):
+        out += (f"--b\r\nContent-Type: application/octet-stream; name=data{i}.bin\r\n"
+                f"Content-Disposition: attachment; filename=data{i}.bin\r\n"
+                "Content-Transfer-Encoding: base64\r\n\r\n").encode()
+        out += base64.encodebytes(rng.randbytes(per_file)).replace(b"\n", b"\r\n")
+    return out + b"--b--\r\n"
+
+
+def expensive_message(size: int, n: int) -> bytes:
+    """An HTML body of small tags: every content rule renders and reads all of it."""
+    line = b"<b>a</b> " * 8 + b"\r\n"
+    return (f"From: <{SENDER}>\r\nTo: <{RECIPIENT}>\r\nSubject: {SUBJECT}\r\n"
+            f"Message-Id: <mahal{n}@bench.anm.gov.my>\r\nMIME-Version: 1.0\r\n"
+            "Content-Type: text/html; charset=utf-8\r\n\r\n").encode() + \
+        line * (size // len(line))
+
+
+def send_one(port: int, msg: bytes, client: str | None = None) -> tuple[int, float]:
+    """(reply code after the final dot, seconds from MAIL to it) on a new connection."""
+    with smtplib.SMTP("127.0.0.1", port, timeout=RUN_TIMEOUT) as smtp:
+        smtp.ehlo("bench.anm.gov.my")
+        if client is not None:
+            smtp.docmd("XFORWARD", f"ADDR={client}")
+        start = time.perf_counter()
+        try:
+            smtp.sendmail(SENDER, [RECIPIENT], msg)
+            code = 250
+        except smtplib.SMTPResponseException as exc:
+            code = exc.smtp_code
+        except smtplib.SMTPRecipientsRefused:
+            code = 550
+        return code, time.perf_counter() - start
+
+
+def budget_of(extra: dict[str, object]) -> int:
+    """The memory budget of the whole gateway (every worker's share together)."""
+    sys.path.insert(0, str(REPO))
+    from gateway.frontends.pool import physical_memory
+    from gateway.sizes import parse_size
+
+    limits = extra.get("limits", {})
+    assert isinstance(limits, dict)
+    value = limits.get("inspection_memory", "auto")
+    return physical_memory() // 4 if value == "auto" else parse_size(value)
+
+
+def big_run(tmp: Path, sink_port: int, workers: str, label: str,
+            limits: dict[str, object]) -> str:
+    extra: dict[str, object] = {"limits": limits} if limits else {}
+    run = tmp / label.replace(" ", "-")
+    run.mkdir()
+    msgs = [big_message(POOL_BIG, n) for n in range(POOL_BIG_SESSIONS)]
+    with gateway(run, sink_port, workers, extra) as (port, pid):
+        idle, idle_pss = rss(tree(pid)), pss(tree(pid))
+        with TreeSampler(pid) as sampler, \
+                concurrent.futures.ThreadPoolExecutor(POOL_BIG_SESSIONS) as pool:
+            start = time.perf_counter()
+            results = list(pool.map(lambda m: send_one(port, m), msgs))
+            wall = time.perf_counter() - start
+    codes = collections.Counter(code for code, _ in results)
+    budget = budget_of(extra)
+    return (f"| {label} | {POOL_BIG_SESSIONS} x {size_label(POOL_BIG)} | "
+            f"{', '.join(f'{n}x {c}' for c, n in sorted(codes.items()))} | {wall:.1f} | "
+            f"{idle / MiB:.0f} / {idle_pss / MiB:.0f} | {sampler.peak / MiB:.0f} / "
+            f"{sampler.peak_pss / MiB:.0f} | {budget / MiB:.0f} | {sampler.most} |")
+
+
+def starvation_run(tmp: Path, sink_port: int, workers: str) -> tuple[str, str]:
+    run = tmp / f"starvation-{workers}"
+    run.mkdir()
+    heavy_clients = [f"192.0.2.{c + 1}" for c in range(STARVE_CLIENTS)]
+    small_client = "198.51.100.9"
+    extra: dict[str, object] = {
+        "xforward_peers": ["127.0.0.1/32"],
+        "relay_networks": ["127.0.0.0/8", "192.0.2.0/24", "198.51.100.0/24"]}
+    small_msg = latency_message(2 * KiB)
+    stop = threading.Event()
+    heavy_done: list[float] = []
+
+    def heavy(client: str, session: int) -> None:
+        for n in range(1000):  # bounded; ends when the small client is done
+            if stop.is_set():
+                return
+            _code, seconds = send_one(port, expensive_message(2 * MiB, n), client)
+            heavy_done.append(seconds)
+
+    def smalls(count: int) -> list[float]:
+        out = []
+        for _ in range(count):
+            code, seconds = send_one(port, small_msg, small_client)
+            if code != 250:
+                raise RuntimeError(f"small message answered {code}")
+            out.append(seconds)
+        return out
+
+    with gateway(run, sink_port, workers, extra) as (port, _pid):
+        idle = smalls(STARVE_SMALL)
+        threads = [threading.Thread(target=heavy, args=(c, s))
+                   for c in heavy_clients for s in range(STARVE_SESSIONS)]
+        for t in threads:
+            t.start()
+        time.sleep(3.0)  # every heavy session has a message in or waiting for inspection
+        try:
+            loaded = smalls(STARVE_SMALL)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(RUN_TIMEOUT)
+    heavy_p50 = pct(heavy_done, 50) if heavy_done else float("nan")
+    return (f"| {workers} | idle gateway | {len(idle)} | {pct(idle, 50) * 1e3:.1f} | "
+            f"{pct(idle, 99) * 1e3:.1f} | - |",
+            f"| {workers} | {STARVE_CLIENTS * STARVE_SESSIONS} sessions of {STARVE_CLIENTS} "
+            f"clients sending 2 MB HTML | {len(loaded)} | {pct(loaded, 50) * 1e3:.1f} | "
+            f"{pct(loaded, 99) * 1e3:.1f} | {len(heavy_done)} done, p50 "
+            f"{heavy_p50 * 1e3:.0f} ms |")
+
+
+def pool_bench(workers: str) -> int:
+    cpus = len(os.sched_getaffinity(0))
+    print(f"\nInspection processes: {cpus} CPUs, gateway workers: {workers}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="gw-bench-pool-") as tmpdir:
+        tmp = Path(tmpdir)
+        sink_port = free_port()
+        with smtp_sink(sink_port):
+            rows = [big_run(tmp, sink_port, workers, "default pool", {}),
+                    big_run(tmp, sink_port, workers, "10 processes, 512MB",
+                            {"inspection_processes": 10, "inspection_memory": "512MB"})]
+            # Also one gateway process: each worker has a pool of its own, so with
+            # several the small client meets only its worker's share of the processes.
+            starving = [row for w in dict.fromkeys((workers, "1"))
+                        for row in starvation_run(tmp, sink_port, w)]
+    print()
+    print("| pool | messages | replies | seconds | idle RSS / PSS (MB) "
+          "| peak RSS / PSS (MB) | budget (MB) | processes at most |")
+    print("|---|---|---|---|---|---|---|---|")
+    for row in rows:
+        print(row)
+    print()
+    print("Small messages (2 KB, one client, one after the other) while other clients "
+          "send expensive mail, in ms:")
+    print()
+    print("| workers | load | msgs | p50 | p99 | expensive messages (latency) |")
+    print("|---|---|---|---|---|---|")
+    for row in starving:
+        print(row)
+    print("(RSS counts pages shared by forked processes in each; PSS shares them out)")
+    return 0
+
+
+# -- cut-through on and off -------------------------------------------------------------
+
+CUT_ROWS = ((2 * KiB, 20), (10 * MiB, 1), (10 * MiB, 20))
+CUT_LATENCY = {2 * KiB: 300, 10 * MiB: 8}
+CUT_REPEATS = 3
+# A client on a slower link than loopback (a branch office, a WAN): 10 MB at 10 MB/s.
+PACED_SIZE, PACED_RATE, PACED_COUNT = 10 * MiB, 10 * MiB, 5
+
+
+def dot_waits(port: int, size: int, rate: float, count: int) -> list[float]:
+    """Seconds from the client's final dot to the gateway's reply, for messages sent at
+    `rate` bytes a second (what a client on a slower link waits once it has sent all)."""
+    msg = latency_message(size).replace(b"\r\n.", b"\r\n..")
+    piece = 64 * KiB
+    out = []
+    with socket.create_connection(("127.0.0.1", port), timeout=RUN_TIMEOUT) as sock:
+        reader = sock.makefile("rb")
+
+        def reply() -> int:
+            while True:
+                line = reader.readline()
+                if not line:
+                    raise RuntimeError("connection closed")
+                if line[3:4] != b"-":
+                    return int(line[:3])
+
+        def command(line: bytes, want: int) -> None:
+            sock.sendall(line + b"\r\n")
+            code = reply()
+            if code != want:
+                raise RuntimeError(f"{line!r}: {code}")
+
+        if reply() != 220:
+            raise RuntimeError("no greeting")
+        command(b"EHLO bench.anm.gov.my", 250)
+        for _ in range(count):
+            command(f"MAIL FROM:<{SENDER}>".encode(), 250)
+            command(f"RCPT TO:<{RECIPIENT}>".encode(), 250)
+            command(b"DATA", 354)
+            started = time.perf_counter()
+            for i, start in enumerate(range(0, len(msg), piece)):
+                sock.sendall(msg[start:start + piece])
+                ahead = started + (i + 1) * piece / rate - time.perf_counter()
+                if ahead > 0:
+                    time.sleep(ahead)
+            dot = time.perf_counter()
+            sock.sendall(b".\r\n")
+            if reply() != 250:
+                raise RuntimeError("message refused")
+            out.append(time.perf_counter() - dot)
+        command(b"QUIT", 221)
+    return out
+
+
+def cpu_seconds(root: int) -> float:
+    """User and system CPU of a process tree so far, children it reaped included."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in tree(root):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+    return total / tick
+
+
+def cut_through_bench(workers: str, scale: float) -> int:
+    """The same load through a store-and-forward and a cut-through gateway, both running
+    at once and taking turns, each row CUT_REPEATS times: a change in the machine's load
+    hits both. Reported: the best wall time of the repeats, and the gateway's own CPU
+    time per message (its process tree, inspection processes included), which other
+    load on the machine does not change."""
+    cpus = len(os.sched_getaffinity(0))
+    print(f"\nCut-through on and off: {cpus} CPUs, gateway workers: {workers}, shipped rules, "
+          f"best of {CUT_REPEATS}", flush=True)
+    modes = (("store and forward", False), ("cut-through", True))
+    table: list[str] = []
+    latency: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="gw-bench-cut-") as tmpdir, \
+            contextlib.ExitStack() as stack:
+        tmp = Path(tmpdir)
+        sink_port = free_port()
+        stack.enter_context(smtp_sink(sink_port))
+        running: dict[bool, tuple[int, int]] = {}
+        for _label, on in modes:
+            run = tmp / ("on" if on else "off")
+            run.mkdir()
+            running[on] = stack.enter_context(gateway(run, sink_port, workers,
+                                                      {"cut_through": on}))
+            log = (run / "gateway.log").read_text()
+            if on and "cut-through on: messages are relayed" not in log:
+                raise RuntimeError(f"cut-through is not in force:\n{log[-800:]}")
+            smtp_source(running[on][0], 2 * KiB, 2, 20)  # warm up
+        for size, sessions in CUT_ROWS:
+            count = max(sessions, round(COUNTS[(size, sessions)] * scale))
+            best: dict[bool, float] = {}
+            cpu: dict[bool, list[float]] = {False: [], True: []}
+            peak: dict[bool, int] = {False: 0, True: 0}
+            for _ in range(CUT_REPEATS):
+                for _label, on in modes:
+                    port, pid = running[on]
+                    before = cpu_seconds(pid)
+                    with RssSampler(pid) as sampler:
+                        seconds = smtp_source(port, size, sessions, count)
+                    cpu[on].append((cpu_seconds(pid) - before) / count)
+                    best[on] = min(best.get(on, seconds), seconds)
+                    peak[on] = max(peak[on], sampler.peak)
+            for label, on in modes:
+                row = Row(size, sessions, count, best[on], best[on], peak[on], 0)
+                table.append(f"| {label} | {size_label(size)} | {sessions} | {count} "
+                             f"| {row.gw_rate:.0f} | {row.mbps(best[on]):.1f} "
+                             f"| {pct(cpu[on], 50) * 1e3:.1f} | {peak[on] / MiB:.0f} |")
+                print(f"  {label:>17} {size_label(size):>6} x{sessions:<2} {count:5d} "
+                      f"msgs: best {best[on]:6.2f}s, CPU {pct(cpu[on], 50) * 1e3:.1f} "
+                      f"ms/msg", flush=True)
+        for size, n in CUT_LATENCY.items():
+            for label, on in modes:
+                times = latencies(running[on][0], size, max(5, round(n * scale)))
+                latency.append(f"| {label} | {size_label(size)} | {len(times)} "
+                               f"| {pct(times, 50) * 1e3:.1f} | {pct(times, 99) * 1e3:.1f} |")
+            times = latencies(sink_port, size, max(5, round(n * scale)))
+            latency.append(f"| direct to the sink | {size_label(size)} | {len(times)} "
+                           f"| {pct(times, 50) * 1e3:.1f} | {pct(times, 99) * 1e3:.1f} |")
+        paced: list[str] = []
+        waits: dict[bool, list[float]] = {False: [], True: []}
+        for _ in range(PACED_COUNT):
+            for _label, on in modes:
+                waits[on] += dot_waits(running[on][0], PACED_SIZE, PACED_RATE, 1)
+        direct = dot_waits(sink_port, PACED_SIZE, PACED_RATE, PACED_COUNT)
+        for label, values in (*((lb, waits[on]) for lb, on in modes),
+                              ("direct to the sink", direct)):
+            paced.append(f"| {label} | {size_label(PACED_SIZE)} at "
+                         f"{PACED_RATE // MiB} MB/s | {len(values)} "
+                         f"| {pct(values, 50) * 1e3:.1f} | {max(values) * 1e3:.1f} |")
+        rejected = [p for p in tmp.glob("*/rejections.jsonl") if p.stat().st_size]
+        if rejected:
+            print(f"WARNING: the gateway logged refusals: {rejected[0].read_text()[:300]}")
+    print()
+    print("| mode | size | sessions | msgs | msg/s | MB/s | gateway CPU (ms/msg) "
+          "| peak RSS (MB) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for line in table:
+        print(line)
+    print()
+    print("Latency at one session, MAIL to the reply after the final dot (ms):")
+    print()
+    print("| mode | size | msgs | p50 | p99 |")
+    print("|---|---|---|---|---|")
+    for line in latency:
+        print(line)
+    print()
+    print("A client on a slower link: wait from its final dot to the reply (ms):")
+    print()
+    print("| mode | message | msgs | p50 | max |")
+    print("|---|---|---|---|---|")
+    for line in paced:
+        print(line)
     return 0
 
 

@@ -27,12 +27,19 @@ from gateway import config_errors
 from gateway.addresses import normalise_address, normalise_domain
 from gateway.message.limits import DEFAULT_LIMITS, InspectionLimits
 from gateway.problems import LoadError
-from gateway.sizes import ByteSize
+from gateway.sizes import ByteSize, parse_size
 from gateway.tls import check_ca_file, check_certificate, check_key
 from gateway.yamlsource import Located, load_file
 
 Direction = Literal["inbound", "outbound"]
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+# The smallest inspection memory budget accepted; a budget below the cost of one
+# message still lets that message run, alone (gateway.frontends.pool).
+MIN_INSPECTION_MEMORY = 16 * 1024 * 1024
+# Default longest wait for an inspection process, in seconds (Limits.waiting_time).
+MAX_DEFAULT_WAIT = 30.0
 
 
 class _Frozen(BaseModel):
@@ -169,6 +176,17 @@ class Limits(_Frozen):
     max_connections_per_ip: int = Field(default=50, ge=1)
     max_commands: int = Field(default=10000, ge=1)
     max_bad_commands: int = Field(default=10, ge=1)
+    # A client inside DATA (gateway.frontends.smtp_session.DataClock): the DATA phase may
+    # take data_timeout seconds of the client's own time (the gateway's waits for the
+    # upstream and inspection are not counted), and from data_rate_grace seconds on it
+    # must send data_min_rate bytes a second, measured over the last data_rate_window
+    # seconds (0: no floor). Else 421 4.4.2 and the connection is closed: a client
+    # dripping bytes cannot hold a session, nor with cut-through an upstream
+    # transaction, open by keeping the idle timer (session_timeout) from running out.
+    data_timeout: float = Field(default=900.0, gt=0)
+    data_min_rate: ByteSize = Field(default=500, ge=0)
+    data_rate_window: float = Field(default=30.0, gt=0)
+    data_rate_grace: float = Field(default=30.0, ge=0)
     # A bare CR, bare LF or NUL in DATA (SMTP smuggling): refuse the message (550
     # 5.6.11) or turn each into CRLF / drop it before inspection and relay.
     bare_newlines: Literal["reject", "normalize"] = "reject"
@@ -187,6 +205,44 @@ class Limits(_Frozen):
     max_archive_depth: int = Field(default=DEFAULT_LIMITS.max_archive_depth, ge=0)
     max_archive_ratio: int = Field(default=DEFAULT_LIMITS.max_archive_ratio, ge=1)
     max_pdf_pages: int = Field(default=DEFAULT_LIMITS.max_pdf_pages, ge=1)
+    # Inspection runs in worker processes (gateway.frontends.pool). "auto": one per CPU,
+    # and a quarter of the machine's memory (or of the cgroup's limit) for the
+    # inspections in flight, each estimated from its message's size. With `workers`
+    # above 1 each gateway worker takes its share of processes, memory and queue.
+    # A message that cannot get a process and memory within inspection_wait seconds
+    # (null: half of what session_timeout leaves after inspection and upstream, at
+    # most 30), or finds the queue full, is answered 451 4.3.2.
+    inspection_processes: Annotated[int, Field(ge=1, le=1024)] | Literal["auto"] = "auto"
+    inspection_queue: int = Field(default=100, ge=1)
+    inspection_wait: float | None = Field(default=None, gt=0)
+    inspection_memory: int | Literal["auto"] = "auto"
+
+    @field_validator("inspection_processes", mode="before")
+    @classmethod
+    def _processes_value(cls, v: object) -> object:
+        if v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 1024):
+            return v
+        raise ValueError(f"bad value {v!r}: expected a number of processes from 1 to 1024, "
+                         "or auto (one per CPU)")
+
+    @field_validator("inspection_memory", mode="before")
+    @classmethod
+    def _memory_value(cls, v: object) -> object:
+        if v == "auto":
+            return v
+        size = parse_size(v)
+        if size < MIN_INSPECTION_MEMORY:
+            raise ValueError(f"bad size {v!r}: at least 16MB, or auto (a quarter of the "
+                             "machine's memory)")
+        return size
+
+    @property
+    def waiting_time(self) -> float:
+        """Seconds a message may wait for an inspection process and memory."""
+        if self.inspection_wait is not None:
+            return self.inspection_wait
+        left = self.session_timeout - self.inspection_timeout - self.upstream_timeout
+        return min(MAX_DEFAULT_WAIT, left / 2)
 
     @model_validator(mode="after")
     def _stages_within_session(self) -> Limits:
@@ -205,6 +261,13 @@ class Limits(_Frozen):
                 f"inspection_timeout + upstream_timeout ({self.inspection_timeout:g}s + "
                 f"{self.upstream_timeout:g}s) must be shorter than session_timeout "
                 f"({session:g}s): a client waits for both after its final dot")
+        wait = self.inspection_wait
+        if wait is not None and wait + self.inspection_timeout + self.upstream_timeout >= session:
+            raise ValueError(
+                f"inspection_wait + inspection_timeout + upstream_timeout ({wait:g}s + "
+                f"{self.inspection_timeout:g}s + {self.upstream_timeout:g}s) must be shorter "
+                f"than session_timeout ({session:g}s): a client may wait for all three "
+                "after its final dot")
         return self
 
     def inspection(self) -> InspectionLimits:
@@ -304,6 +367,11 @@ class GatewayConfig(_Frozen):
     # Add an RFC 8601 Authentication-Results field (authserv-id = `hostname`) to relayed
     # mail whose sender authentication (SPF, DMARC) a rule evaluated.
     authentication_results: bool = True
+    # Relay while receiving (smtp:// upstream only): DATA goes to the upstream as it
+    # arrives and the final dot only after the verdict; a refusal drops the upstream
+    # connection before the final dot. Off by default: the next hop then holds the
+    # bytes of a message that may be refused (classified mail too) until the abort.
+    cut_through: bool = False
     rules_dir: Path = Path("rules")
     rejection_log: Path = Path("var/log/rejections.jsonl")
     dns: DnsSettings = DnsSettings()

@@ -1,7 +1,10 @@
 """One message through the policy: view -> rules -> verdict -> transforms -> reply.
 
-Shared by every front end and by `gateway check`. Synchronous, run in a worker
-thread with a deadline; the caller owns sockets, relaying and the log. Its only
+Shared by every front end and by `gateway check`. Synchronous; the front ends run
+it in an inspection process (gateway.frontends.pool) with a deadline, and get back
+`summarize`'s `Inspected`: the verdict, the reply, the facts the log needs, and the
+message to relay as a new header block over the received body, which stays in the
+spool. The caller owns sockets, relaying and the log. Its only
 network I/O is DNS for sender authentication (`gateway.auth.facts.AuthFacts`),
 made only when a rule reaches a `sender_auth` condition, bounded by the
 resolver's timeout. When that happened the results go on the verdict (for the
@@ -15,6 +18,12 @@ The view is bounded by the config's inspection limits. A message beyond them
 that no rule decided on (`inspection_incomplete`) raises NotInspectable in the
 first check that needs the whole message; that is answered here, as a tempfail
 verdict (451 4.3.0) with the reason for the log, not as an internal error.
+
+`decide_header` is the same decision made early, for the proxy's cut-through: from
+the header block alone (when the rule set's `change_plan` allows it), the header
+block an accepting verdict will relay (`HeaderDecision`), and the sender
+authentication looked up on the way, which `inspect(auth=...)` then reuses.
+`HeaderDecision.agrees` checks the verdict on the whole message against it.
 """
 
 from __future__ import annotations
@@ -27,12 +36,15 @@ from gateway import transforms
 from gateway.auth import AuthResults, authres
 from gateway.auth.facts import AuthFacts
 from gateway.envelope import Envelope
+from gateway.message.headers import header_end
 from gateway.message.view import MessageView, NotInspectable
 from gateway.policy import builtin, replies
-from gateway.policy.engine import evaluate
+from gateway.policy.engine import evaluate, header_changes
 from gateway.policy.verdict import Outcome, Reply, Verdict
 from gateway.policy_state import PolicyState
 from gateway.transforms import authres_strip
+
+_COMPARE_SLICE = 1024 * 1024
 
 
 def new_ref() -> str:
@@ -59,13 +71,109 @@ class Inspection:
         return self.reply is None
 
 
-def inspect(policy: PolicyState, raw: bytes, envelope: Envelope, ref: str | None = None
-            ) -> Inspection:
-    """Decide one message. Exceptions propagate: the caller tempfails (fail closed)."""
+@dataclass(frozen=True)
+class Summary:
+    """What the rejection log reads of a message, without its view (which stays in the
+    inspection process). `subject` is None when it must not be logged: the message's
+    classification could not be established, so it may be RAHSIA."""
+
+    from_header: str
+    subject: str | None
+    message_id: str
+    size: int
+    classification: str | None
+
+
+@dataclass(frozen=True)
+class Inspected:
+    """An Inspection as it comes back from an inspection process: picklable and small.
+
+    The message to relay is `relay_head` followed by the received message from
+    `body_offset` on (the transforms change only the header block), so a large
+    message is never copied back: the front end relays the rest from its spool.
+    `relay_head` is None when the verdict is not to relay; b"" with offset 0 means the
+    received bytes unchanged.
+    """
+
+    ref: str
+    verdict: Verdict
+    view: Summary
+    reply: Reply | None
+    relay_head: bytes | None
+    body_offset: int = 0
+    trace_headers: tuple[tuple[str, str], ...] = ()
+    removed_headers: tuple[tuple[str, int], ...] = ()
+    # The received header block when the verdict tags the subject (the milter changes
+    # the Subject field from it); else b"".
+    received_head: bytes = b""
+
+    @property
+    def relay(self) -> bool:
+        return self.reply is None
+
+
+def summarize(inspection: Inspection) -> Inspected:
+    """The Inspected of an Inspection, made where its view is (the inspection process).
+
+    The classification is established here, off the front end's event loop, whether or
+    not a rule needed it: any record the front end writes later (an upstream refusal
+    of a relayed message too) must know whether to withhold the subject.
+    """
+    view, verdict = inspection.view, inspection.verdict
+    raw = view.raw
+    classification = verdict.classification
+    subject: str | None = view.subject
+    if classification is None:
+        try:
+            classification = view.classification
+        except Exception:
+            # Unknown: it may be RAHSIA, so its subject is not logged.
+            subject = None
+    head: bytes | None = None
+    offset = 0
+    if inspection.relay_bytes is not None:
+        head, offset = _relay_split(raw, inspection.relay_bytes)
+    received = raw[:header_end(raw)] if verdict.subject_tags else b""
+    return Inspected(inspection.ref, verdict,
+                     Summary(view.from_header, subject, view.message_id, view.size,
+                             classification),
+                     inspection.reply, head, offset, inspection.trace_headers,
+                     inspection.removed_headers, received)
+
+
+def _relay_split(raw: bytes, relay: bytes) -> tuple[bytes, int]:
+    """(head, offset) with relay == head + raw[offset:], the body shared whenever it is."""
+    if relay is raw:
+        return b"", 0
+    offset = header_end(raw)
+    tail = len(raw) - offset
+    start = len(relay) - tail
+    if start >= 0 and _same(relay, start, raw, offset, tail):
+        return relay[:start], offset
+    return relay, len(raw)
+
+
+def _same(a: bytes, a_at: int, b: bytes, b_at: int, length: int) -> bool:
+    # In slices: bytes comparison is a memcmp (memoryview's compares item by item,
+    # about three times slower), and a slice at a time bounds the copies made.
+    for done in range(0, length, _COMPARE_SLICE):
+        n = min(_COMPARE_SLICE, length - done)
+        if a[a_at + done:a_at + done + n] != b[b_at + done:b_at + done + n]:
+            return False
+    return True
+
+
+def inspect(policy: PolicyState, raw: bytes, envelope: Envelope, ref: str | None = None,
+            *, auth: AuthResults | None = None) -> Inspection:
+    """Decide one message. Exceptions propagate: the caller tempfails (fail closed).
+
+    `auth`: the sender authentication already looked up for this message when its
+    header block arrived (`decide_header`); rules that reach `sender_auth` read it
+    instead of asking DNS again, so both decisions see the same answer."""
     ref = ref or new_ref()
     view = MessageView(raw, classification_headers=policy.config.classification_headers,
                        limits=policy.config.limits.inspection())
-    facts = AuthFacts(policy.resolver, envelope, view)
+    facts = AuthFacts(policy.resolver, envelope, view, looked_up=auth)
     try:
         verdict = evaluate(policy.rules, view, envelope, facts)
     except NotInspectable as exc:
@@ -106,3 +214,64 @@ def _trace_headers(policy: PolicyState, envelope: Envelope, auth: AuthResults | 
     value = authres.header_value(policy.config.hostname, auth,
                                  mail_from=envelope.mail_from, helo=envelope.helo)
     return (("Authentication-Results", value),)
+
+
+@dataclass(frozen=True)
+class HeaderDecision:
+    """The header block of a message as the proxy relays it while the body still
+    arrives (cut-through), decided when the header block ends.
+
+    `received` is the header block as received, through the empty line that ends it;
+    `block` the same with the changes an accepting verdict makes (forged
+    Authentication-Results removed, subject tags, added fields, the gateway's own
+    Authentication-Results); `auth` the sender authentication looked up on the way,
+    for the full inspection at the end of data to reuse (`inspect(auth=...)`).
+    """
+
+    received: bytes
+    block: bytes
+    subject_tags: tuple[str, ...]
+    added_headers: tuple[tuple[str, str], ...]
+    trace_headers: tuple[tuple[str, str], ...]
+    removed_headers: tuple[tuple[str, int], ...]
+    auth: AuthResults | None
+
+    def agrees(self, inspection: Inspection | Inspected) -> bool:
+        """Whether the accepting `inspection` of the whole message relays exactly this
+        header block over the received body: the same changes, the same bytes."""
+        verdict = inspection.verdict
+        if (verdict.subject_tags, verdict.added_headers, inspection.trace_headers,
+                inspection.removed_headers) != (self.subject_tags, self.added_headers,
+                                                self.trace_headers, self.removed_headers):
+            return False
+        received = len(self.received)
+        if isinstance(inspection, Inspected):
+            head, offset = inspection.relay_head, inspection.body_offset
+            # relay = head + raw[offset:], and raw begins with `received`.
+            return head is not None and offset <= received and \
+                head + self.received[offset:] == self.block
+        relay = inspection.relay_bytes
+        return relay is not None and relay[:len(self.block)] == self.block and \
+            len(relay) - len(self.block) == inspection.view.size - received
+
+
+def decide_header(policy: PolicyState, received: bytes, envelope: Envelope) -> HeaderDecision:
+    """The header changes of an accepting verdict, from the header block alone.
+
+    Only for a rule set whose `change_plan` says the header block decides; raises
+    `PlanViolated` otherwise. Blocking (a `sender_auth` condition may query DNS): run
+    it in a worker thread with a deadline. `received` must end with the empty line.
+    """
+    view = MessageView(received, classification_headers=policy.config.classification_headers,
+                       limits=policy.config.limits.inspection())
+    facts = AuthFacts(policy.resolver, envelope, view)
+    changes = header_changes(policy.rules, view, envelope, facts)
+    auth = facts.evaluated_results
+    trace = _trace_headers(policy, envelope, auth)
+    own = policy.config.hostname
+    verdict = Verdict(outcome=Outcome.ACCEPT, subject_tags=changes.subject_tags,
+                      added_headers=changes.added_headers)
+    block = transforms.apply(received, verdict, trace, authserv_id=own)
+    removed = tuple((authres_strip.FIELD, n) for n in authres_strip.forged(received, own))
+    return HeaderDecision(received, block, changes.subject_tags, changes.added_headers,
+                          trace, removed, auth)

@@ -7,6 +7,10 @@ logged as FILE:LINE and the old policy stays in force. SIGTERM/SIGINT stop
 accepting, tell idle clients 421, let transactions in flight finish until a
 deadline, then close what is left. SIGUSR1 reopens the rejection log (logrotate).
 
+Each Gateway owns its inspection processes (gateway.frontends.pool): started as
+messages need them, given the reloaded policy after SIGHUP, and ended and reaped
+when the gateway stops, after the drain (inspections in flight finish first).
+
 Under systemd (Type=notify) the gateway says READY=1 once every listener is bound,
 RELOADING=1 and READY=1 around a SIGHUP reload, STOPPING=1 when it starts to drain,
 and WATCHDOG=1 at half of WatchdogSec while its event loop keeps running.
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import signal
 import sys
@@ -26,7 +31,9 @@ from pathlib import Path
 from gateway import sdnotify
 from gateway.config import Listener
 from gateway.frontends.milter.server import MilterFrontend
+from gateway.frontends.pool import InspectionPool, PoolSettings
 from gateway.frontends.smtp_proxy import ProxyContext, ProxySMTP
+from gateway.frontends.smtp_session import cut_through_status
 from gateway.observe.metrics import Metrics
 from gateway.observe.metrics_http import MetricsServer
 from gateway.observe.rejection_log import RejectionLog
@@ -35,6 +42,13 @@ from gateway.problems import LoadError
 from gateway.relay import maildir
 
 log = logging.getLogger("gateway.service")
+
+# What to do about the usual reasons a listener cannot be bound.
+_BIND_HINTS = {
+    errno.EADDRINUSE: " (another program, or another gateway, listens there)",
+    errno.EADDRNOTAVAIL: " (not an address of this machine)",
+    errno.EACCES: " (ports below 1024 need root or CAP_NET_BIND_SERVICE)",
+}
 
 DRAIN_TIMEOUT = 30.0
 # Seconds between attempts to write rejection-log records kept in memory while the log
@@ -51,9 +65,11 @@ class Gateway:
         # another process holds, not share it.
         self.reuse_port = reuse_port
         metrics = Metrics()
+        self.pool = InspectionPool(PoolSettings.of(policy.config), policy)
         self.ctx = ProxyContext(policy=policy, metrics=metrics,
                                 rejection_log=RejectionLog(policy.config.rejection_log,
-                                                           metrics=metrics))
+                                                           metrics=metrics),
+                                pool=self.pool)
         self._servers: list[tuple[Listener, asyncio.AbstractServer]] = []
         self._milters: list[MilterFrontend] = []
         # listener name -> the addresses actually bound (host, port) or unix path
@@ -71,14 +87,23 @@ class Gateway:
 
     async def start(self) -> None:
         config = self.policy.config
-        if config.upstream_target.kind == "maildir":
-            await asyncio.to_thread(maildir.ensure, config.upstream_target.path)
-        if config.limits.spool_dir is not None:
-            # Spool files are made with mkstemp, which needs the directory to exist.
-            await asyncio.to_thread(config.limits.spool_dir.mkdir, mode=0o700, parents=True,
-                                    exist_ok=True)
-        # Not a gateway that starts and then cannot log its first refusal.
-        await asyncio.to_thread(self.ctx.rejection_log.open_now)
+        # The preflight (access(2)) cannot see every directory that will not be made (as
+        # root under /proc, on NFS with root_squash): name the key here too.
+        try:
+            what = "upstream: cannot deliver into the Maildir"
+            if config.upstream_target.kind == "maildir":
+                await asyncio.to_thread(maildir.ensure, config.upstream_target.path)
+            what = "limits.spool_dir: large messages cannot be spooled"
+            if config.limits.spool_dir is not None:
+                # Spool files are made with mkstemp, which needs the directory to exist.
+                await asyncio.to_thread(config.limits.spool_dir.mkdir, mode=0o700,
+                                        parents=True, exist_ok=True)
+            what = "rejection_log: the rejection log cannot be written"
+            # Not a gateway that starts and then cannot log its first refusal.
+            await asyncio.to_thread(self.ctx.rejection_log.open_now)
+        except OSError as exc:
+            path = f"{exc.filename}: " if exc.filename else ""
+            raise OSError(f"{what}: {path}{exc.strerror or exc}") from exc
         loop = asyncio.get_running_loop()
         try:
             for listener in config.listeners:
@@ -88,22 +113,28 @@ class Gateway:
                     return ProxySMTP(self.ctx, listener)
 
                 server: asyncio.AbstractServer
-                if listener.mode == "milter":
-                    milter = MilterFrontend(self.ctx, listener)
-                    server, self.bound[listener.name] = await milter.start(self.reuse_port)
-                    self._milters.append(milter)
-                elif addr.unix_path is not None:
-                    server = await loop.create_unix_server(factory, addr.unix_path)
-                    self.bound[listener.name] = [addr.unix_path]
-                else:
-                    assert addr.port is not None
-                    srv = await loop.create_server(factory, addr.host, addr.port,
-                                                   reuse_address=True,
-                                                   reuse_port=self.reuse_port or None)
-                    self.bound[listener.name] = [
-                        (str(s.getsockname()[0]), int(s.getsockname()[1]))
-                        for s in srv.sockets]
-                    server = srv
+                try:
+                    if listener.mode == "milter":
+                        milter = MilterFrontend(self.ctx, listener)
+                        server, self.bound[listener.name] = await milter.start(
+                            self.reuse_port)
+                        self._milters.append(milter)
+                    elif addr.unix_path is not None:
+                        server = await loop.create_unix_server(factory, addr.unix_path)
+                        self.bound[listener.name] = [addr.unix_path]
+                    else:
+                        assert addr.port is not None
+                        srv = await loop.create_server(factory, addr.host, addr.port,
+                                                       reuse_address=True,
+                                                       reuse_port=self.reuse_port or None)
+                        self.bound[listener.name] = [
+                            (str(s.getsockname()[0]), int(s.getsockname()[1]))
+                            for s in srv.sockets]
+                        server = srv
+                except OSError as exc:
+                    raise OSError(f"listeners: {listener.name} cannot listen on "
+                                  f"{listener.listen}: {exc.strerror or exc}"
+                                  f"{_BIND_HINTS.get(exc.errno or 0, '')}") from exc
                 self._servers.append((listener, server))
                 for where in self.bound[listener.name]:
                     shown = where if isinstance(where, str) else (
@@ -125,6 +156,10 @@ class Gateway:
         log.info("gateway started: upstream %s, rules version %s (%d rules)",
                  config.upstream_target, self.policy.rules.version,
                  len(self.policy.rules.rules))
+        log.info("%s", cut_through_status(self.policy))
+        pool = self.pool.settings
+        log.info("inspection: up to %d processes, %d messages waiting, %d MB of memory",
+                 pool.processes, pool.queue, pool.memory // (1024 * 1024))
 
     async def _start_metrics(self, host: str, port: int) -> None:
         server = MetricsServer(self.metrics, lambda: self.policy.config.upstream_target,
@@ -175,8 +210,10 @@ class Gateway:
         if new.config.upstream_target.kind == "maildir":
             maildir.ensure(new.config.upstream_target.path)
         self.ctx.policy = new
+        self.pool.reconfigure(PoolSettings.of(new.config), new)
         log.info("policy reloaded: rules version %s (%d rules), upstream %s",
                  new.rules.version, len(new.rules.rules), new.config.upstream_target)
+        log.info("%s", cut_through_status(new))
 
     async def reload(self, config_path: Path) -> bool:
         """SIGHUP: load config and rules off the loop; swap only if all of it is valid."""
@@ -230,6 +267,7 @@ class Gateway:
         self._milters.clear()
         # Let connection_lost callbacks of the sessions just closed run.
         await asyncio.sleep(0)
+        await self.pool.close()
         self.ctx.rejection_log.close()
         log.info("gateway stopped")
 

@@ -30,12 +30,18 @@ def _helo_domain(helo: str) -> str:
 class AuthFacts:
     """SPF and DMARC results for one message; `results` looks them up on first use."""
 
-    def __init__(self, resolver: Resolver | None, envelope: Envelope, view: MessageView
-                 ) -> None:
+    def __init__(self, resolver: Resolver | None, envelope: Envelope, view: MessageView,
+                 *, looked_up: AuthResults | None = None) -> None:
+        """`looked_up`: results found earlier for this same message (the proxy's
+        cut-through reads them when the header block arrives); the first check that
+        asks gets them without DNS, and only then do they count as evaluated, so the
+        message's verdict (and its Authentication-Results) still follows what the
+        rules reached, and a second look-up can never answer differently."""
         self._resolver = resolver
         self._envelope = envelope
         self._view = view
         self._results: AuthResults | None = None
+        self._looked_up = looked_up
 
     @classmethod
     def known(cls, results: AuthResults, envelope: Envelope, view: MessageView) -> AuthFacts:
@@ -75,6 +81,8 @@ class AuthFacts:
         return self._results
 
     def _authenticate(self) -> AuthResults:
+        if self._looked_up is not None:
+            return self._looked_up
         if self._resolver is None:
             # No resolver (a bare engine in a test or tool): as if DNS were down, so a
             # rule on sender_auth tempfails rather than passes.

@@ -7,7 +7,9 @@ smuggling: every other end-of-data look-alike (`\\n.\\n`, `\\n.\\r\\n`, `\\r.\\r
 one of those as the end, the message never leaves with a bare CR, bare LF or NUL in
 it: under `limits.bare_newlines: reject` it is refused, under `normalize` each bare
 CR or LF becomes CRLF and each NUL is dropped before inspection and relay (the one
-exception to byte-exact relay).
+exception to byte-exact relay). Its optional `tap` sees each clean piece as it is made
+(the proxy's cut-through relays them while the message still arrives); a refused
+message stops feeding it at the first piece it would not relay.
 
 `Spool` keeps the message: in memory up to `limits.spool_threshold`, then in a
 mode-0600 temporary file, so a flood of large messages costs disk, not memory. The
@@ -21,7 +23,7 @@ import contextlib
 import os
 import re
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Literal
 
@@ -103,6 +105,12 @@ class Spool:
     def spooled(self) -> bool:
         return self.path is not None
 
+    def sync(self) -> None:
+        """Write what is still buffered to the file, so another process can read the
+        whole message there (an inspection process, gateway.frontends.pool)."""
+        if self._fd is not None:
+            self._flush()
+
     def read(self) -> bytes:
         """The whole message as one bytes object (blocking: call it in a worker thread)."""
         if self._fd is None:
@@ -146,10 +154,16 @@ class DataDecoder:
     """
 
     def __init__(self, limit: int, *, bare_newlines: BareNewlines = "reject",
-                 spool: Spool | None = None) -> None:
+                 spool: Spool | None = None, tap: Callable[[bytes], None] | None = None
+                 ) -> None:
+        """`tap` sees every piece the spool gets, in order, as it is made (the proxy's
+        cut-through relays them while the rest arrives). A piece never splits a CRLF
+        and is never part of a refused message: once the message is refused (too big,
+        a bare newline under `reject`) the tap gets nothing more."""
         self.limit = limit
         self.bare_newlines = bare_newlines
         self.spool = spool if spool is not None else Spool(threshold=limit + 1)
+        self.tap = tap
         self.size = 0
         self.too_big = False
         self.bare: str | None = None  # the first bare CR/LF/NUL seen, if any
@@ -178,6 +192,8 @@ class DataDecoder:
                 return
             piece = normalize(piece)
         self.spool.write(piece)
+        if self.tap is not None:
+            self.tap(piece)
 
     def feed(self, chunk: bytes) -> bytes | None:
         """Consume wire bytes. Once the end is seen, returns what followed it (maybe b'').

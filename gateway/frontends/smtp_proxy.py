@@ -3,14 +3,18 @@
 Per connection, MAIL and RCPT pass relay control (`gateway.policy.relay_control`)
 and then go to the upstream as they arrive, so the client hears the upstream's
 own answers. DATA is read by our own bounded, chunked reader (aiosmtpd's reads
-line by line into a list and has no drain-then-refuse for oversize mail), the
-message is inspected in a worker thread with a deadline, and only then relayed:
-250 comes only after the upstream's 250 or an fsynced Maildir file. Every
+line by line into a list and has no drain-then-refuse for oversize mail): its
+decisions are the sans-io `gateway.frontends.smtp_session.DataPhase`, and this
+module only performs the actions it returns (`run_data`). The message is inspected
+with a deadline and relayed after (store and forward), or, with `cut_through`,
+relayed while it arrives with the final dot held back until the verdict; either
+way 250 comes only after the upstream's 250 or an fsynced Maildir file. Every
 failure of our own is 451 4.3.0 with a ref, never exception text.
 
 Hostile clients meet bounds here (`limits:`): connections overall and per client
 IP, commands and bad commands per session, command line length (aiosmtpd's 512
-plus extensions: longer is 500 5.5.2), idle time (421 4.4.2). DATA lines may be
+plus extensions: longer is 500 5.5.2), idle time (421 4.4.2), and inside DATA a
+total deadline and a minimum rate (421 4.4.2, `DataClock`). DATA lines may be
 longer than RFC 5321's 1000 octets (real mail has them); memory stays bounded
 because the message is spooled to disk above `limits.spool_threshold`. The DATA
 stream itself (end of data, bare newlines, spool) is `gateway.frontends.datastream`.
@@ -32,27 +36,67 @@ import asyncio
 import collections
 import contextlib
 import functools
+import inspect
 import logging
 import re
+import socket
 import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiosmtpd.smtp import MISSING, SMTP
+from aiosmtpd import __version__ as aiosmtpd_version
+from aiosmtpd.smtp import MISSING, SMTP, login_always_fail
 from aiosmtpd.smtp import Envelope as SmtpEnvelope
 from aiosmtpd.smtp import Session as SmtpSession
+from aiosmtpd.smtp import _AuthMechAttr as AuthMechAttr
+from aiosmtpd.smtp import log as aiosmtpd_log
+from aiosmtpd.smtp import make_loop as aiosmtpd_make_loop
 
 from gateway import pipeline, tls
 from gateway.config import Listener, ProxyProtocolSettings, Upstream
 from gateway.envelope import Envelope
 from gateway.frontends import proxy_protocol, xforward
-from gateway.frontends.datastream import DataDecoder, Spool
-from gateway.frontends.inspection import NotInspected, inspect_spooled
+from gateway.frontends.inspection import Inspection, Relay, inspect_spooled
+from gateway.frontends.pool import InspectionPool
+from gateway.frontends.smtp_session import (
+    OUTCOMES,
+    AbortUpstream,
+    Action,
+    ClientData,
+    ClientGone,
+    ClientLost,
+    ClientSilent,
+    DataPhase,
+    DataSettings,
+    DecideHeader,
+    Decline,
+    Event,
+    HeaderDecided,
+    Inspect,
+    InspectionDone,
+    Mismatch,
+    Outcome,
+    ReadClient,
+    Refuse,
+    Relayed,
+    ReplyClient,
+    StoreAndForward,
+    TooSlow,
+    Unread,
+    UpstreamData,
+    UpstreamFailed,
+    UpstreamFinish,
+    UpstreamLost,
+    UpstreamRefused,
+    UpstreamReplied,
+    UpstreamSend,
+    cuts_through,
+)
+from gateway.observe import journal
 from gateway.observe.metrics import Metrics
 from gateway.observe.rejection_log import RejectionLog
-from gateway.pipeline import Inspection
 from gateway.policy import builtin, relay_control, replies
 from gateway.policy.verdict import Reply
 from gateway.policy_state import PolicyState
@@ -107,23 +151,80 @@ def with_enhanced(status: str) -> str:
     return "\r\n".join(_line_with_enhanced(line) for line in status.split("\r\n"))
 
 
-class _Commands(dict[str, Callable[[str | None], Awaitable[None]]]):
+CommandMethod = Callable[[str | None], Awaitable[None]]
+
+
+class _Commands(dict[str, CommandMethod]):
     """aiosmtpd's command table, with a handler of ours for every command it lacks.
 
     aiosmtpd looks commands up with `.get()` and answers a miss itself, from a budget
     of its own (5 unknown commands, then 502 and a hang-up) that would cut in before
     `limits.max_bad_commands`. Membership, iteration and HELP are unchanged: the
-    unknown-command handler is made per look-up and has no HELP syntax.
+    unknown-command handler is made per look-up and has no HELP syntax. What `.get()`
+    returns is wrapped by `wrap` (the command budget) at look-up, not once per method
+    and connection: a connection uses a few of the fifteen commands.
     """
 
-    def __init__(self, methods: dict[str, Callable[[str | None], Awaitable[None]]],
-                 unknown: Callable[[str], Callable[[str | None], Awaitable[None]]]) -> None:
+    def __init__(self, methods: dict[str, CommandMethod],
+                 unknown: Callable[[str], CommandMethod],
+                 wrap: Callable[[CommandMethod], CommandMethod]) -> None:
         super().__init__(methods)
         self._unknown = unknown
+        self._wrap = wrap
 
     def get(self, key: str, default: object = None) -> Any:
         found = super().get(key)
-        return found if found is not None else self._unknown(key)
+        return self._wrap(found if found is not None else self._unknown(key))
+
+
+@dataclass(frozen=True)
+class _Tables:
+    """What aiosmtpd's SMTP.__init__ finds by introspection, for one server class and
+    handler: names only (bound per connection), and the handler's own bound hooks."""
+
+    auth: tuple[tuple[str, str, bool], ...]  # mechanism, attribute, on the server itself
+    hooks: dict[str, Callable[..., Any]]
+    ehlo_hook_version: str | None
+    commands: tuple[tuple[str, str], ...]  # command, method name
+
+
+# aiosmtpd's SMTP.__init__ runs inspect.getmembers and dir() over the server and the
+# handler on every connection (about 0.4 ms, some 12 % of the CPU at 2 KB x 20
+# sessions) to build tables that only depend on the class. ProxySMTP builds them once
+# per class and binds them per connection (`_init_smtp`), reproducing aiosmtpd 1.4.6's
+# __init__ exactly (tests/unit/test_smtp_init.py compares every attribute); with any
+# other aiosmtpd version it calls aiosmtpd's own __init__.
+FAST_INIT_VERSION = "1.4.6"
+_TABLES: dict[tuple[type, object], _Tables] = {}
+
+
+def _tables(cls: type, handler: object) -> _Tables:
+    key = (cls, handler)
+    found = _TABLES.get(key)
+    if found is not None:
+        return found
+    # As aiosmtpd: auth_* of the server, then of the handler (a later name wins).
+    auth: list[tuple[str, str, bool]] = []
+    for owner, builtin_ in ((cls, True), (type(handler), False)):
+        for name in sorted(dir(owner)):
+            if name.startswith("auth_"):
+                method = getattr(owner, name)
+                mech = getattr(method, "__auth_mechanism_name__",
+                               name.replace("auth_", "").replace("__", "-"))
+                auth.append((mech, name, builtin_))
+    hooks = {name.replace("handle_", ""): getattr(handler, name)
+             for name in dir(handler) if name.startswith("handle_")}
+    ehlo = hooks.get("EHLO")
+    version: str | None = None
+    if ehlo is not None:
+        count = len(inspect.signature(ehlo).parameters)
+        version = {4: "old", 5: "new"}.get(count)
+        if version is None:
+            raise RuntimeError("Unsupported EHLO Hook")
+    commands = tuple((name.replace("smtp_", ""), name)
+                     for name in dir(cls) if name.startswith("smtp_"))
+    found = _TABLES[key] = _Tables(tuple(auth), hooks, version, commands)
+    return found
 
 
 @dataclass
@@ -136,6 +237,8 @@ class ProxyContext:
     sessions: set[ProxySMTP] = field(default_factory=set)
     per_ip: collections.Counter[str] = field(default_factory=collections.Counter)
     metrics: Metrics = field(default_factory=Metrics)
+    # The inspection processes (the service starts and stops them); None: a thread.
+    pool: InspectionPool | None = None
 
 
 async def _pieces(message: bytes) -> AsyncIterator[bytes]:
@@ -233,16 +336,76 @@ class ProxySMTP(SMTP):
         self._refusal: Reply | None = None
         policy = ctx.policy
         context, require = self._tls_settings(policy)
-        super().__init__(HANDLER, data_size_limit=None, enable_SMTPUTF8=True,
-                         decode_data=False, hostname=policy.config.hostname, ident="ESMTP",
-                         timeout=policy.config.limits.session_timeout,
-                         tls_context=context, require_starttls=require)
+        if aiosmtpd_version == FAST_INIT_VERSION and not self.aiosmtpd_init:
+            self._init_smtp(HANDLER, hostname=policy.config.hostname, ident="ESMTP",
+                            timeout=policy.config.limits.session_timeout,
+                            tls_context=context, require_starttls=require)
+        else:
+            super().__init__(HANDLER, data_size_limit=None, enable_SMTPUTF8=True,
+                             decode_data=False, hostname=policy.config.hostname,
+                             ident="ESMTP", timeout=policy.config.limits.session_timeout,
+                             tls_context=context, require_starttls=require)
         missing = REQUIRED_HOOKS - set(self._handle_hooks)
         if missing:
             raise RuntimeError(f"aiosmtpd hooks not found: {', '.join(sorted(missing))}")
         self._smtp_methods = _Commands(
-            {name: self._budgeted(method) for name, method in self._smtp_methods.items()},
-            lambda command: self._budgeted(functools.partial(self.unknown_command, command)))
+            self._smtp_methods,
+            lambda command: functools.partial(self.unknown_command, command),
+            self._budgeted)
+
+    # Tests set it to compare the cached construction with aiosmtpd's own.
+    aiosmtpd_init = False
+
+    def _init_smtp(self, handler: object, *, hostname: str, ident: str, timeout: float,
+                   tls_context: ssl.SSLContext | None, require_starttls: bool) -> None:
+        """aiosmtpd 1.4.6's SMTP.__init__ for our arguments (data_size_limit=None,
+        enable_SMTPUTF8=True, decode_data=False, no AUTH settings, no call limit, no
+        PROXY timeout), with the introspected tables taken from `_tables`. Its
+        per-connection INFO line listing AUTH mechanisms is left out: the gateway
+        silences aiosmtpd's INFO log anyway (service.setup_logging)."""
+        tables = _tables(type(self), handler)
+        self.__ident__ = ident
+        self.loop = aiosmtpd_make_loop()
+        asyncio.StreamReaderProtocol.__init__(
+            self, asyncio.StreamReader(loop=self.loop, limit=self.line_length_limit),
+            client_connected_cb=self._cb_client_connected, loop=self.loop)
+        self.event_handler = handler
+        self.data_size_limit = None
+        self.enable_SMTPUTF8 = True
+        self._decode_data = False
+        self.command_size_limits.clear()
+        self.hostname = hostname or socket.getfqdn()
+        self.tls_context = tls_context
+        if tls_context:
+            if tls_context.verify_mode not in {ssl.CERT_NONE, ssl.CERT_OPTIONAL}:
+                aiosmtpd_log.warning("tls_context.verify_mode not in {CERT_NONE, "
+                                     "CERT_OPTIONAL}; this might cause client "
+                                     "connection problems")
+            elif tls_context.check_hostname:
+                aiosmtpd_log.warning("tls_context.check_hostname == True; "
+                                     "this might cause client connection problems")
+        self.require_starttls = tls_context and require_starttls
+        self._timeout_duration = timeout
+        self._timeout_handle = None
+        self._tls_handshake_okay = True
+        self._tls_protocol = None
+        self._original_transport = None
+        self.session = None
+        self.envelope = None
+        self.transport = None
+        self._handler_coroutine = None
+        self._auth_require_tls = True
+        self._proxy_timeout = None
+        self._authenticator = None
+        self._auth_callback = login_always_fail
+        self._auth_required = False
+        self._auth_methods = {
+            mech: AuthMechAttr(getattr(self if on_self else handler, name), on_self)
+            for mech, name, on_self in tables.auth}
+        self._handle_hooks = dict(tables.hooks)
+        self._ehlo_hook_ver = tables.ehlo_hook_version
+        self._smtp_methods = {command: getattr(self, name) for command, name in tables.commands}
+        self._enforce_call_limit = False
 
     def _tls_settings(self, policy: PolicyState) -> tuple[ssl.SSLContext | None, bool]:
         require = policy.config.tls.require_starttls
@@ -327,7 +490,11 @@ class ProxySMTP(SMTP):
         self.ctx.sessions.discard(self)
         self._uncount()
         if self.upstream is not None:
-            self.upstream.abort()
+            if self.in_data:
+                # A cut-through DATA may be open upstream: reset it, final dot unsent.
+                self.upstream.discard()
+            else:
+                self.upstream.abort()
         super().connection_lost(error)
 
     def _uncount(self) -> None:
@@ -516,7 +683,8 @@ class ProxySMTP(SMTP):
         rule_id = builtin.INTERNAL_ERROR.id
         log.info("%s ref=%s client=%s from=<%s> action=tempfail rule=%s reply=%d %s "
                  "reason=internal error", self.listener.name, ref, self.client_ip,
-                 self.gateway_envelope().mail_from, rule_id, reply.code, reply.enhanced)
+                 journal.value(self.gateway_envelope().mail_from), rule_id, reply.code,
+                 reply.enhanced)
         self.ctx.metrics.message(self.listener.direction, reply.code)
         self.ctx.metrics.rule_hit(rule_id)
         if self.upstream is not None:
@@ -540,7 +708,8 @@ class ProxySMTP(SMTP):
         the client gave, for a refusal at MAIL FROM (it never joins the envelope)."""
         log.info("%s ref=%s client=%s from=<%s> action=%s rule=%s reply=%d %s reason=%s",
                  self.listener.name, ref, self.client_ip,
-                 self.gateway_envelope(mail_from).mail_from, event, rule_id, reply.code,
+                 journal.value(self.gateway_envelope(mail_from).mail_from), event, rule_id,
+                 reply.code,
                  reply.enhanced, reason)
         self.ctx.metrics.message(self.listener.direction, reply.code)
         if rule_id is not None:
@@ -726,7 +895,7 @@ class ProxySMTP(SMTP):
             reply = replies.too_many_recipients(config.limits.max_recipients)
             log.info("%s client=%s from=<%s> action=tempfail rule=%s reply=%d %s "
                      "reason=recipient over the limit of %d", self.listener.name,
-                     self.client_ip, self.gateway_envelope().mail_from,
+                     self.client_ip, journal.value(self.gateway_envelope().mail_from),
                      builtin.TOO_MANY_RECIPIENTS.id, reply.code, reply.enhanced,
                      config.limits.max_recipients)
             return replies.render(reply)
@@ -765,19 +934,6 @@ class ProxySMTP(SMTP):
             self.upstream = None
 
     # -- DATA -----------------------------------------------------------------------------
-    async def read_data(self, decoder: DataDecoder) -> None:
-        while True:
-            chunk = await self._reader.read(READ_CHUNK)
-            if not chunk:
-                raise ConnectionResetError("client closed the connection during DATA")
-            self._reset_timeout()
-            rest = decoder.feed(chunk)
-            if rest is not None:
-                if rest:
-                    # Pipelined commands after the final dot belong to the command loop.
-                    self._unread(rest)
-                return
-
     def _unread(self, data: bytes) -> None:
         # StreamReader has no public unread; aiosmtpd itself works on _buffer (STARTTLS).
         buffer: bytearray = self._reader._buffer  # type: ignore[attr-defined]
@@ -800,21 +956,19 @@ class ProxySMTP(SMTP):
             status = await self.upstream_gone(UpstreamUnavailable("lost before DATA"))
             await self.finish_transaction(status)
             return
-        limits = policy.config.limits
-        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        phase = DataPhase(DataSettings.of(
+            policy.config.limits, ref=pipeline.new_ref(), max_size=policy.max_message_size,
+            cut_through=smtp_upstream and cuts_through(policy)))
         self.in_data = True
-        decoder = DataDecoder(policy.max_message_size, bare_newlines=limits.bare_newlines,
-                              spool=Spool(limits.spool_threshold, limits.spool_dir))
         try:
-            await self.read_data(decoder)
-            self.delivering = True
-            status = await self.deliver(policy, decoder)
+            reply = await self.run_data(policy, phase)
         finally:
             # Whatever happened (refusal, client gone, cancellation): no message on disk.
-            decoder.spool.close()
+            phase.close()
             self.in_data = False
             self.delivering = False
-        await self.finish_transaction(status)
+        if reply is not None:
+            await self.finish_transaction(reply)
 
     async def finish_transaction(self, status: str) -> None:
         await self.end_upstream_transaction()
@@ -823,70 +977,222 @@ class ProxySMTP(SMTP):
         if self.ctx.draining and self.transport is not None:
             await self.shutdown()
 
-    async def deliver(self, policy: PolicyState, decoder: DataDecoder) -> str:
-        """Inspect the message and relay it; the reply for the client."""
-        ref = pipeline.new_ref()
-        limit = policy.max_message_size
-        if decoder.too_big:
-            return await self.refuse(replies.size_exceeded(limit, ref), ref,
-                                     rule_id=builtin.SIZE.id,
-                                     reason=f"message of {decoder.size} bytes over {limit}")
-        if decoder.bare is not None and decoder.bare_newlines == "reject":
-            return await self.refuse(replies.bare_newline(ref), ref,
-                                     rule_id=builtin.BARE_NEWLINE.id,
-                                     reason=f"{decoder.bare} in DATA")
-        spool = decoder.spool
+    async def run_data(self, policy: PolicyState, phase: DataPhase) -> str | None:
+        """Drive the DATA phase (gateway.frontends.smtp_session): perform each action,
+        feed back what came of it. The reply for the client, or None when the session
+        ends instead (the client too slow); raises ConnectionResetError when the client
+        went away."""
+        pending = collections.deque(phase.start())
+        while pending:
+            action = pending.popleft()
+            if isinstance(action, OUTCOMES):
+                return await self.data_outcome(policy, phase, action)
+            event = await self.perform(policy, phase, action)
+            if event is not None:
+                pending = collections.deque(phase.handle(event))
+        raise RuntimeError("the DATA phase ended without an outcome")
+
+    async def perform(self, policy: PolicyState, phase: DataPhase, action: Action
+                      ) -> Event | None:
+        """One action of the DATA phase; the event it results in, if any."""
+        if isinstance(action, ReadClient):
+            return await self.read_client(action.timeout)
+        if isinstance(action, ReplyClient):
+            await self.push(action.status)
+            return None
+        if isinstance(action, Unread):
+            # Pipelined commands after the final dot belong to the command loop.
+            self._unread(action.data)
+            return None
+        if isinstance(action, AbortUpstream):
+            if self.upstream is not None and not self.upstream.closed:
+                log.info("%s ref=%s cut-through: upstream transaction aborted before its "
+                         "final dot: %s", self.listener.name, phase.settings.ref, action.reason)
+                self.upstream.discard()
+            return None
+        # Waiting on the upstream or on inspection, not on the client: the idle timer
+        # must not cut the client off now (_timeout_cb), and starts afresh afterwards.
+        self.delivering = True
+        try:
+            return await self.perform_own(policy, phase, action)
+        finally:
+            self.delivering = False
+            self._reset_timeout()
+
+    async def perform_own(self, policy: PolicyState, phase: DataPhase, action: Action
+                          ) -> Event | None:
+        if isinstance(action, DecideHeader):
+            return HeaderDecided(await self.decide_header(policy, action.received,
+                                                          phase.settings.ref))
+        if isinstance(action, Inspect):
+            return InspectionDone(await inspect_spooled(
+                policy, phase.spool, self.gateway_envelope(), phase.settings.ref,
+                self.ctx.metrics, log, self.listener.name, pool=self.ctx.pool,
+                auth=action.auth))
+        upstream = self.upstream
+        if upstream is None:
+            return UpstreamFailed(UpstreamUnavailable("no upstream connection"))
+        try:
+            if isinstance(action, UpstreamSend):
+                await upstream.send_data(action.wire)
+                return None
+            if isinstance(action, UpstreamData):
+                return UpstreamReplied(await upstream.begin_data())
+            assert isinstance(action, UpstreamFinish), action
+            started = time.monotonic()
+            reply = await upstream.end_data(action.tail)
+            self.ctx.metrics.relay_time(time.monotonic() - started)
+            return UpstreamReplied(reply)
+        except (UpstreamUnavailable, OSError) as exc:
+            return UpstreamFailed(exc)
+
+    async def read_client(self, timeout: float) -> Event:
+        """The next bytes of DATA, waiting at most `timeout` seconds (the DATA clock)."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            async with asyncio.timeout(timeout):
+                chunk = await self._reader.read(READ_CHUNK)
+        except TimeoutError:
+            return ClientSilent(loop.time() - started)
+        if not chunk:
+            return ClientGone()
+        self._reset_timeout()
+        return ClientData(chunk, loop.time() - started)
+
+    async def decide_header(self, policy: PolicyState, received: bytes, ref: str
+                            ) -> pipeline.HeaderDecision | None:
+        """The header block's changes for cut-through; None (stored and forwarded) when
+        they cannot be decided in time. Off the loop only when a sender_auth condition
+        may query DNS: otherwise it is a few microseconds of header parsing."""
         env = self.gateway_envelope()
-        inspection = await inspect_spooled(policy, spool, env, ref, self.ctx.metrics, log,
-                                           self.listener.name)
-        if isinstance(inspection, NotInspected):
-            return await self.refuse(inspection.reply, ref, rule_id=inspection.rule_id,
-                                     reason=inspection.reason, event="tempfail")
-        raw = inspection.view.raw
+        try:
+            if not policy.rules.change_plan.reads_auth(env.direction):
+                return pipeline.decide_header(policy, received, env)
+            return await asyncio.wait_for(
+                asyncio.to_thread(pipeline.decide_header, policy, received, env),
+                policy.config.limits.inspection_timeout)
+        except TimeoutError:
+            log.warning("%s ref=%s cut-through: header changes not decided within "
+                        "inspection_timeout; message stored and forwarded",
+                        self.listener.name, ref)
+        except Exception:
+            log.exception("%s ref=%s cut-through: header changes not decided; message "
+                          "stored and forwarded", self.listener.name, ref)
+        return None
+
+    async def data_outcome(self, policy: PolicyState, phase: DataPhase, outcome: Outcome
+                           ) -> str | None:
+        """What the DATA phase came to: logged, counted, and the reply for the client."""
+        ref = phase.settings.ref
+        if isinstance(outcome, ClientLost):
+            raise ConnectionResetError("client closed the connection during DATA")
+        if isinstance(outcome, TooSlow):
+            await self.close_with(replies.data_too_slow(), outcome.reason,
+                                  builtin.DATA_TOO_SLOW.id)
+            return None
+        self.delivering = True
+        if phase.fallback is not None:
+            log.info("%s ref=%s cut-through: message stored and forwarded instead: %s",
+                     self.listener.name, ref, phase.fallback)
+        if isinstance(outcome, Refuse):
+            return await self.refuse(outcome.reply, ref, rule_id=outcome.rule_id,
+                                     reason=outcome.reason, event=outcome.event)
+        if isinstance(outcome, UpstreamLost):
+            inspection = outcome.inspection
+            return (await self.upstream_refusal(
+                outcome.error, ref, inspection=inspection if isinstance(
+                    inspection, Inspection) else None))[1]
+        if isinstance(outcome, UpstreamRefused):
+            up = outcome.reply
+            self.ctx.metrics.upstream_answered(up.code)
+            self.ctx.metrics.message(self.listener.direction, up.code)
+            self.log_outcome(ref, self.gateway_envelope(), 0, "upstream-refused-data", None,
+                             _reply_of(up))
+            return up.render()
+        assert isinstance(outcome.inspection, Inspection), outcome
+        inspection = outcome.inspection
+        if isinstance(outcome, Decline):
+            return await self.declined(inspection, ref)
+        if isinstance(outcome, Mismatch):
+            sent = outcome.decision
+            log.error("%s ref=%s cut-through: BUG: the verdict's header changes differ from "
+                      "those relayed (relayed tags=%r fields=%r trace=%d removed=%r; verdict "
+                      "tags=%r fields=%r trace=%d removed=%r); not completed upstream",
+                      self.listener.name, ref, sent.subject_tags, sent.added_headers,
+                      len(sent.trace_headers), sent.removed_headers,
+                      inspection.verdict.subject_tags, inspection.verdict.added_headers,
+                      len(inspection.trace_headers), inspection.removed_headers)
+            return await self.refuse(replies.internal_error(ref), ref,
+                                     rule_id=builtin.INTERNAL_ERROR.id,
+                                     reason="internal error: cut-through header mismatch",
+                                     event="tempfail", inspection=inspection)
+        if isinstance(outcome, Relayed):
+            self.ctx.metrics.upstream_answered(outcome.reply.code)
+            return await self.relayed(inspection, ref, _reply_of(outcome.reply),
+                                      outcome.reply.render())
+        assert isinstance(outcome, StoreAndForward), outcome
+        return await self.deliver(policy, inspection, ref, begun=outcome.begun)
+
+    async def declined(self, inspection: Inspection, ref: str) -> str:
+        """The rules refused the message (reject or tempfail)."""
+        assert inspection.reply is not None
+        env = self.gateway_envelope()
         verdict = inspection.verdict
-        if inspection.reply is not None:
-            self.ctx.metrics.message(env.direction, inspection.reply.code)
-            event = verdict.event or "reject"
-            self.log_outcome(ref, env, len(raw), event, verdict.rule_id, inspection.reply)
-            await self.write_log(event=event, ref=ref, reply=inspection.reply,
-                                 inspection=inspection)
-            return replies.render(inspection.reply)
-        assert inspection.relay_bytes is not None
-        # Unchanged by transforms: relay the spooled copy rather than a second one in memory.
-        source = spool if spool.spooled and inspection.relay_bytes is raw else None
+        self.ctx.metrics.message(env.direction, inspection.reply.code)
+        event = verdict.event or "reject"
+        self.log_outcome(ref, env, inspection.view.size, event, verdict.rule_id,
+                         inspection.reply)
+        await self.write_log(event=event, ref=ref, reply=inspection.reply,
+                             inspection=inspection)
+        return replies.render(inspection.reply)
+
+    async def deliver(self, policy: PolicyState, inspection: Inspection, ref: str, *,
+                      begun: bool = False) -> str:
+        """Relay an accepted message now (store and forward); the reply for the client.
+        `begun`: the upstream already answered 354 (a cut-through that fell back)."""
+        assert inspection.relay_message is not None
         started = time.monotonic()
-        reply, status, own = await self.relay(policy, inspection.relay_bytes, ref, source,
-                                              inspection)
+        reply, status, own = await self.relay(policy, inspection.relay_message, ref,
+                                              inspection, begun=begun)
         self.ctx.metrics.relay_time(time.monotonic() - started)
         if own:
             # The gateway's own tempfail (upstream gone, Maildir not written): refuse()
             # has logged it, counted it and written its one record.
             return status
+        return await self.relayed(inspection, ref, reply, status)
+
+    async def relayed(self, inspection: Inspection, ref: str, reply: Reply, status: str
+                      ) -> str:
+        """The next hop's (or the Maildir's) answer to an accepted message: logged."""
+        env = self.gateway_envelope()
+        verdict = inspection.verdict
         self.ctx.metrics.message(env.direction, reply.code)
         noted = verdict.event
-        self.log_outcome(ref, env, len(raw), "relay" if noted is None else f"relay+{noted}",
-                         verdict.rule_id, reply)
+        self.log_outcome(ref, env, inspection.view.size,
+                         "relay" if noted is None else f"relay+{noted}", verdict.rule_id, reply)
         if noted is not None:
             await self.write_log(event=noted, ref=ref, reply=reply, inspection=inspection)
         return status
 
-    async def relay(self, policy: PolicyState, message: bytes, ref: str,
-                    spool: Spool | None = None, inspection: Inspection | None = None
+    async def relay(self, policy: PolicyState, message: Relay, ref: str,
+                    inspection: Inspection | None = None, *, begun: bool = False
                     ) -> tuple[Reply, str, bool]:
-        """(the reply, its rendering, whether it is the gateway's own refusal, logged)."""
+        """(the reply, its rendering, whether it is the gateway's own refusal, logged).
+        `begun`: DATA was already sent and answered 354."""
         target = policy.config.upstream_target
         if target.kind == "smtp":
             assert self.upstream is not None
             try:
-                up = await self.upstream.data_stream(
-                    spool.chunks() if spool is not None else _pieces(message))
+                # The new header block, then the rest from memory or the spool file.
+                up = await self.upstream.data_stream(message.chunks(), begin=not begun)
             except (UpstreamUnavailable, OSError) as exc:
                 reply, status = await self.upstream_refusal(exc, ref, inspection=inspection)
                 return reply, status, True
             self.ctx.metrics.upstream_answered(up.code)
             return _reply_of(up), up.render(), False
         try:
-            await asyncio.to_thread(maildir.deliver, target.path, message)
+            await asyncio.to_thread(maildir.deliver, target.path, await message.read())
         except OSError:
             log.exception("%s ref=%s maildir delivery failed", self.listener.name, ref)
             reply = replies.internal_error(ref)
@@ -900,5 +1206,6 @@ class ProxySMTP(SMTP):
     def log_outcome(self, ref: str, env: Envelope, size: int, action: str,
                     rule_id: str | None, reply: Reply) -> None:
         log.info("%s ref=%s client=%s from=<%s> rcpt=%d size=%d action=%s rule=%s reply=%d %s",
-                 self.listener.name, ref, env.client_ip, env.mail_from, len(env.rcpt_to),
+                 self.listener.name, ref, env.client_ip, journal.value(env.mail_from),
+                 len(env.rcpt_to),
                  size, action, rule_id or "-", reply.code, reply.enhanced or "-")

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from gateway.envelope import Envelope
 from gateway.message.view import MessageView
-from gateway.pipeline import Inspection
+from gateway.pipeline import Inspected, Inspection, Summary
 from gateway.policy.builtin import reference_of
 from gateway.policy.verdict import Reply, Verdict
 
@@ -52,7 +52,8 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def build_record(*, event: str, ref: str, envelope: Envelope, view: MessageView | None,
+def build_record(*, event: str, ref: str, envelope: Envelope,
+                 view: MessageView | Summary | None,
                  verdict: Verdict | None, reply: Reply | None, rule_id: str | None = None,
                  reference: str | None = None, reason: str | None = None,
                  evidence: Mapping[str, Any] | None = None,
@@ -265,8 +266,8 @@ class RejectionLog:
             return self._problem
 
     async def log(self, *, event: str, ref: str, envelope: Envelope, reply: Reply | None,
-                  inspection: Inspection | None = None, rule_id: str | None = None,
-                  reason: str | None = None) -> None:
+                  inspection: Inspection | Inspected | None = None,
+                  rule_id: str | None = None, reason: str | None = None) -> None:
         """Build the record and write it off the event loop; every front end logs this way.
 
         Never raises: a log that cannot be written must not change what the client hears.

@@ -45,7 +45,8 @@ class Builtin:
 RELAY_ACCESS = Builtin(
     "relay-access", 554, "5.7.1",
     "outbound: the client is not in `relay_networks` (nor SMTP-authenticated, milter); "
-    "inbound: a recipient outside `agency_domains` (at MAIL or RCPT)",
+    "inbound: a recipient outside `agency_domains` (at MAIL or RCPT; `<Postmaster>` "
+    "without a domain is accepted, RFC 5321 4.5.1)",
     _PPPA + "1.2.2(b)(iv) dan 1.4.1(f)-(g)",
     "Akses geganti ditolak.",
     "Relay access denied.")
@@ -94,6 +95,14 @@ NOT_INSPECTABLE = Builtin(
     _PPPA + "1.4.1(f)-(g)",
     "Mesej tidak dapat diperiksa sekarang; sila cuba sebentar lagi.",
     "The message could not be inspected now; please try again later.")
+BUSY = Builtin(
+    "gerbang-sibuk", 451, "4.3.2",
+    "every inspection process is busy and the message could not get one, or the memory "
+    "its inspection needs (`limits.inspection_memory`), within `limits.inspection_wait`; "
+    "or the inspection queue (`limits.inspection_queue`) is full: never relayed uninspected",
+    _PPPA + "1.4.1(d)",
+    "Gerbang e-mel sedang sibuk; sila cuba sebentar lagi.",
+    "The gateway is busy; please try again later.")
 INTERNAL_ERROR = Builtin(
     "ralat-dalaman", 451, "4.3.0",
     "a fault of the gateway's own (the spool cannot be written or read, the inspection "
@@ -156,6 +165,14 @@ IDLE_TIMEOUT = Builtin(
     _PPPA + "1.4.1(c)-(d); RFC 5321 4.5.3.2",
     "Tiada aktiviti terlalu lama; sambungan ditutup.",
     "Idle for too long; closing the connection.", logged=False)
+DATA_TOO_SLOW = Builtin(
+    "data-terlalu-perlahan", 421, "4.4.2",
+    "inside DATA, the client took longer than `limits.data_timeout` seconds, or sent "
+    "less than `limits.data_min_rate` bytes a second over `limits.data_rate_window` "
+    "(after `limits.data_rate_grace`): closed, nothing relayed",
+    _PPPA + "1.4.1(c)-(d); RFC 5321 4.5.3.2",
+    "Data mesej diterima terlalu perlahan; sambungan ditutup.",
+    "Message data arrived too slowly; closing the connection.", logged=False)
 SHUTTING_DOWN = Builtin(
     "gerbang-ditutup", 421, "4.3.2",
     "the gateway is stopping (SIGTERM) and the session is between transactions, or the "
@@ -166,9 +183,9 @@ SHUTTING_DOWN = Builtin(
 
 ALL: tuple[Builtin, ...] = (
     RELAY_ACCESS, RELAY_SENDER, RELAY_ADDRESS, SIZE, TOO_MANY_RECIPIENTS, BARE_NEWLINE,
-    NOT_INSPECTABLE, INTERNAL_ERROR, UPSTREAM_UNAVAILABLE, UPSTREAM_TLS, TLS_REQUIRED,
+    NOT_INSPECTABLE, BUSY, INTERNAL_ERROR, UPSTREAM_UNAVAILABLE, UPSTREAM_TLS, TLS_REQUIRED,
     COMMAND_TOO_LONG, TOO_MANY_CONNECTIONS, TOO_MANY_COMMANDS, TOO_MANY_BAD_COMMANDS,
-    IDLE_TIMEOUT, SHUTTING_DOWN)
+    IDLE_TIMEOUT, DATA_TOO_SLOW, SHUTTING_DOWN)
 BY_ID: dict[str, Builtin] = {b.id: b for b in ALL}
 
 

@@ -136,11 +136,21 @@ def check_mail(*, direction: str, client_ip: str, sender: str,
 
 def check_rcpt(*, direction: str, recipient: str, path: str,
                agency_domains: Iterable[str]) -> Refusal | None:
-    """RCPT TO: no routing forms anywhere; inbound only to agency domains."""
-    form = routing_form(path)
+    """RCPT TO: no routing forms anywhere; inbound only to agency domains (and the
+    domainless `<Postmaster>`).
+
+    Both the path as written and `recipient`, the address a front end parsed from it
+    and would pass on, are checked: a parser that decodes RFC 2047 encoded words or
+    drops comments (aiosmtpd's) can turn `=?utf-8?q?u=40evil?=@agency` into
+    `"u@evil"@agency`, and the next hop routes on what it is sent.
+    """
+    form = routing_form(path) or routing_form(recipient)
     if form is not None:
         return Refusal(RELAY_ADDRESS, f"recipient uses a {form}", replies.bad_address)
-    if direction == "inbound" and not domain_in(address_domain(recipient), agency_domains):
+    if direction == "inbound" and not domain_in(address_domain(recipient), agency_domains) \
+            and recipient.strip().lower() != "postmaster":
+        # `<Postmaster>` without a domain MUST be accepted (RFC 5321 4.5.1); the next
+        # hop, the agency's own server, delivers it to its own postmaster.
         return Refusal(RELAY_ACCESS, "recipient domain is not an agency domain",
                        replies.relay_denied)
     return None

@@ -121,6 +121,12 @@ def not_inspectable(ref: str) -> Reply:
     return builtin.NOT_INSPECTABLE.reply(ref)
 
 
+def busy(ref: str) -> Reply:
+    # 4.3.2 (RFC 3463: system not accepting network messages): the gateway has no
+    # inspection process or memory for the message now; nothing is wrong with it.
+    return builtin.BUSY.reply(ref)
+
+
 def upstream_unavailable(ref: str) -> Reply:
     return builtin.UPSTREAM_UNAVAILABLE.reply(ref)
 
@@ -163,3 +169,8 @@ def too_many_bad_commands() -> Reply:
 
 def idle_timeout() -> Reply:
     return builtin.IDLE_TIMEOUT.reply()
+
+
+def data_too_slow() -> Reply:
+    # 4.4.2 (RFC 3463: bad connection): as for an idle client, the session ends.
+    return builtin.DATA_TOO_SLOW.reply()

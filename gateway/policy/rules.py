@@ -7,6 +7,13 @@ conditions, bad sizes and regexes (via each check's parameter schema), dangling
 
 Conditions keep the order they are written in: the keys of a `when:` mapping
 become an AllOf in document order, so the engine evaluates them in that order.
+
+`plan_changes` (the RuleSet's `change_plan`, decided once at load) reads the rules
+statically for the proxy's cut-through: which rules can change the header block of a
+relayed message (`tag`, `add_header`, and through a `sender_auth` condition the
+gateway's Authentication-Results field), and whether the conditions that decide those
+changes read only the envelope and the header block (each check's `needs`). When one
+needs the body, the proxy stores and forwards every message instead.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import hashlib
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -102,6 +110,12 @@ class RuleSet:
         for rule in self.rules:
             yield from ((rule, leaf) for leaf in _leaves(rule.when))
 
+    # Cached: load_rules computes it once; the rules never change within a set.
+    @cached_property
+    def change_plan(self) -> ChangePlan:
+        """What can change a relayed message's header block, and what decides it."""
+        return plan_changes(self.rules)
+
     def largest_allowed_size(self) -> int | None:
         """The largest message any enforced size rule lets through, encoded on the wire.
 
@@ -124,6 +138,7 @@ class RuleSet:
 
 
 def _leaves(cond: Condition) -> Iterator[Leaf]:
+    """The leaves in the order the engine may evaluate them (written order)."""
     if isinstance(cond, Leaf):
         yield cond
     elif isinstance(cond, AllOf | AnyOf):
@@ -131,6 +146,104 @@ def _leaves(cond: Condition) -> Iterator[Leaf]:
             yield from _leaves(item)
     else:
         yield from _leaves(cond.item)
+
+
+# The check whose evaluation, not its outcome, changes a relayed message: reading the
+# sender's authentication makes the gateway add its Authentication-Results field.
+AUTH_CHECK = "sender_auth"
+CHANGE_ACTIONS: frozenset[str] = frozenset({"tag", "add_header"})
+
+
+@dataclass(frozen=True)
+class ChangePlan:
+    """The header changes a rule set can make, read statically (see `plan_changes`).
+
+    `rules` are those the header phase evaluates, in rule order: enforced `tag` and
+    `add_header` rules; enforced `accept` rules that come before one of those or before
+    a `sender_auth` condition (an accept ends evaluation, so it decides whether they
+    run); and every rule with a `sender_auth` condition, monitor mode and refusals too,
+    since reaching that condition is what adds Authentication-Results. Refusals are
+    otherwise left out: when one holds the message is not relayed, so its header
+    changes do not matter. `blockers` say why the header block alone cannot decide
+    (empty when it can): each names the rule, where it is, and what it reads.
+    """
+
+    rules: tuple[Rule, ...]
+    blockers: tuple[str, ...]
+
+    @property
+    def header_decides(self) -> bool:
+        return not self.blockers
+
+    def reads_auth(self, direction: str) -> bool:
+        """Whether deciding the header changes may look up sender authentication (DNS)."""
+        return any(rule.applies_to(direction) and any(
+            leaf.check.name == AUTH_CHECK for leaf in _leaves(rule.when))
+            for rule in self.rules)
+
+
+def _body_leaf(cond: Condition) -> Leaf | None:
+    """The first condition that reads more than the envelope and the header block."""
+    return next((leaf for leaf in _leaves(cond) if leaf.check.needs == "message"), None)
+
+
+def _body_before_auth(cond: Condition) -> Leaf | None:
+    """A body-reading condition evaluated before a `sender_auth` one, if any: whether
+    that sender_auth is reached (and Authentication-Results added) depends on the body.
+    Any earlier leaf may decide it (all: stops at the first false, any: at the first
+    true), so every leaf written before it must read the header block at most."""
+    body: Leaf | None = None
+    for leaf in _leaves(cond):
+        if leaf.check.name == AUTH_CHECK and body is not None:
+            return body
+        if body is None and leaf.check.needs == "message":
+            body = leaf
+    return None
+
+
+def plan_changes(rules: tuple[Rule, ...]) -> ChangePlan:
+    """Which rules decide the header changes of an accepted message, and whether they
+    decide from the envelope and header block alone (each check's `needs`).
+
+    Exact for an accepted message: its evaluation reached every rule up to the end or
+    to the enforced `accept` that ended it, and no refusal held. So the tags and fields
+    it carries are those of the change rules reached whose conditions held, and its
+    Authentication-Results exists when some rule reached reached a `sender_auth`
+    condition. Directions are ignored here (conservative); the engine filters them.
+    """
+    selected: list[Rule] = []
+    blockers: list[str] = []
+    change_follows = False  # walking backwards: a change or sender_auth comes later
+    for rule in reversed(rules):
+        where = f"rule {rule.id} ({rule.file}:{rule.line})"
+        enforced = rule.mode == "enforce"
+        has_auth = any(leaf.check.name == AUTH_CHECK for leaf in _leaves(rule.when))
+        chosen = False
+        if enforced and rule.action in CHANGE_ACTIONS:
+            body = _body_leaf(rule.when)
+            if body is not None:
+                blockers.append(f"{where}: action {rule.action} depends on "
+                                f"{body.check.name}, which reads the message body")
+            chosen = True
+        elif enforced and rule.action == "accept" and change_follows:
+            body = _body_leaf(rule.when)
+            if body is not None:
+                blockers.append(f"{where}: action accept, before a rule that changes the "
+                                f"header, depends on {body.check.name}, which reads the "
+                                "message body")
+            chosen = True
+        if has_auth:
+            body = _body_before_auth(rule.when)
+            if body is not None:
+                blockers.append(f"{where}: whether its {AUTH_CHECK} condition is reached "
+                                "(and Authentication-Results added) depends on "
+                                f"{body.check.name}, which reads the message body")
+            chosen = True
+        if chosen:
+            selected.append(rule)
+        change_follows = change_follows or (enforced and rule.action in CHANGE_ACTIONS) \
+            or has_auth
+    return ChangePlan(tuple(reversed(selected)), tuple(reversed(blockers)))
 
 
 class _Builder:
@@ -409,6 +522,8 @@ def load_rules(rules_dir: Path, builtins: Mapping[str, tuple[str, ...]]) -> Rule
     digest = hashlib.sha256()
     for path in files:
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    return RuleSet(rules=tuple(rules), lists=lists, files=tuple(str(f) for f in files),
-                   version=digest.hexdigest()[:12],
-                   agency_domains=tuple(builtins.get("agency_domains", ())))
+    ruleset = RuleSet(rules=tuple(rules), lists=lists, files=tuple(str(f) for f in files),
+                      version=digest.hexdigest()[:12],
+                      agency_domains=tuple(builtins.get("agency_domains", ())))
+    _ = ruleset.change_plan  # decided here, at load, not by the first message
+    return ruleset

@@ -19,6 +19,14 @@ is tempfailed, never sent in plaintext instead.
 An upstream that lists XFORWARD in its EHLO reply (Postfix with
 smtpd_authorized_xforward_hosts) is told the real client before each MAIL, the
 attributes it listed and no others, as Postfix's own smtpd_proxy.c does.
+
+DATA can also be driven piece by piece (`begin_data`, `send_data`, `end_data`) for
+the proxy's cut-through, which relays a message while it still arrives. Such a
+message is called off with `discard`: the connection is dropped before the final
+dot. Only the end-of-data indicator completes a mail transaction (RFC 5321 4.1.1.4),
+and a server whose connection is lost must act as on RSET, cancelling the pending
+transaction (RFC 5321 3.8). Dot-stuffing (`DotStuffer`) holds back a trailing CRLF,
+so nothing sent before the final dot can end the data.
 """
 
 from __future__ import annotations
@@ -286,21 +294,46 @@ class UpstreamSession:
         self.in_transaction = False
         return reply
 
-    async def data_stream(self, pieces: AsyncIterable[bytes]) -> UpstreamReply:
+    async def data_stream(self, pieces: AsyncIterable[bytes], *, begin: bool = True
+                          ) -> UpstreamReply:
         """As `data`, with the message given in pieces (a spooled message, read in
-        large blocks), dot-stuffed on the way so no whole stuffed copy is ever made."""
-        go = await self.command("DATA")
-        if go.code != 354:
-            return go
+        large blocks), dot-stuffed on the way so no whole stuffed copy is ever made.
+        `begin=False`: DATA was already sent and answered 354 (`begin_data`)."""
+        if begin:
+            go = await self.begin_data()
+            if go.code != 354:
+                return go
         stuffer = DotStuffer()
         async for piece in pieces:
             out = stuffer.feed(piece)
             if out:
                 await self._send(out)
-        await self._send(stuffer.end() + b".\r\n")
+        return await self.end_data(stuffer.end())
+
+    async def begin_data(self) -> UpstreamReply:
+        """The DATA command; its reply (354: send the message)."""
+        return await self.command("DATA")
+
+    async def send_data(self, wire: bytes) -> None:
+        """Message bytes already dot-stuffed (`DotStuffer.feed`), never the final dot."""
+        await self._send(wire)
+
+    async def end_data(self, tail: bytes) -> UpstreamReply:
+        """What the stuffer still holds (`DotStuffer.end`), then the final dot: the
+        upstream's reply to the whole message."""
+        await self._send(tail + b".\r\n")
         reply = await self.read_reply()
         self.in_transaction = False
         return reply
+
+    def discard(self) -> None:
+        """Call off a message in the middle of DATA: drop the connection (a reset, so
+        nothing still buffered is sent after all) with the final dot never sent."""
+        if not self.closed:
+            self.closed = True
+            self.in_transaction = False
+            transport = self._writer.transport
+            transport.abort()
 
     async def quit(self) -> None:
         if self.closed:

@@ -31,6 +31,7 @@ OWN_REPLIES: list[tuple[Reply, builtin.Builtin]] = [
     (replies.too_many_recipients(1000), builtin.TOO_MANY_RECIPIENTS),
     (replies.internal_error("R1"), builtin.INTERNAL_ERROR),
     (replies.not_inspectable("R1"), builtin.NOT_INSPECTABLE),
+    (replies.busy("R1"), builtin.BUSY),
     (replies.upstream_unavailable("R1"), builtin.UPSTREAM_UNAVAILABLE),
     (replies.upstream_tls_failed("R1"), builtin.UPSTREAM_TLS),
     (replies.shutting_down(), builtin.SHUTTING_DOWN),
@@ -41,6 +42,7 @@ OWN_REPLIES: list[tuple[Reply, builtin.Builtin]] = [
     (replies.too_many_commands(), builtin.TOO_MANY_COMMANDS),
     (replies.too_many_bad_commands(), builtin.TOO_MANY_BAD_COMMANDS),
     (replies.idle_timeout(), builtin.IDLE_TIMEOUT),
+    (replies.data_too_slow(), builtin.DATA_TOO_SLOW),
 ]
 
 

@@ -42,10 +42,10 @@ from gateway import pipeline
 from gateway.config import Listener
 from gateway.envelope import Direction, Envelope
 from gateway.frontends.datastream import Spool
-from gateway.frontends.inspection import NotInspected, inspect_spooled
+from gateway.frontends.inspection import Inspection, NotInspected, inspect_spooled
 from gateway.frontends.milter import protocol as p
 from gateway.frontends.smtp_proxy import ProxyContext
-from gateway.pipeline import Inspection
+from gateway.observe import journal
 from gateway.policy import builtin, relay_control, replies
 from gateway.policy.verdict import Reply
 from gateway.policy_state import PolicyState
@@ -265,7 +265,8 @@ class MilterSession:
             ref = pipeline.new_ref()
             reply = refusal.reply(ref)
             log.info("%s ref=%s client=%s from=<%s> action=reject rule=%s reply=%d %s "
-                     "reason=%s", self.listener.name, ref, self.client_ip, txn.mail_from,
+                     "reason=%s", self.listener.name, ref, self.client_ip,
+                     journal.value(txn.mail_from),
                      refusal.rule_id, reply.code, reply.enhanced, refusal.reason)
             self.ctx.metrics.message(txn.direction, reply.code)
             self.ctx.metrics.rule_hit(refusal.rule_id)
@@ -332,16 +333,18 @@ class MilterSession:
         ref = pipeline.new_ref()
         env = self.envelope()
         inspection = await inspect_spooled(policy, txn.spool, env, ref, self.ctx.metrics, log,
-                                           self.listener.name)
+                                           self.listener.name, pool=self.ctx.pool)
         if isinstance(inspection, NotInspected):
             return [await self.refuse(inspection.reply, ref, rule_id=inspection.rule_id,
                                       reason=inspection.reason, event="tempfail")]
-        raw = inspection.view.raw
+        # The received header block (the Subject to tag is in it); the body stays in the spool.
+        raw = inspection.received_head
+        size = inspection.view.size
         verdict = inspection.verdict
         if inspection.reply is not None:
             self.ctx.metrics.message(env.direction, inspection.reply.code)
             event = verdict.event or "reject"
-            self.log_outcome(ref, env, len(raw), event, verdict.rule_id, inspection.reply)
+            self.log_outcome(ref, env, size, event, verdict.rule_id, inspection.reply)
             await self.write_log(event=event, ref=ref, reply=inspection.reply,
                                  inspection=inspection)
             return [p.ReplyCode(replies.render(inspection.reply))]
@@ -350,7 +353,7 @@ class MilterSession:
         # Accepted here: the MTA queues it, so "relayed" means handed back to the MTA.
         self.ctx.metrics.message(env.direction, reply.code)
         noted = verdict.event
-        self.log_outcome(ref, env, len(raw), "accept" if noted is None else f"accept+{noted}",
+        self.log_outcome(ref, env, size, "accept" if noted is None else f"accept+{noted}",
                          verdict.rule_id, reply)
         if noted is not None:
             await self.write_log(event=noted, ref=ref, reply=reply, inspection=inspection)
@@ -396,7 +399,8 @@ class MilterSession:
                      event: str = "reject") -> p.Reply:
         """Refuse the whole transaction: log it and answer with the reply text."""
         log.info("%s ref=%s client=%s from=<%s> action=%s rule=%s reply=%d %s reason=%s",
-                 self.listener.name, ref, self.client_ip, self.envelope().mail_from, event,
+                 self.listener.name, ref, self.client_ip, journal.value(self.envelope().mail_from),
+                 event,
                  rule_id, reply.code, reply.enhanced, reason)
         self.ctx.metrics.message(self.envelope().direction, reply.code)
         if rule_id is not None:
@@ -410,7 +414,8 @@ class MilterSession:
     def log_outcome(self, ref: str, env: Envelope, size: int, action: str,
                     rule_id: str | None, reply: Reply) -> None:
         log.info("%s ref=%s client=%s from=<%s> rcpt=%d size=%d action=%s rule=%s reply=%d %s",
-                 self.listener.name, ref, env.client_ip, env.mail_from, len(env.rcpt_to),
+                 self.listener.name, ref, env.client_ip, journal.value(env.mail_from),
+                 len(env.rcpt_to),
                  size, action, rule_id or "-", reply.code, reply.enhanced or "-")
 
 

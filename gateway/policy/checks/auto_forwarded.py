@@ -11,7 +11,7 @@ from gateway.policy.checks.base import Context, Evidence, check
 from gateway.policy.checks.params import Flag
 
 
-@check("auto_forwarded", Flag)
+@check("auto_forwarded", Flag, needs="header")
 def CHECK(want: bool, ctx: Context) -> Evidence | None:
     found = ctx.view.auto_forwarded
     if bool(found) != want:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from pydantic import TypeAdapter
 
@@ -22,6 +22,11 @@ if TYPE_CHECKING:
 
 P = TypeVar("P")
 Evidence = Mapping[str, Any]
+# What a check reads, from least to most: the envelope only (it can run before DATA);
+# the message's top-level header block (it can run when the header block has arrived,
+# before the body: the proxy's cut-through decides its header changes with these);
+# the whole message (body, attachments, size, structure).
+Needs = Literal["envelope", "header", "message"]
 
 
 @dataclass(frozen=True)
@@ -46,15 +51,17 @@ class Check(Generic[P]):
     evaluate: Callable[[P, Context], Evidence | None]
     # Rule values for this check that name lists ("@x") may stand for a list of strings.
     takes_list: bool = False
-    # What the check needs from the message; a rule set that never asks for a part never
-    # pays for parsing it. 'envelope' checks can run before DATA.
-    needs: str = "message"
+    # What the check reads (`Needs`). A check declared "envelope" or "header" must read
+    # nothing else: gateway.policy.rules.plan_changes relies on it to decide a message's
+    # header changes before its body has arrived (cut-through), and a wrong declaration
+    # would show as the end-of-data mismatch the proxy tempfails (never a relayed change).
+    needs: Needs = "message"
 
     def validate(self, value: Any) -> P:
         return self.params.validate_python(value)
 
 
-def check(name: str, params: Any, *, takes_list: bool = False, needs: str = "message"
+def check(name: str, params: Any, *, takes_list: bool = False, needs: Needs = "message"
           ) -> Callable[[Callable[[P, Context], Evidence | None]], Check[P]]:
     """Declare a check. Registration is explicit in `gateway.policy.checks.REGISTRY`."""
 

@@ -11,7 +11,7 @@ from gateway.policy.checks.base import Context, Evidence, check
 from gateway.policy.checks.params import Domains
 
 
-@check("from_domain", Domains, takes_list=True)
+@check("from_domain", Domains, takes_list=True, needs="header")
 def CHECK(domains: tuple[str, ...], ctx: Context) -> Evidence | None:
     for address in ctx.view.from_addresses:
         domain = address_domain(address)

@@ -32,7 +32,7 @@ def _unavailable(ctx: Context) -> AuthResults:
                        DmarcResult("temperror", from_domain, reason=reason))
 
 
-@check("sender_auth", SenderAuth)
+@check("sender_auth", SenderAuth, needs="header")
 def CHECK(spec: SenderAuthSpec, ctx: Context) -> Evidence | None:
     results = ctx.auth.results if ctx.auth is not None else _unavailable(ctx)
     if spec.spf is not None and results.spf.result not in spec.spf:

@@ -12,7 +12,7 @@ from gateway.policy.checks.base import Context, Evidence, check
 from gateway.policy.checks.params import IdentityKinds
 
 
-@check("sender_identity", IdentityKinds)
+@check("sender_identity", IdentityKinds, needs="header")
 def CHECK(kinds: frozenset[str], ctx: Context) -> Evidence | None:
     facts = ctx.view.identity
     found = [k for k in facts.kinds if k in kinds]

@@ -16,7 +16,7 @@ from gateway.policy.checks.params import Regex
 MAX_MATCH = 200
 
 
-@check("subject_matches", Regex)
+@check("subject_matches", Regex, needs="header")
 def CHECK(rx: re.Pattern[str], ctx: Context) -> Evidence | None:
     subject = ctx.view.subject
     m = rx.search(subject)

@@ -1,0 +1,700 @@
+"""Inspection in worker processes that can be stopped: a bounded pool, fair queues, a memory budget.
+
+Every message is inspected in a process of the gateway's pool, never on the event
+loop nor in one of its threads: processes use every core, and one that runs past
+`limits.inspection_timeout` is killed (SIGKILL) with its message and replaced,
+where a thread could only be abandoned and would keep burning its core.
+
+Processes are forked from the gateway when a message needs one (at most
+`processes`), so each starts with the gateway's modules and the policy in memory,
+and is then kept for the next messages (MAX_JOBS, then replaced: a long-lived heap
+only grows). A process is forked with the policy of the transaction whose message
+it inspects; after a reload (SIGHUP) idle processes of the old policy are stopped
+and new messages get processes forked with the new one, so the new rules apply to
+every message whose transaction started after the reload.
+
+Scheduling. Waiting messages are queued per client address (the envelope's
+`client_ip`: the real client behind XFORWARD or PROXY). A free process takes the
+first message of the client with the fewest messages in inspection and, among
+equals, the one served least recently (round robin; a client not served yet comes
+first): a client that sends expensive mail gets its share of the processes, and a
+client with nothing in inspection does not wait behind its queue. At
+most `queue` messages wait in all; a message that finds the queue full pushes out
+the newest message of the client with the most waiting, unless that client has
+no more waiting than its own, and then it is itself refused. A message that
+cannot start within `limits.inspection_wait` is refused too. Refused here means
+`Busy`: the front end answers 451 4.3.2, and the client retries later.
+
+Memory. A message's inspection is estimated to cost COST_FACTOR times its size
+plus COST_BASE; the inspections in flight may cost `memory` together. The message
+whose turn it is waits until its cost fits, and holds back those behind it (a
+large message is never passed over for ever); one that costs more than the whole
+budget runs alone. The estimate does not see what an archive expands to: that is
+bounded by `limits.max_expansion_bytes`.
+
+The message is not copied to the process when it is large: a spooled message is
+read by the process from the spool file (mapped), a message in memory (at most
+`limits.spool_threshold`) goes over the process's socket. The process sends back
+`pipeline.Inspected`: verdict, reply, log facts and the relayed header block.
+
+No process outlives the gateway: each asks the kernel to kill it when the gateway
+dies (PR_SET_PDEATHSIG), exits when its socket closes, ignores SIGTERM, SIGINT
+and SIGHUP (systemd signals the whole cgroup; the gateway drains, then closes its
+processes itself) and limits its own run time with an alarm; the pool reaps every
+process it started, and `close` kills those that do not exit in time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import ctypes
+import gc
+import itertools
+import logging
+import math
+import mmap
+import os
+import pickle
+import signal
+import socket
+import time
+import traceback
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gateway import pipeline
+from gateway.auth import AuthResults
+from gateway.config import GatewayConfig
+from gateway.envelope import Envelope
+from gateway.pipeline import Inspected
+from gateway.policy_state import PolicyState
+
+log = logging.getLogger("gateway.pool")
+
+# Estimated peak memory of one inspection: bench/inspect.py measures the Python
+# allocations of inspecting a message at 7.6x its size at 1 MB and 7.7x at 25 MB
+# (the raw copy, the parse, decoded parts and folded text for the marking scan),
+# and the process's RSS growing 6.8x the size at 25 MB; 8x rounds that up. The
+# base covers the small fixed part (15x of a 2 KB message is 30 KB).
+COST_FACTOR = 8
+COST_BASE = 1024 * 1024
+# Messages one process inspects before it is replaced.
+MAX_JOBS = 1000
+# After a message at least this large, the process collects and gives its free
+# memory back to the system before the next one (not worth it for small ones).
+TRIM_AFTER = 1024 * 1024
+# Seconds a process told to exit (socket closed) has before it is killed, and the
+# interval at which the pool looks whether a process has ended.
+EXIT_GRACE = 2.0
+REAP_POLL = 0.01
+# After SIGKILL, seconds to wait for the kernel to end the process before giving up
+# on reaping it (a process stuck in the kernel; never seen).
+KILL_WAIT = 5.0
+# A process's own alarm: seconds past the inspection timeout after which it ends
+# itself, in case its gateway could not kill it.
+ALARM_GRACE = 5.0
+
+_LENGTH = 8  # bytes of the big-endian length before each pickled frame
+_READ_SIZE = 1024 * 1024
+_PR_SET_PDEATHSIG = 1
+
+
+def cost_of(size: int) -> int:
+    """Estimated peak memory of inspecting a message of `size` bytes."""
+    return COST_FACTOR * size + COST_BASE
+
+
+def physical_memory() -> int:
+    """The memory the gateway may use: the machine's, or its cgroup's limit if lower."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            if line.startswith("0::"):
+                limit = (Path("/sys/fs/cgroup") / line[3:].lstrip("/") / "memory.max")
+                value = limit.read_text().strip()
+                if value.isdigit():
+                    total = min(total, int(value))
+    return total
+
+
+@dataclass(frozen=True)
+class PoolSettings:
+    """One gateway process's pool: its share of the config's processes, queue, memory."""
+
+    processes: int
+    queue: int
+    memory: int
+
+    @classmethod
+    def of(cls, config: GatewayConfig) -> PoolSettings:
+        limits = config.limits
+        # Each gateway worker (`workers`) has a pool of its own: the config's figures
+        # are for the whole gateway, so each takes its share.
+        share = config.worker_count
+        processes = (len(os.sched_getaffinity(0)) if limits.inspection_processes == "auto"
+                     else limits.inspection_processes)
+        memory = (physical_memory() // 4 if limits.inspection_memory == "auto"
+                  else limits.inspection_memory)
+        return cls(processes=max(1, math.ceil(processes / share)),
+                   queue=max(1, math.ceil(limits.inspection_queue / share)),
+                   memory=max(1, memory // share))
+
+
+@dataclass(frozen=True)
+class SpoolFile:
+    """A spooled message, read by the inspection process from the file itself."""
+
+    path: str
+    size: int
+
+
+Source = bytes | SpoolFile
+
+
+@dataclass(frozen=True)
+class Busy:
+    """No process or memory for the message in time, or the queue was full (451 4.3.2)."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class TimedOut:
+    """The inspection ran past the timeout; its process was killed (451 4.3.0)."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The inspection raised, or its process ended (451 4.3.0): `detail` for the journal."""
+
+    detail: str
+
+
+Outcome = Inspected | Busy | TimedOut | Failed
+
+
+class _Job:
+    """One message: waiting in its client's queue, then in a process."""
+
+    def __init__(self, ident: int, key: str, policy: PolicyState, frame: bytes, cost: int,
+                 future: asyncio.Future[Outcome]) -> None:
+        self.ident = ident
+        self.key = key
+        self.policy = policy
+        self.frame = frame
+        self.cost = cost
+        self.future = future
+        self.queued = False
+        self.worker: _Worker | None = None
+        self.held = 0  # memory budget held while in a process
+        self.timer: asyncio.TimerHandle | None = None  # waiting, then running deadline
+
+
+class _Worker:
+    """The gateway's side of one inspection process."""
+
+    def __init__(self, pid: int, sock: socket.socket, policy: PolicyState) -> None:
+        self.pid = pid
+        self.sock = sock
+        self.policy = policy
+        self.job: _Job | None = None
+        self.buffer = bytearray()
+        self.answered = 0
+        self.open = True  # socket open: the process can be given messages
+        self.ending = ""  # why the pool ended it ("" while it is in use)
+        self.sending: asyncio.Task[None] | None = None
+
+
+class InspectionPool:
+    """The inspection processes of one gateway process, their queues and memory budget."""
+
+    def __init__(self, settings: PoolSettings, policy: PolicyState) -> None:
+        self.settings = settings
+        self.policy = policy  # the policy in force: processes of another are retired
+        self._workers: dict[int, _Worker] = {}  # pid -> process, until reaped
+        # client -> its waiting messages; dict order is the round-robin order.
+        self._queues: dict[str, collections.deque[_Job]] = {}
+        self._running: collections.Counter[str] = collections.Counter()
+        # client -> turn number of its last message started, while it has any waiting
+        # or in inspection (a client seen again after that counts as not served yet).
+        self._served: dict[str, int] = {}
+        self._turns = itertools.count(1)
+        self._waiting = 0
+        self._memory = 0
+        self._ids = itertools.count(1)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
+        self._spawn_failed = False
+
+    # -- what the gateway and the tests read ------------------------------------------
+    @property
+    def pids(self) -> list[int]:
+        """Every process the pool has started and not yet reaped."""
+        return list(self._workers)
+
+    @property
+    def busy_pids(self) -> list[int]:
+        return [w.pid for w in self._workers.values() if w.job is not None]
+
+    @property
+    def waiting(self) -> int:
+        return self._waiting
+
+    @property
+    def memory_in_use(self) -> int:
+        return self._memory
+
+    # -- inspection --------------------------------------------------------------------
+    async def inspect(self, policy: PolicyState, source: Source, envelope: Envelope,
+                      ref: str, auth: AuthResults | None = None) -> Outcome:
+        """Inspect one message in a process under `policy`; never raises for the message.
+
+        `auth`: sender authentication already looked up (`pipeline.inspect`)."""
+        if self._closed:
+            return Busy("the gateway is stopping")
+        loop = asyncio.get_running_loop()
+        size = len(source) if isinstance(source, bytes) else source.size
+        limits = policy.config.limits
+        ident = next(self._ids)
+        frame = _frame((ident, envelope, ref, source, auth,
+                        limits.inspection_timeout + ALARM_GRACE))
+        job = _Job(ident, envelope.client_ip, policy, frame, cost_of(size),
+                   loop.create_future())
+        if not self._enqueue(job):
+            return Busy(f"inspection queue full ({self.settings.queue} waiting)")
+        wait = limits.waiting_time
+        job.timer = loop.call_later(wait, self._wait_over, job, wait)
+        self._dispatch()
+        try:
+            return await job.future
+        except asyncio.CancelledError:
+            # The transaction is gone (client hung up, drain deadline): free its turn,
+            # and its process, which would otherwise work for nobody.
+            self._give_up(job)
+            raise
+
+    def _enqueue(self, job: _Job) -> bool:
+        if self._waiting >= self.settings.queue:
+            own = len(self._queues.get(job.key, ()))
+            heaviest = max(self._queues, key=lambda k: len(self._queues[k]))
+            if len(self._queues[heaviest]) <= own:
+                return False
+            pushed = self._queues[heaviest][-1]
+            self._unqueue(pushed)
+            self._resolve(pushed, Busy(f"inspection queue full ({self.settings.queue} "
+                                       "waiting): gave way to another client's message"))
+        self._queues.setdefault(job.key, collections.deque()).append(job)
+        self._waiting += 1
+        job.queued = True
+        return True
+
+    def _unqueue(self, job: _Job) -> None:
+        if not job.queued:
+            return
+        job.queued = False
+        queue = self._queues[job.key]
+        queue.remove(job)
+        if not queue:
+            del self._queues[job.key]
+            self._forget(job.key)
+        self._waiting -= 1
+
+    def _forget(self, key: str) -> None:
+        if key not in self._queues and self._running[key] <= 0:
+            self._running.pop(key, None)
+            self._served.pop(key, None)
+
+    def _wait_over(self, job: _Job, wait: float) -> None:
+        if job.queued:
+            self._unqueue(job)
+            self._resolve(job, Busy(f"no inspection process or memory within {wait:g}s"))
+
+    def _give_up(self, job: _Job) -> None:
+        if job.queued:
+            self._unqueue(job)
+        elif job.worker is not None and job.worker.job is job:
+            self._end(job.worker, "its transaction ended", kill=True)
+        self._resolve(job, Failed("abandoned"))
+        self._dispatch()
+
+    def _resolve(self, job: _Job, outcome: Outcome) -> None:
+        if job.timer is not None:
+            job.timer.cancel()
+            job.timer = None
+        worker = job.worker
+        if worker is not None and worker.job is job:
+            worker.job = None
+        if job.held:
+            self._memory -= job.held
+            job.held = 0
+            self._running[job.key] -= 1
+            self._forget(job.key)
+        job.frame = b""
+        if not job.future.done():
+            job.future.set_result(outcome)
+
+    # -- scheduling ----------------------------------------------------------------------
+    def _dispatch(self) -> None:
+        # Each pass starts one message or returns, so this ends within `queue` passes.
+        while self._queues and not self._closed:
+            key = min(self._queues, key=lambda k: (self._running[k], self._served.get(k, 0)))
+            queue = self._queues[key]
+            job = queue[0]
+            cost = min(job.cost, self.settings.memory)
+            if self._memory + cost > self.settings.memory:
+                return  # its turn is kept until memory is freed
+            worker = self._worker_for(job.policy)
+            if worker is None:
+                return
+            queue.popleft()
+            job.queued = False
+            if not queue:
+                del self._queues[key]
+            self._waiting -= 1
+            self._served[key] = next(self._turns)
+            self._start(job, worker, cost)
+
+    def _worker_for(self, policy: PolicyState) -> _Worker | None:
+        idle = [w for w in self._workers.values() if w.open and w.job is None]
+        for worker in idle:
+            if worker.policy is policy:
+                return worker
+        if len(self._workers) < self.settings.processes:
+            return self._spawn(policy)
+        if idle:
+            # Full, and an idle process has another policy: it makes room.
+            self._end(idle[0], "its policy was replaced")
+        return None
+
+    def _start(self, job: _Job, worker: _Worker, cost: int) -> None:
+        loop = asyncio.get_running_loop()
+        if job.timer is not None:
+            job.timer.cancel()
+        job.worker = worker
+        worker.job = job
+        job.held = cost
+        self._memory += cost
+        self._running[job.key] += 1
+        timeout = job.policy.config.limits.inspection_timeout
+        job.timer = loop.call_later(timeout, self._run_over, job, timeout)
+        frame, job.frame = job.frame, b""
+        worker.sending = self._background(self._send(worker, frame))
+        worker.sending.add_done_callback(lambda _task: self._sent(worker))
+
+    async def _send(self, worker: _Worker, frame: bytes) -> None:
+        try:
+            await asyncio.get_running_loop().sock_sendall(worker.sock, frame)
+        except OSError:
+            self._lost(worker)  # the process is gone
+
+    def _sent(self, worker: _Worker) -> None:
+        # A done callback, not a `finally`: it runs even for a task cancelled before
+        # it started, and after asyncio stopped watching the socket for the send.
+        worker.sending = None
+        if not worker.open:
+            worker.sock.close()
+
+    def _run_over(self, job: _Job, timeout: float) -> None:
+        worker = job.worker
+        if worker is None or worker.job is not job:
+            return
+        log.warning("inspection process %d killed: its message ran past the %gs "
+                    "inspection timeout", worker.pid, timeout)
+        self._end(worker, "inspection timeout", kill=True)
+        self._resolve(job, TimedOut(timeout))
+        self._dispatch()
+
+    # -- processes -----------------------------------------------------------------------
+    def _spawn(self, policy: PolicyState) -> _Worker | None:
+        loop = asyncio.get_running_loop()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        gateway_pid = os.getpid()
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            ours.close()
+            theirs.close()
+            if not self._spawn_failed:
+                log.error("cannot start an inspection process: %s", exc)
+            self._spawn_failed = True
+            return None
+        if pid == 0:  # the new process: never returns into the gateway's code
+            code = 1
+            try:
+                _process_main(theirs.fileno(), policy, gateway_pid)
+                code = 0
+            except BaseException:
+                with contextlib.suppress(BaseException):
+                    traceback.print_exc()
+            finally:
+                os._exit(code)
+        self._spawn_failed = False
+        theirs.close()
+        ours.setblocking(False)
+        worker = _Worker(pid, ours, policy)
+        self._workers[pid] = worker
+        loop.add_reader(ours.fileno(), self._readable, worker)
+        return worker
+
+    def _readable(self, worker: _Worker) -> None:
+        try:
+            chunk = worker.sock.recv(_READ_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self._lost(worker)
+            return
+        worker.buffer += chunk
+        # Bounded by the buffer: each pass consumes one whole frame or stops.
+        while len(worker.buffer) >= _LENGTH:
+            length = int.from_bytes(worker.buffer[:_LENGTH], "big")
+            if len(worker.buffer) < _LENGTH + length:
+                return
+            payload = bytes(worker.buffer[_LENGTH:_LENGTH + length])
+            del worker.buffer[:_LENGTH + length]
+            self._answered(worker, payload)
+
+    def _answered(self, worker: _Worker, payload: bytes) -> None:
+        try:
+            kind, ident, body = pickle.loads(payload)
+        except Exception:
+            log.exception("inspection process %d sent an unreadable answer", worker.pid)
+            job = worker.job
+            self._end(worker, "unreadable answer", kill=True)
+            if job is not None:
+                self._resolve(job, Failed("unreadable answer from the inspection process"))
+            self._dispatch()
+            return
+        job = worker.job
+        if job is None or job.ident != ident:
+            return
+        worker.answered += 1
+        self._resolve(job, body if kind == "ok" else Failed(str(body)))
+        if worker.answered >= MAX_JOBS:
+            self._end(worker, f"it inspected {MAX_JOBS} messages")
+        elif worker.policy is not self.policy:
+            self._end(worker, "its policy was replaced")
+        self._dispatch()
+
+    def _lost(self, worker: _Worker) -> None:
+        """The process closed its socket: it ended (killed from outside, crashed)."""
+        if not worker.open:
+            return
+        job = worker.job
+        self._end(worker, "")
+        if job is not None:
+            self._resolve(job, Failed(f"inspection process {worker.pid} ended during the "
+                                      "inspection"))
+        self._dispatch()
+
+    def _end(self, worker: _Worker, why: str, *, kill: bool = False) -> None:
+        """Stop giving the process messages, close its socket (it exits), reap it."""
+        if not worker.open:
+            return
+        worker.open = False
+        worker.ending = why
+        with contextlib.suppress(Exception):
+            asyncio.get_running_loop().remove_reader(worker.sock.fileno())
+        if worker.sending is None:
+            worker.sock.close()
+        elif worker.sending is not asyncio.current_task():
+            # asyncio still watches the socket for the message being sent: closing it
+            # now could leave that watch on a reused descriptor number. The sending
+            # task's done callback closes it.
+            worker.sending.cancel()
+        if kill:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(worker.pid, signal.SIGKILL)
+        self._background(self._reap(worker))
+
+    async def _reap(self, worker: _Worker) -> None:
+        deadline = time.monotonic() + EXIT_GRACE
+        killed = False
+        status: int | None = None
+        for _ in range(int((EXIT_GRACE + KILL_WAIT) / REAP_POLL) + 1):
+            try:
+                pid, status = os.waitpid(worker.pid, os.WNOHANG)
+            except ChildProcessError:
+                status = None
+                break
+            if pid != 0:
+                break
+            status = None
+            if not killed and time.monotonic() >= deadline:
+                log.warning("inspection process %d did not exit: killing it", worker.pid)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(worker.pid, signal.SIGKILL)
+                killed = True
+            await asyncio.sleep(REAP_POLL)
+        else:
+            log.error("inspection process %d could not be reaped", worker.pid)
+        self._workers.pop(worker.pid, None)
+        if status is not None and not worker.ending:
+            log.warning("inspection process %d ended unexpectedly (%s)", worker.pid,
+                        _describe(status))
+        self._dispatch()
+
+    def _background(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # -- the service's calls -------------------------------------------------------------
+    def reconfigure(self, settings: PoolSettings, policy: PolicyState) -> None:
+        """A reload: new sizes, and idle processes of the old policy retired now."""
+        self.settings = settings
+        self.policy = policy
+        for worker in list(self._workers.values()):
+            if worker.open and worker.job is None and worker.policy is not policy:
+                self._end(worker, "its policy was replaced")
+        self._dispatch()
+
+    async def close(self) -> None:
+        """Refuse what waits, end every process (killing those in inspection), reap all.
+
+        The service calls this after its drain, so normally nothing is in inspection.
+        """
+        self._closed = True
+        for queue in list(self._queues.values()):
+            for job in list(queue):
+                self._unqueue(job)
+                self._resolve(job, Busy("the gateway is stopping"))
+        for worker in list(self._workers.values()):
+            running = worker.job
+            self._end(worker, "the gateway is stopping", kill=running is not None)
+            if running is not None:
+                self._resolve(running, Failed("the gateway stopped during the inspection"))
+        # Each reap ends within EXIT_GRACE + KILL_WAIT; a reap starts no other task
+        # once the pool is closed, so two rounds see every one.
+        for _ in range(2):
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+def _describe(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"signal {os.WTERMSIG(status)}"
+    return f"exit status {os.waitstatus_to_exitcode(status)}"
+
+
+def _frame(value: object) -> bytes:
+    payload = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    return len(payload).to_bytes(_LENGTH, "big") + payload
+
+
+# -- the inspection process ----------------------------------------------------------------
+
+def _process_main(fd: int, policy: PolicyState, gateway_pid: int) -> None:
+    """Body of an inspection process: read a message, inspect it, answer; until EOF."""
+    _detach(fd, gateway_pid)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, fileno=fd)
+    sock.setblocking(True)
+    # Bounded: the gateway replaces a process after MAX_JOBS answers.
+    for _ in range(MAX_JOBS + 1):
+        frame = _recv_frame(sock)
+        if frame is None:
+            return
+        ident, envelope, ref, source, auth, alarm = pickle.loads(frame)
+        large = (len(source) if isinstance(source, bytes) else source.size) >= TRIM_AFTER
+        signal.setitimer(signal.ITIMER_REAL, alarm)
+        answer = _inspect(policy, envelope, ref, source, auth)
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        sock.sendall(_frame((answer[0], ident, answer[1])))
+        del answer, frame, source
+        if large:
+            # Give the message's memory back before waiting for the next one.
+            gc.collect()
+            _trim()
+
+
+def _inspect(policy: PolicyState, envelope: Envelope, ref: str, source: Source,
+             auth: AuthResults | None) -> tuple[str, object]:
+    try:
+        raw = _load(source)
+        # Through the module: the tests replace pipeline.inspect with one that fails.
+        inspection = pipeline.inspect(policy, raw, envelope, ref, auth=auth)
+        return "ok", pipeline.summarize(inspection)
+    except Exception:
+        return "error", traceback.format_exc()
+
+
+def _load(source: Source) -> bytes:
+    if isinstance(source, bytes):
+        return source
+    fd = os.open(source.path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if source.size == 0:
+            return b""
+        with mmap.mmap(fd, source.size, prot=mmap.PROT_READ) as mapped:
+            # The message view parses bytes, so this is the one copy the process makes.
+            return mapped[:]
+    finally:
+        os.close(fd)
+
+
+def _detach(fd: int, gateway_pid: int) -> None:
+    """Make a freshly forked process independent of the gateway's sockets and signals."""
+    with contextlib.suppress(ValueError):
+        # The gateway's event loop listens to signals through this; not ours.
+        signal.set_wakeup_fd(-1)
+    # systemd and a terminal signal the whole group: the gateway drains and then
+    # closes its processes itself. SIGALRM: the process's own deadline (default: end).
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1,
+                signal.SIGUSR2):
+        signal.signal(sig, signal.SIG_IGN)
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, ())
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != gateway_pid:
+        os._exit(0)  # the gateway died before the request above took effect
+    # Listening sockets, client connections, the other processes' sockets: a copy
+    # held here would keep them open after the gateway closes them.
+    os.closerange(3, fd)
+    os.closerange(fd + 1, _max_fd())
+    # Objects of the gateway's heap are never collected here: a socket object's
+    # finaliser would close a descriptor number this process may have reused.
+    gc.freeze()
+
+
+def _max_fd() -> int:
+    try:
+        return max(int(os.sysconf("SC_OPEN_MAX")), 1024)
+    except (ValueError, OSError):
+        return 65536
+
+
+def _recv_frame(sock: socket.socket) -> bytes | None:
+    head = _recv_exactly(sock, _LENGTH)
+    if head is None:
+        return None
+    body = _recv_exactly(sock, int.from_bytes(head, "big"))
+    if body is None:
+        raise EOFError("the gateway closed the socket in the middle of a message")
+    return body
+
+
+def _recv_exactly(sock: socket.socket, n: int) -> bytes | None:
+    buf = bytearray(n)
+    view = memoryview(buf)
+    got = 0
+    while got < n:  # bounded: each pass reads at least one byte or returns
+        count = sock.recv_into(view[got:])
+        if count == 0:
+            return None
+        got += count
+    return bytes(buf)
+
+
+def _trim() -> None:
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None).malloc_trim(0)
