@@ -38,7 +38,6 @@ import time
 import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass
-from email.message import EmailMessage
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,6 +47,7 @@ from gateway.config import load_config
 from gateway.envelope import Envelope
 from gateway.pipeline import inspect
 from gateway.policy_state import PolicyState, load_policy_for
+from tests.support.corpus import wrap
 
 KiB, MiB = 1024, 1024 * 1024
 # Inbound from outside: no sender-size rule stops early, every shipped rule runs.
@@ -163,16 +163,6 @@ def format_cases() -> list[tuple[str, Path]]:
         if files:
             found.append((ext, files[-1]))
     return found
-
-
-def wrap(name: str, data: bytes) -> bytes:
-    msg = EmailMessage()
-    msg["From"] = "Pegawai <pegawai@anm.gov.my>"
-    msg["To"] = "penerima@example.org"
-    msg["Subject"] = "Dokumen"
-    msg.set_content("Salam, dokumen dilampirkan.\n")
-    msg.add_attachment(data, maintype="application", subtype="octet-stream", filename=name)
-    return msg.as_bytes(policy=email.policy.SMTP)
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from pydantic import (
 
 from gateway import config_errors
 from gateway.addresses import normalise_address, normalise_domain
+from gateway.eventloop import EventLoopChoice
 from gateway.message.limits import DEFAULT_LIMITS, InspectionLimits
 from gateway.problems import LoadError
 from gateway.sizes import ByteSize, parse_size
@@ -45,6 +46,21 @@ MAX_DEFAULT_WAIT = 30.0
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+
+def _networks(v: object, expected: str) -> object:
+    """A list of IP networks from config text, host bits allowed (10.1.2.3/8 means
+    10.0.0.0/8, as in rule files), with an administrator's message for a bad entry:
+    parsed here because pydantic's own message names its internal validators."""
+    if not isinstance(v, list | tuple):
+        return v
+    out: list[IPNetwork] = []
+    for item in v:
+        try:
+            out.append(ipaddress.ip_network(str(item).strip(), strict=False))
+        except ValueError:
+            raise ValueError(f"bad IP address or network {item!r}: expected {expected}"
+                             ) from None
+    return tuple(out)
 
 @dataclass(frozen=True)
 class ListenAddress:
@@ -88,16 +104,7 @@ class ProxyProtocolSettings(_Frozen):
     @field_validator("peers", mode="before")
     @classmethod
     def _peers(cls, v: object) -> object:
-        if not isinstance(v, list | tuple):
-            return v
-        out: list[IPNetwork] = []
-        for item in v:
-            try:
-                out.append(ipaddress.ip_network(str(item).strip(), strict=False))
-            except ValueError:
-                raise ValueError(f"bad IP address or network {item!r}: expected the load "
-                                 "balancer's address, e.g. 10.0.0.5 or 10.0.0.0/29") from None
-        return tuple(out)
+        return _networks(v, "the load balancer's address, e.g. 10.0.0.5 or 10.0.0.0/29")
 
 
 class Listener(_Frozen):
@@ -383,6 +390,8 @@ class GatewayConfig(_Frozen):
     # Worker processes sharing each listening port (SO_REUSEPORT, gateway.workers);
     # "auto": one per CPU. Above 1, every listener needs a fixed TCP port.
     workers: Annotated[int, Field(ge=1, le=256)] | Literal["auto"] = 1
+    # The event loop (gateway.eventloop): auto = uvloop when installed, else asyncio's.
+    event_loop: EventLoopChoice = "auto"
     # Optional /metrics and /healthz listener; one process only (see _metrics_one_worker).
     metrics: MetricsSettings | None = None
 
@@ -448,16 +457,7 @@ class GatewayConfig(_Frozen):
     def _networks(cls, v: object) -> object:
         # Parsed here for a readable message (pydantic's names its internal validators);
         # host bits are allowed (10.1.2.3/8 means 10.0.0.0/8), as in rule files.
-        if not isinstance(v, list | tuple):
-            return v
-        out: list[IPNetwork] = []
-        for item in v:
-            try:
-                out.append(ipaddress.ip_network(str(item).strip(), strict=False))
-            except ValueError:
-                raise ValueError(f"bad IP address or network {item!r}: expected e.g. "
-                                 "10.1.2.3, 10.0.0.0/8 or 2001:db8::/32") from None
-        return tuple(out)
+        return _networks(v, "e.g. 10.1.2.3, 10.0.0.0/8 or 2001:db8::/32")
 
     @field_validator("hebahan_senders")
     @classmethod

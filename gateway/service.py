@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from gateway import sdnotify
+from gateway import eventloop, sdnotify
 from gateway.config import Listener
 from gateway.frontends.milter.server import MilterFrontend
 from gateway.frontends.pool import InspectionPool, PoolSettings
@@ -157,6 +157,8 @@ class Gateway:
                  config.upstream_target, self.policy.rules.version,
                  len(self.policy.rules.rules))
         log.info("%s", cut_through_status(self.policy))
+        log.info("event loop: %s (event_loop: %s)",
+                 eventloop.name(asyncio.get_running_loop()), config.event_loop)
         pool = self.pool.settings
         log.info("inspection: up to %d processes, %d messages waiting, %d MB of memory",
                  pool.processes, pool.queue, pool.memory // (1024 * 1024))
@@ -360,10 +362,16 @@ def serve(config_path: Path) -> int:
     except OSError as exc:
         print(f"{config_path}:1: {exc.strerror or exc}", file=sys.stderr)
         return 2
+    try:  # `event_loop: uvloop` without uvloop: refused before anything starts
+        eventloop.loop_factory(policy.config.event_loop)
+    except eventloop.EventLoopUnavailable as exc:
+        print(f"{config_path}: {exc}", file=sys.stderr)
+        return 2
     workers = policy.config.worker_count
     if workers > 1:
         from gateway import workers as worker_processes  # it imports this module
 
         return worker_processes.serve(config_path, policy, workers)
-    return asyncio.run(run(config_path, policy, watchdog=sdnotify.watchdog_interval(),
-                           load_seconds=time.monotonic() - started))
+    return eventloop.run(run(config_path, policy, watchdog=sdnotify.watchdog_interval(),
+                             load_seconds=time.monotonic() - started),
+                         policy.config.event_loop)

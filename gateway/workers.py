@@ -22,7 +22,6 @@ event loop has pinged since the last one.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
@@ -34,7 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-from gateway import sdnotify, service
+from gateway import eventloop, sdnotify, service
 from gateway.policy_state import PolicyState
 
 log = logging.getLogger("gateway.workers")
@@ -139,8 +138,9 @@ def _worker(index: int, config_path: Path, policy: PolicyState, notices: int = -
         signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
 
     notify = _pipe_notifier(notices) if notices >= 0 else sdnotify.notify
-    return asyncio.run(service.run(config_path, policy, reuse_port=True, on_ready=ready,
-                                   notify=notify, watchdog=watchdog))
+    return eventloop.run(service.run(config_path, policy, reuse_port=True, on_ready=ready,
+                                     notify=notify, watchdog=watchdog),
+                         policy.config.event_loop)
 
 
 def _spawn(index: int, config_path: Path, policy: PolicyState, pipe: tuple[int, int],

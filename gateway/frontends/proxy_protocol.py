@@ -13,7 +13,8 @@ send one. So this module owns the decisions, and `smtp_proxy` only wires them:
   within `timeout` is closed without a greeting (`read_header` -> `Refused`).
 - A peer that is not trusted is an ordinary SMTP client at its own address; a
   `PROXY` line from it is refused and the connection closed (`smtp_proxy.smtp_PROXY`),
-  so no header is ever believed from it.
+  and so is a v2 signature as its first bytes (`smtp_proxy`'s `data_received`), both
+  named in the journal: no header is ever believed from it.
 - `decide(data, versions)`: the client address a valid header gives. v2 LOCAL (the
   balancer's own health checks), v1 UNKNOWN and v2 UNSPEC mean "use the real
   connection endpoints" (the spec's MUST): the balancer's address. A v2 AF_UNIX

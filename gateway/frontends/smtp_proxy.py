@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiosmtpd import __version__ as aiosmtpd_version
+from aiosmtpd.proxy_protocol import V2_SIGNATURE
 from aiosmtpd.smtp import MISSING, SMTP, login_always_fail
 from aiosmtpd.smtp import Envelope as SmtpEnvelope
 from aiosmtpd.smtp import Session as SmtpSession
@@ -334,6 +335,9 @@ class ProxySMTP(SMTP):
         self.forwarded: xforward.Forwarded | None = None
         # Set when the connection must be refused (421) instead of greeted.
         self._refusal: Reply | None = None
+        # The first bytes of the connection, until they cannot be a PROXY v2 signature
+        # any more (then None): see data_received.
+        self._opening: bytes | None = b""
         policy = ctx.policy
         context, require = self._tls_settings(policy)
         if aiosmtpd_version == FAST_INIT_VERSION and not self.aiosmtpd_init:
@@ -485,6 +489,40 @@ class ProxySMTP(SMTP):
         self.ctx.sessions.add(self)
         self.ctx.per_ip[ip] += 1
         self._counted_ip = ip
+
+    def data_received(self, data: bytes) -> None:
+        """Watch the first bytes for a PROXY v2 signature from an untrusted peer.
+
+        A v1 header from such a peer reaches the command loop as a `PROXY` command
+        (smtp_PROXY names it). A v2 one would read as two empty lines, a NUL and QUIT,
+        and the connection would end with nothing in the journal: so the binary
+        signature at the very start is recognised here, named the same way and the
+        connection closed with the same 421. A trusted balancer's header is read by
+        _take_proxy_header and never looked at here.
+        """
+        if self._opening is not None:
+            seen = self._opening + data[:len(V2_SIGNATURE) - len(self._opening)]
+            self._opening = seen if V2_SIGNATURE.startswith(seen) \
+                and len(seen) < len(V2_SIGNATURE) else None
+            if seen == V2_SIGNATURE and not proxy_protocol.trusted(
+                    self.peer_ip, self.listener.proxy_protocol):
+                self._refuse_v2_header()
+                return
+        super().data_received(data)
+
+    def _refuse_v2_header(self) -> None:
+        """Name an untrusted peer's v2 header in the journal, answer 421 and hang up."""
+        reply = proxy_protocol.UNTRUSTED
+        log.warning("%s client=%s closed: %s rule=- reply=%d %s", self.listener.name,
+                    self.client_ip, f"PROXY v2 header from {self.peer_ip}, not a trusted "
+                    "balancer", reply.code, reply.enhanced)
+        if self.transport is not None and not self.transport.is_closing():
+            # Written without waiting: close() still sends what is buffered.
+            self._writer.write(replies.render(reply).encode() + b"\r\n")
+            self.transport.close()
+        self._reader._buffer.clear()  # type: ignore[attr-defined]
+        if self._handler_coroutine is not None:
+            self._handler_coroutine.cancel()
 
     def connection_lost(self, error: Exception | None) -> None:
         self.ctx.sessions.discard(self)

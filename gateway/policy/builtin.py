@@ -73,6 +73,16 @@ SIZE = Builtin(
     _PPPA + "1.2.2(a)(i)(e)(ii) dan 3.1.4(d)-(e)",
     "Mesej melebihi had saiz {size}. Gunakan perkhidmatan pemindahan fail besar.",
     "Message exceeds the size limit of {size}. Use the large-file transfer service.")
+# 552 5.3.4 as for the message size (RFC 3463 5.3.4 "message too big for system"): a
+# limit of ours, not malformed content (5.6.0 would send the sender looking for a
+# syntax fault), and permanent, as the same message would only be refused again.
+HEADER_TOO_LARGE = Builtin(
+    "pengepala-terlalu-besar", 552, "5.3.4",
+    "milter: a header field, or the header block of the message, above "
+    "`limits.max_header_bytes` (answered at the end of the headers)",
+    _PPPA + "1.4.1(c)-(d) dan 3.1.4(d)-(e)",
+    "Pengepala mesej melebihi had saiz {limit}.",
+    "The message header exceeds the size limit of {limit}.")
 TOO_MANY_RECIPIENTS = Builtin(
     "penerima-terlalu-banyak", 452, "4.5.3",
     "a RCPT beyond `limits.max_recipients` in one transaction (that recipient only; the "
@@ -182,8 +192,9 @@ SHUTTING_DOWN = Builtin(
     "The gateway is shutting down; please try again later.", logged=False)
 
 ALL: tuple[Builtin, ...] = (
-    RELAY_ACCESS, RELAY_SENDER, RELAY_ADDRESS, SIZE, TOO_MANY_RECIPIENTS, BARE_NEWLINE,
-    NOT_INSPECTABLE, BUSY, INTERNAL_ERROR, UPSTREAM_UNAVAILABLE, UPSTREAM_TLS, TLS_REQUIRED,
+    RELAY_ACCESS, RELAY_SENDER, RELAY_ADDRESS, SIZE, HEADER_TOO_LARGE, TOO_MANY_RECIPIENTS,
+    BARE_NEWLINE, NOT_INSPECTABLE, BUSY, INTERNAL_ERROR, UPSTREAM_UNAVAILABLE, UPSTREAM_TLS,
+    TLS_REQUIRED,
     COMMAND_TOO_LONG, TOO_MANY_CONNECTIONS, TOO_MANY_COMMANDS, TOO_MANY_BAD_COMMANDS,
     IDLE_TIMEOUT, DATA_TOO_SLOW, SHUTTING_DOWN)
 BY_ID: dict[str, Builtin] = {b.id: b for b in ALL}

@@ -97,6 +97,10 @@ def size_exceeded(limit: int, ref: str) -> Reply:
     return builtin.SIZE.reply(ref, size=format_size(limit))
 
 
+def header_too_large(limit: int, ref: str) -> Reply:
+    return builtin.HEADER_TOO_LARGE.reply(ref, limit=format_size(limit))
+
+
 def relay_denied(ref: str) -> Reply:
     return builtin.RELAY_ACCESS.reply(ref)
 

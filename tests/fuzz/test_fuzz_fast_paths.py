@@ -28,7 +28,6 @@ import email.generator
 import email.message
 import email.policy
 from collections.abc import Callable, Iterator
-from email.message import EmailMessage
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -46,6 +45,7 @@ from gateway.message.text import fold
 from gateway.message.view import MessageView, NotInspectable
 from gateway.pipeline import inspect
 from gateway.policy_state import PolicyState, load_policy_for
+from tests.support.corpus import message_of
 
 from .settings import FUZZ
 from .test_fuzz_view import TIGHT, mutated, structured
@@ -65,23 +65,6 @@ ENVELOPES = (
              helo="client.example", mail_from="pegawai@anm.gov.my",
              rcpt_to=("penerima@example.org",)),
 )
-
-
-def wrap(name: str, data: bytes) -> bytes:
-    """A document as the one attachment of a plain message (as test_corpus.wrap)."""
-    msg = EmailMessage()
-    msg["From"] = "Pegawai <pegawai@anm.gov.my>"
-    msg["To"] = "penerima@example.org"
-    msg["Subject"] = "Dokumen"
-    msg["Message-ID"] = "<korpus@anm.gov.my>"
-    msg.set_content("Salam, dokumen dilampirkan.\n")
-    msg.add_attachment(data, maintype="application", subtype="octet-stream", filename=name)
-    return msg.as_bytes(policy=email.policy.SMTP)
-
-
-def message_of(path: Path) -> bytes:
-    data = path.read_bytes()
-    return data if path.suffix.lower() == ".eml" else wrap(path.name, data)
 
 
 # -- the reference paths ----------------------------------------------------------------

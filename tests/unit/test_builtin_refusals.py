@@ -25,6 +25,7 @@ ENV = Envelope(direction="outbound", listener="outbound", client_ip="192.0.2.1",
 # Every reply function of the gateway's own, with the built-in refusal it is.
 OWN_REPLIES: list[tuple[Reply, builtin.Builtin]] = [
     (replies.size_exceeded(25 * 1024 * 1024, "R1"), builtin.SIZE),
+    (replies.header_too_large(256 * 1024, "R1"), builtin.HEADER_TOO_LARGE),
     (replies.relay_denied("R1"), builtin.RELAY_ACCESS),
     (replies.sender_not_agency("R1"), builtin.RELAY_SENDER),
     (replies.bad_address("R1"), builtin.RELAY_ADDRESS),

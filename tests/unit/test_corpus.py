@@ -31,8 +31,6 @@ pegawai@anm.gov.my -> penerima@example.org. Cases are made by committed scripts
 
 from __future__ import annotations
 
-import email.policy
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +42,7 @@ from gateway.envelope import Envelope
 from gateway.message.view import MessageView
 from gateway.pipeline import inspect
 from gateway.policy_state import PolicyState, load_policy_for
+from tests.support.corpus import message_of
 
 REPO = Path(__file__).resolve().parents[2]
 CASES_DIR = REPO / "tests" / "corpus" / "cases"
@@ -58,23 +57,6 @@ ENVELOPES = {
     "inbound": ("luar@example.org", ("pegawai@anm.gov.my",)),
     "outbound": ("pegawai@anm.gov.my", ("penerima@example.org",)),
 }
-
-
-def wrap(name: str, data: bytes) -> bytes:
-    """A plain message carrying the document as its one attachment."""
-    msg = EmailMessage()
-    msg["From"] = "Pegawai <pegawai@anm.gov.my>"
-    msg["To"] = "penerima@example.org"
-    msg["Subject"] = "Dokumen"
-    msg["Message-ID"] = "<korpus@anm.gov.my>"
-    msg.set_content("Salam, dokumen dilampirkan.\n")
-    msg.add_attachment(data, maintype="application", subtype="octet-stream", filename=name)
-    return msg.as_bytes(policy=email.policy.SMTP)
-
-
-def message_of(path: Path) -> bytes:
-    data = path.read_bytes()
-    return data if path.suffix.lower() == ".eml" else wrap(path.name, data)
 
 
 @pytest.fixture(scope="module")

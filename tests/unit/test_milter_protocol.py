@@ -158,3 +158,35 @@ def test_negotiate_takes_only_what_both_sides_support() -> None:
         p.negotiate(p.OptNeg(6, p.SMFIF_ADDHDRS, 0))  # may not change headers
     with pytest.raises(p.ProtocolError):
         p.negotiate(p.OptNeg(1, 0x1FF, 0))
+
+
+@pytest.mark.parametrize("length", [2**32 - 1, 2**31, p.MAX_PAYLOAD + 2])
+def test_a_huge_length_field_is_refused_from_the_four_bytes_alone(length: int) -> None:
+    """The length is checked before anything waits for or buffers the payload: a peer
+    announcing 4 GiB cannot make us allocate it (nor hold the connection waiting)."""
+    for framer in (p.Decoder(), p.ReplyDecoder()):
+        with pytest.raises(p.ProtocolError, match="over the limit"):
+            framer.feed(struct.pack(">I", length))
+
+
+def test_macro_packets_are_bounded_in_all_and_per_value() -> None:
+    # The largest allowed macro packet and value pass.
+    value = "v" * p.MAX_MACRO_VALUE
+    count = (p.MAX_MACRO_PAYLOAD - 1) // (len(value) + 4)  # names "m0".."m9" and 2 NULs
+    ok = p.Macro(b"C", tuple((f"m{i}", value) for i in range(count)))
+    assert len(p.encode_command(ok)) - 5 > p.MAX_MACRO_PAYLOAD - len(value) - 4
+    assert p.Decoder().feed(p.encode_command(ok)) == [ok]
+    # One value too long, in a small packet.
+    long_value = p.Macro(b"C", (("{x}", "v" * (p.MAX_MACRO_VALUE + 1)),))
+    with pytest.raises(p.ProtocolError, match="a value of"):
+        p.Decoder().feed(p.encode_command(long_value))
+    # Many short values, a packet over the macro limit (still under MAX_PAYLOAD).
+    many = p.Macro(b"C", tuple((f"{{m{i}}}", "v" * 1000) for i in range(80)))
+    wire = p.encode_command(many)
+    assert p.MAX_MACRO_PAYLOAD < len(wire) < p.MAX_PAYLOAD
+    with pytest.raises(p.ProtocolError, match=r"MACRO: \d+ bytes over"):
+        p.Decoder().feed(wire)
+    # A value counts in bytes, not characters.
+    wide = p.Macro(b"C", (("{x}", "\u00e9" * (p.MAX_MACRO_VALUE // 2 + 1)),))
+    with pytest.raises(p.ProtocolError, match="a value of"):
+        p.Decoder().feed(p.encode_command(wide))

@@ -8,9 +8,14 @@ what the filter answers. Every malformed or oversized packet raises
 `ProtocolError`: the server then drops the connection and the MTA applies its
 `milter_default_action` (which the README tells admins to set to tempfail).
 
-Limits: a packet may carry at most `MAX_PAYLOAD` bytes. We never offer the
-larger body chunk sizes of SMFIP_MDS_256K/1M, so an MTA sends body chunks of at
-most 65535 bytes; the rest of the room is for long header fields.
+Limits: a packet may carry at most `MAX_PAYLOAD` bytes, checked on the length
+field before anything is buffered (a length of 2**32-1 is refused at once, never
+waited for). We never offer the larger body chunk sizes of SMFIP_MDS_256K/1M, so an
+MTA sends body chunks of at most 65535 bytes; the rest of the room is for long
+header fields. Macro packets are smaller still: at most `MAX_MACRO_PAYLOAD` bytes in
+all and `MAX_MACRO_VALUE` for one value, anything larger is not an MTA's macros
+but a broken or hostile peer. (The header block of a message is bounded by the
+server, against `limits.max_header_bytes`, with a refusal rather than a drop.)
 """
 
 from __future__ import annotations
@@ -20,6 +25,13 @@ from dataclasses import dataclass, field
 
 VERSION = 6
 MAX_PAYLOAD = 128 * 1024
+# Postfix and Sendmail send a few dozen short macros per stage (names, addresses, a
+# queue id, TLS and SASL details), a few KiB at most; 64 KiB leaves room for long
+# certificate subjects while a peer cannot make us hold much more per connection.
+MAX_MACRO_PAYLOAD = 64 * 1024
+# One macro value: the longest real ones (a TLS peer's subject or issuer, a SASL
+# login) are well under this.
+MAX_MACRO_VALUE = 8 * 1024
 
 # Actions the filter may take (SMFIF_*).
 SMFIF_ADDHDRS = 0x01
@@ -305,11 +317,17 @@ def parse_command(code: bytes, payload: bytes) -> Command:
     if code == SMFIC_MACRO:
         if not payload:
             raise ProtocolError("MACRO: no command code")
+        if len(payload) > MAX_MACRO_PAYLOAD:
+            raise ProtocolError(f"MACRO: {len(payload)} bytes over {MAX_MACRO_PAYLOAD}")
         pairs: list[tuple[str, str]] = []
         if len(payload) > 1:
             parts = _cstrings(payload[1:], "MACRO")
             if len(parts) % 2:
                 raise ProtocolError("MACRO: a name without a value")
+            longest = max(len(_bytes(v)) for v in parts[1::2])
+            if longest > MAX_MACRO_VALUE:
+                raise ProtocolError(f"MACRO: a value of {longest} bytes over "
+                                    f"{MAX_MACRO_VALUE}")
             pairs = [(parts[i], parts[i + 1]) for i in range(0, len(parts), 2)]
         return Macro(payload[:1], tuple(pairs))
     if code == SMFIC_CONNECT:

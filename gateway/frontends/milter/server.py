@@ -11,7 +11,13 @@ reply text from `gateway.policy.replies`, the log line from
 The message is rebuilt from the header events (in order, `name: value`, CRLF)
 and the body chunks, and kept in a `Spool` (memory up to
 `limits.spool_threshold`, then a private temporary file); beyond the maximum
-message size it is dropped and refused with 552 5.3.4 at once.
+message size it is dropped and refused with 552 5.3.4 at once. The header events
+are bounded too: past `limits.max_header_bytes` for the header block (one field
+included) nothing more is kept and the message is refused with 552 5.3.4
+(`pengepala-terlalu-besar`) at the end of the headers, the first point where a
+reply is due (we ask for no reply to each header). Macros are bounded by the codec
+per packet and per value, and here in all per connection (`p.MAX_MACRO_PAYLOAD`):
+past that the connection is dropped as a protocol error.
 
 Direction per message: the listener's, unless the MTA's macros say otherwise:
   1. `{daemon_name}` equal to the name of a configured listener: that listener's
@@ -91,6 +97,8 @@ class Transaction:
     headers: list[tuple[str, str]] = field(default_factory=list)
     size: int = 0
     too_big: bool = False
+    header_bytes: int = 0  # the header block so far, as rebuilt (`name: value` CRLF)
+    header_too_big: str | None = None  # why the header block is refused, once it is
     refused: bool = False  # answered already (refusal): ignore the rest until the next MAIL
     in_body: bool = False
 
@@ -170,6 +178,11 @@ class MilterSession:
         if isinstance(cmd, p.Macro):
             for name, value in cmd.macros:
                 self.macros[_macro_name(name)] = value
+            # Each packet is bounded by the codec; distinct names could still pile up.
+            held = sum(len(n) + len(v) for n, v in self.macros.items())
+            if held > p.MAX_MACRO_PAYLOAD:
+                raise p.ProtocolError(f"macros of {held} characters held, over "
+                                      f"{p.MAX_MACRO_PAYLOAD}")
             return []
         if isinstance(cmd, p.Connect):
             self.client_ip = cmd.address if cmd.family in "46" else (
@@ -184,7 +197,12 @@ class MilterSession:
             return [await self.on_rcpt(cmd)]
         if isinstance(cmd, p.Header):
             self.on_header(cmd)
-            return [] if self.protocol & p.SMFIP_NOHREPL else [p.Continue()]
+            if self.protocol & p.SMFIP_NOHREPL:
+                return []  # a refusal waits for the end of the headers (on_body)
+            txn = self.txn
+            if txn is not None and not txn.refused and txn.header_too_big is not None:
+                return [await self.refuse_header_too_big(txn)]
+            return [p.Continue()]
         if isinstance(cmd, p.EndOfHeaders):
             return [await self.on_body(b"\r\n")]
         if isinstance(cmd, p.Body):
@@ -289,24 +307,49 @@ class MilterSession:
         txn.spool.write(piece)
 
     def on_header(self, cmd: p.Header) -> None:
+        """Keep one header field, or note that the header block is over
+        `limits.max_header_bytes` (then keep nothing more: the message is refused)."""
         value = cmd.value
         # With SMFIP_HDR_LEADSPC the value keeps the space after the colon; without it
         # the MTA dropped it and we put the usual one back.
         sep = ":" if self.protocol & p.SMFIP_HDR_LEADSPC else ": "
         line = (cmd.name + sep + value).replace("\r\n", "\n").replace("\n", "\r\n")
-        if self.txn is not None:
-            self.txn.headers.append((cmd.name, value))
-        self._keep(line.encode("utf-8", errors="surrogateescape") + b"\r\n")
+        data = line.encode("utf-8", errors="surrogateescape") + b"\r\n"
+        txn = self.txn
+        if txn is None or txn.refused or txn.header_too_big is not None:
+            return
+        limit = txn.policy.config.limits.max_header_bytes
+        txn.header_bytes += len(data)
+        if len(data) > limit:
+            txn.header_too_big = (f"header field {journal.value(cmd.name)} of {len(data)} "
+                                  f"bytes, over {limit}")
+        elif txn.header_bytes > limit:
+            txn.header_too_big = f"header block of more than {limit} bytes"
+        if txn.header_too_big is not None:
+            txn.headers.clear()
+            txn.spool.drop()
+            return
+        txn.headers.append((cmd.name, value))
+        self._keep(data)
 
     async def on_body(self, chunk: bytes) -> p.Reply:
         txn = self.txn
         if txn is None or txn.refused:
             return p.Continue()
         txn.in_body = True
+        if txn.header_too_big is not None:
+            return await self.refuse_header_too_big(txn)
         self._keep(chunk)
         if txn.too_big:
             return await self.refuse_too_big(txn)
         return p.Continue()
+
+    async def refuse_header_too_big(self, txn: Transaction) -> p.Reply:
+        ref = pipeline.new_ref()
+        limit = txn.policy.config.limits.max_header_bytes
+        return await self.refuse(replies.header_too_large(limit, ref), ref,
+                                 rule_id=builtin.HEADER_TOO_LARGE.id,
+                                 reason=txn.header_too_big or "header block too large")
 
     async def refuse_too_big(self, txn: Transaction) -> p.Reply:
         ref = pipeline.new_ref()
@@ -320,6 +363,8 @@ class MilterSession:
             self.end_transaction()
             return [p.Continue()]
         try:
+            if txn.header_too_big is not None:
+                return [await self.refuse_header_too_big(txn)]
             if chunk:
                 self._keep(chunk)
             if txn.too_big:
