@@ -22,7 +22,7 @@ import yaml
 
 from .faultkit import ScriptedUpstream, finish, serve
 from .support import write_config
-from .test_soak import CLIENTS, RULES, SEED, Sent, client_loop, expected
+from .test_soak import CLIENTS, RULES, SEED, Sent, client_loop, fates
 
 SECONDS = float(os.environ.get("GATEWAY_CUT_SOAK_SECONDS", "15"))
 
@@ -50,23 +50,7 @@ async def test_cut_through_soak_every_message_ends_exactly_once(tmp_path: Path) 
         await upstream.stop()
 
     counts = upstream.counts()
-    problems = []
-    for s in sent:
-        got = counts.get(f"<{s.mid}>", 0)
-        if s.error is not None or s.outcome is None:
-            problems.append(f"{s.mid} {s.kind}: no outcome ({s.error})")
-            continue
-        code = s.outcome.code
-        if code == 250 and s.outcome.stage == "end":
-            if got != 1:
-                problems.append(f"{s.mid} {s.kind}: 250 to the client, {got} upstream")
-        elif got != 0:
-            problems.append(f"{s.mid} {s.kind}: refused ({code}) or abandoned, "
-                            f"yet {got} upstream")
-        ended = "-" if code is None else str(code)[0]
-        if ended != expected(s.kind):
-            problems.append(f"{s.mid} {s.kind}: ended {code} {s.outcome.text!r}, "
-                            f"expected {expected(s.kind)}xx")
+    problems = fates(sent, counts)
     strays = set(counts) - {f"<{s.mid}>" for s in sent}
     assert not strays, f"upstream has messages nobody sent: {strays}"
     assert not problems, "\n".join(problems[:40])

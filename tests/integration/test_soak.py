@@ -21,6 +21,7 @@ import os
 import random
 import signal
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,6 +132,30 @@ async def client_loop(n: int, addr: tuple[str, int], rng: random.Random, deadlin
             await c.quit()
 
 
+def fates(sent: list[Sent], counts: Mapping[str | None, int]) -> list[str]:
+    """Every message whose fate is wrong: no outcome, 250 but not exactly one copy
+    upstream, refused or abandoned yet upstream, or ended otherwise than its kind
+    expects. `counts`: copies upstream by Message-ID."""
+    problems: list[str] = []
+    for s in sent:
+        got = counts.get(f"<{s.mid}>", 0)
+        if s.error is not None or s.outcome is None:
+            problems.append(f"{s.mid} {s.kind}: no outcome ({s.error})")
+            continue
+        code = s.outcome.code
+        if code == 250 and s.outcome.stage == "end":
+            if got != 1:
+                problems.append(f"{s.mid} {s.kind}: 250 to the client, {got} upstream")
+        elif got != 0:
+            problems.append(f"{s.mid} {s.kind}: refused ({code}) or abandoned, "
+                            f"yet {got} upstream")
+        ended = "-" if code is None else str(code)[0]
+        if ended != expected(s.kind):
+            problems.append(f"{s.mid} {s.kind}: ended {code} {s.outcome.text!r}, "
+                            f"expected {expected(s.kind)}xx")
+    return problems
+
+
 async def test_soak_every_message_ends_exactly_once(tmp_path: Path) -> None:
     upstream = ScriptedUpstream(slow=2.0, lag=0.2)
     await upstream.start()
@@ -151,23 +176,7 @@ async def test_soak_every_message_ends_exactly_once(tmp_path: Path) -> None:
         await upstream.stop()
 
     counts = upstream.counts()
-    problems = []
-    for s in sent:
-        got = counts.get(f"<{s.mid}>", 0)
-        if s.error is not None or s.outcome is None:
-            problems.append(f"{s.mid} {s.kind}: no outcome ({s.error})")
-            continue
-        code = s.outcome.code
-        if code == 250 and s.outcome.stage == "end":
-            if got != 1:
-                problems.append(f"{s.mid} {s.kind}: 250 to the client, {got} upstream")
-        elif got != 0:
-            problems.append(f"{s.mid} {s.kind}: refused ({code}) or abandoned, "
-                            f"yet {got} upstream")
-        ended = "-" if code is None else str(code)[0]
-        if ended != expected(s.kind):
-            problems.append(f"{s.mid} {s.kind}: ended {code} {s.outcome.text!r}, "
-                            f"expected {expected(s.kind)}xx")
+    problems = fates(sent, counts)
     strays = set(counts) - {f"<{s.mid}>" for s in sent}
     assert not strays, f"upstream has messages nobody sent: {strays}"
     assert not problems, "\n".join(problems[:40])
