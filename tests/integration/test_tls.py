@@ -278,3 +278,36 @@ async def test_upstream_reply_injected_behind_its_220_tempfails(
     code, text = await in_thread(lambda: send(gateway.address("outbound")))
     assert code == 451 and text.startswith(b"4.7.5"), (code, text)
     assert up.handshakes == 0 and up.messages == []
+
+
+async def test_stop_with_a_closed_tls_session_still_registered(
+        upstream: FakeUpstream, gateways: StartGateway, gw_cert: DevCert) -> None:
+    # Regression (CI, 2026-11-30): a client that QUITs over TLS leaves its session in the
+    # set until connection_lost runs; a stop in that window wrote the 421 to a TLS
+    # transport that had dropped its SSL protocol, and stop() raised AttributeError.
+    gateway = await gateways(upstream.port, server_tls(gw_cert))
+    addr = gateway.address("outbound")
+
+    def handshake() -> socket.socket:
+        raw = socket.create_connection(addr, timeout=5)
+        assert read_reply(raw).startswith(b"220")
+        raw.sendall(b"EHLO client.test\r\nSTARTTLS\r\n")
+        read_reply(raw)
+        assert read_reply(raw).startswith(b"220")
+        tls = trusting(gw_cert.cert).wrap_socket(raw, server_hostname="127.0.0.1")
+        tls.sendall(b"EHLO client.test\r\n")
+        read_reply(tls)
+        return tls
+
+    tls = await in_thread(handshake)
+    try:
+        sessions = list(gateway.ctx.sessions)
+        assert len(sessions) == 1 and sessions[0].transport is not None
+        transport = sessions[0].transport
+        # Closed twice, as the session's QUIT and aiosmtpd's teardown do: the second
+        # close drops the SSL protocol while the session is still registered.
+        transport.close()
+        transport.close()
+        await gateway.stop(drain_timeout=1.0)
+    finally:
+        tls.close()
