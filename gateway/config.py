@@ -175,6 +175,12 @@ class Limits(_Frozen):
     session_timeout: float = Field(default=300.0, gt=0)
     upstream_connect_timeout: float = Field(default=30.0, gt=0)
     upstream_timeout: float = Field(default=120.0, gt=0)
+    # Upstream connections kept between client sessions (gateway.relay.connection_cache),
+    # as Postfix's smtp_connection_cache_time_limit and smtp_connection_reuse_time_limit:
+    # an idle connection is kept this many seconds for the next message (0: never), and
+    # none is used for a new message after this many seconds since it was opened.
+    upstream_connection_cache_time: float = Field(default=2.0, ge=0)
+    upstream_connection_reuse_time: float = Field(default=300.0, gt=0)
     inspection_timeout: float = Field(default=60.0, gt=0)
     max_recipients: int = Field(default=1000, ge=1)
     # Hostile clients (gateway.frontends.smtp_proxy): beyond a connection limit the

@@ -269,6 +269,7 @@ class Gateway:
         self._milters.clear()
         # Let connection_lost callbacks of the sessions just closed run.
         await asyncio.sleep(0)
+        await self.ctx.upstream_cache.close()
         await self.pool.close()
         self.ctx.rejection_log.close()
         log.info("gateway stopped")

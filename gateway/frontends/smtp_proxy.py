@@ -42,7 +42,7 @@ import re
 import socket
 import ssl
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,6 +102,7 @@ from gateway.policy import builtin, relay_control, replies
 from gateway.policy.verdict import Reply
 from gateway.policy_state import PolicyState
 from gateway.relay import maildir
+from gateway.relay.connection_cache import ConnectionCache
 from gateway.relay.smtp import (
     UpstreamReply,
     UpstreamSession,
@@ -240,6 +241,8 @@ class ProxyContext:
     metrics: Metrics = field(default_factory=Metrics)
     # The inspection processes (the service starts and stops them); None: a thread.
     pool: InspectionPool | None = None
+    # Upstream connections kept between sessions (the service closes them at stop).
+    upstream_cache: ConnectionCache = field(default_factory=ConnectionCache)
 
 
 async def _pieces(message: bytes) -> AsyncIterator[bytes]:
@@ -320,6 +323,7 @@ class ProxySMTP(SMTP):
         self.txn_policy: PolicyState | None = None
         self.upstream: UpstreamSession | None = None
         self.upstream_target: Upstream | None = None
+        self.upstream_key: Hashable = None
         self.upstream_failed = False
         self.raw_arg = ""
         self.in_data = False
@@ -531,6 +535,9 @@ class ProxySMTP(SMTP):
             if self.in_data:
                 # A cut-through DATA may be open upstream: reset it, final dot unsent.
                 self.upstream.discard()
+            elif self.upstream.reusable and not self.ctx.draining:
+                # The client left between transactions: the next client may use it.
+                self.give_back_upstream()
             else:
                 self.upstream.abort()
         super().connection_lost(error)
@@ -863,25 +870,38 @@ class ProxySMTP(SMTP):
     async def upstream_mail(self, policy: PolicyState, target: Upstream, sender: str,
                             options: list[str]) -> UpstreamReply:
         limits = policy.config.limits
-        if self.upstream is not None and self.upstream_target != target:
+        key = (target.host, target.port, policy.config.hostname, policy.config.tls.upstream)
+        if self.upstream is not None and self.upstream_key != key:
             await self.close_upstream()
         for _ in range(2):
-            reused = self.upstream is not None and not self.upstream.closed
             if self.upstream is None or self.upstream.closed:
+                self.upstream = self.ctx.upstream_cache.take(key)
+            reused = self.upstream is not None
+            if self.upstream is None:
                 self.upstream = await UpstreamSession.connect(
                     target.host, target.port, helo_name=policy.config.hostname,
                     connect_timeout=limits.upstream_connect_timeout,
                     timeout=limits.upstream_timeout, tls=policy.config.tls.upstream)
-                self.upstream_target = target
+            self.upstream_target, self.upstream_key = target, key
             try:
                 await self.upstream.xforward(self.xforward_attributes())
-                return await self.upstream.mail(sender, self.forward_params(options))
+                reply = await self.upstream.mail(sender, self.forward_params(options))
             except UpstreamUnavailable:
-                # A kept-open connection may have been closed by the upstream while
-                # idle: try one fresh connection before telling the client.
+                # A kept-open connection (this session's, or one another session left)
+                # may have been closed by the upstream while idle: nothing of this
+                # transaction was sent, so try one fresh connection before telling
+                # the client.
                 if not reused:
                     raise
-        raise UpstreamUnavailable("unreachable")  # pragma: no cover - loop always returns
+                self.upstream = None
+                continue
+            if reply.code == 421 and reused:
+                # An upstream closing a kept connection says so to the next command.
+                self.upstream.abort()
+                self.upstream = None
+                continue
+            return reply
+        raise UpstreamUnavailable("a fresh upstream connection failed too")
 
     def forward_params(self, options: list[str]) -> list[str]:
         """MAIL parameters the upstream understands (it may not advertise every one)."""
@@ -969,9 +989,24 @@ class ProxySMTP(SMTP):
                 self.upstream.abort()
 
     async def close_upstream(self) -> None:
+        """The client is done with the upstream (QUIT, or another next hop): keep the
+        connection for another session when it can be reused, else QUIT it."""
         if self.upstream is not None:
-            await self.upstream.quit()
+            if self.upstream.reusable and not self.ctx.draining:
+                self.give_back_upstream()
+            else:
+                await self.upstream.quit()
             self.upstream = None
+
+    def give_back_upstream(self) -> None:
+        assert self.upstream is not None
+        cache = self.ctx.upstream_cache
+        limits = self.ctx.policy.config.limits
+        # A reload's settings apply from the next connection given back.
+        cache.idle_time = limits.upstream_connection_cache_time
+        cache.reuse_time = limits.upstream_connection_reuse_time
+        cache.give_back(self.upstream_key, self.upstream)
+        self.upstream = None
 
     # -- DATA -----------------------------------------------------------------------------
     def _unread(self, data: bytes) -> None:

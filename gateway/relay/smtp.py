@@ -35,6 +35,7 @@ import asyncio
 import logging
 import re
 import ssl
+import time
 from collections.abc import AsyncIterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -138,6 +139,18 @@ class UpstreamSession:
         self.in_transaction = False
         self.closed = False
         self.tls_version: str | None = None  # e.g. "TLSv1.3" once STARTTLS succeeded
+        self.opened_at = time.monotonic()
+        self.closing = False  # the upstream said 421: it is closing the connection
+
+    @property
+    def reusable(self) -> bool:
+        """Between transactions and healthy, so another transaction may use it
+        (gateway.relay.connection_cache): open, no transaction, no 421 heard, and
+        nothing unread (an upstream's unsolicited 421 on idle would be read as the
+        next command's reply)."""
+        buffered = self._reader._buffer  # type: ignore[attr-defined]  # no public peek
+        return (not self.closed and not self.in_transaction and not self.closing
+                and not self._reader.at_eof() and not buffered)
 
     @classmethod
     async def connect(cls, host: str, port: int, *, helo_name: str, connect_timeout: float,
@@ -225,6 +238,8 @@ class UpstreamSession:
                     code = int(m.group(1))
                     lines.append(m.group(3).decode("utf-8", "replace"))
                     if m.group(2) == b" ":
+                        if code == 421:
+                            self.closing = True
                         return UpstreamReply(code, tuple(lines))
                     if len(lines) >= MAX_REPLY_LINES:
                         raise UpstreamUnavailable("reply from upstream too long")

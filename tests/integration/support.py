@@ -64,14 +64,23 @@ class FakeUpstream:
     connections: int = 0
     port: int = 0
     _server: asyncio.AbstractServer | None = None
+    _open: set[asyncio.StreamWriter] = field(default_factory=set)
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
+        """Down as a real server goes down: listener closed, open connections dropped
+        (the gateway keeps idle upstream connections between sessions)."""
         if self._server is not None:
             self._server.close()
+        self.drop_connections()
+
+    def drop_connections(self) -> None:
+        """Close every open connection without a word, the listener left running."""
+        for writer in list(self._open):
+            writer.close()
 
     async def _answer(self, writer: asyncio.StreamWriter, stage: str, default: str) -> None:
         if stage in self.delay:
@@ -81,6 +90,7 @@ class FakeUpstream:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        self._open.add(writer)
         mail_from = ""
         rcpts: list[str] = []
         try:
@@ -129,6 +139,7 @@ class FakeUpstream:
         except (ConnectionError, TimeoutError, asyncio.IncompleteReadError):
             return
         finally:
+            self._open.discard(writer)
             writer.close()
 
 
