@@ -18,10 +18,18 @@ How a field is recognised (RFC 8601 2.2 and 2.5):
   not looked at, so `GW.Example 1; spf=pass` is ours too.
 A field whose value cannot be read that way makes no claim and is kept.
 
-Only the header block is read: it ends at the first empty line, or at the first line
-that is neither a field nor a folded continuation, where MTAs (Postfix's cleanup, the
-milter's view of the message) and mail parsers start the body. Everything else, every
-other field included, stays byte for byte. Pure functions over bytes.
+Where the header block ends is not agreed on. Postfix's cleanup (and so the milter's
+view of the message) ends it at the first line that is neither a field nor a folded
+continuation; Dovecot (src/lib-mail/message-header-parser.c, "missing ':', assume the
+whole line is name") and Python's parser read on to the first empty line. `forged`,
+which numbers fields for the milter's SMFIR_CHGHEADER, counts as Postfix does (and
+Postfix writes an empty line before such a line, so what it delivers is unambiguous:
+tests/integration/test_authres_forgery.py);
+`strip_forged`, which makes the bytes the proxy relays, removes a claiming field
+anywhere before the first empty line, so that no reader downstream (IMAP clients and
+Sieve over the `maildir:` upstream served by Dovecot) finds one after a malformed
+line. Everything else, every other field and every malformed line included, stays
+byte for byte. Pure functions over bytes.
 """
 
 from __future__ import annotations
@@ -46,8 +54,10 @@ class _Field:
     end: int  # offset just past the field's last line ending
 
 
-def _fields(raw: bytes) -> Iterator[_Field]:
-    """The fields of the header block, in order."""
+def _fields(raw: bytes, *, past_malformed: bool = False) -> Iterator[_Field]:
+    """The fields of the header block, in order. The block ends at the first empty line;
+    without `past_malformed`, also at the first line that is neither a field nor a
+    fold (Postfix's reading), which with it is skipped (Dovecot's)."""
     pos = 0
     current: tuple[bytes, int, int] | None = None  # name, value offset, start
     while pos < len(raw):
@@ -63,6 +73,9 @@ def _fields(raw: bytes) -> Iterator[_Field]:
             current = None
         match = _FIELD_LINE.match(line)
         if match is None:
+            if past_malformed and line not in (b"\r\n", b"\n"):
+                pos = stop  # kept; folds under it belong to no field either
+                continue
             return  # the empty line, or a line that starts the body
         current = (match.group(1), pos + match.end(), pos)
         pos = stop
@@ -145,7 +158,7 @@ def strip_forged(raw: bytes, own_id: str) -> bytes:
     own = own_id.strip().lower()
     if not own:
         return raw
-    drop = [f for f in _fields(raw) if _claims(f, own)]
+    drop = [f for f in _fields(raw, past_malformed=True) if _claims(f, own)]
     if not drop:
         return raw
     pieces: list[bytes] = []

@@ -263,3 +263,20 @@ async def test_postfix_relays_without_forgeries_and_with_our_field_first(
     assert data.startswith(b"Received: "), data[:300]
     assert data.endswith(other_clean), (data, postfix.log())
     assert authres_fields(data) == authres_fields(FOREIGN + b"\r\n")
+
+
+@pytest.mark.parametrize("junk", [b"not a header line\r\n", b"From evil@evil.example\r\n"])
+async def test_postfix_delivers_no_forgery_after_a_malformed_header_line(
+        postfix_milter: Postfix, upstream: FakeUpstream, junk: bytes) -> None:
+    # Postfix's cleanup starts the body at the malformed line and writes the empty line
+    # before it (seen in this test's deliveries), so the milter is never shown the field
+    # as a header and no reader of what Postfix delivers (Dovecot reads on to the first
+    # empty line) finds it there: the milter has nothing to remove.
+    msg = (b"From: <x@partner.example>\r\nTo: b@anm.gov.my\r\nSubject: Notis\r\n" + junk
+           + b"Authentication-Results: gw.test; spf=pass smtp.mailfrom=ceo@anm.gov.my\r\n"
+           b"\r\nbody\r\n")
+    code, text = await through(postfix_milter, msg, "x@partner.example", ["b@anm.gov.my"])
+    assert code == 250, (text, postfix_milter.log())
+    await delivered(upstream, 1, postfix_milter)
+    head = upstream.messages[0].data.split(b"\r\n\r\n", 1)[0]
+    assert b"gw.test" not in head, upstream.messages[0].data

@@ -92,10 +92,22 @@ def test_authserv_id_reading(value: bytes, expected: str | None) -> None:
 def test_the_body_is_never_touched() -> None:
     raw = b"From: a@anm.gov.my\r\nSubject: x\r\n" + BODY
     assert strip_forged(raw, OWN) is raw
-    # A line that is neither a field nor a fold starts the body, as MTAs read it.
-    raw = (b"From: a@anm.gov.my\r\nnot a header line\r\n"
+    raw = (b"From: a@anm.gov.my\r\nSubject: x\r\n\r\n"
            b"Authentication-Results: gw.anm.gov.my; spf=pass\r\n\r\nbody\r\n")
     assert strip_forged(raw, OWN) is raw
+
+
+def test_a_forgery_after_a_malformed_line_is_removed_the_line_kept() -> None:
+    # Postfix starts the body at a line that is neither a field nor a fold; Dovecot and
+    # Python read on to the empty line and would show the forgery as a field.
+    raw = (b"From: a@anm.gov.my\r\nnot a header line\r\n folded junk\r\n"
+           b"Authentication-Results: gw.anm.gov.my; spf=pass\r\n"
+           b"X-Other: 1\r\n\r\nAuthentication-Results: gw.anm.gov.my; body\r\n")
+    assert strip_forged(raw, OWN) == (
+        b"From: a@anm.gov.my\r\nnot a header line\r\n folded junk\r\n"
+        b"X-Other: 1\r\n\r\nAuthentication-Results: gw.anm.gov.my; body\r\n")
+    # The milter's numbering follows Postfix's reading: that field is not a header there.
+    assert forged(raw, OWN) == ()
 
 
 def test_lf_endings_a_field_last_in_the_header_and_no_body() -> None:
