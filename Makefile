@@ -19,8 +19,12 @@ CONFIG  ?= config/gateway.yaml
 # ports, config and queue under a temporary directory); haproxy: the load-balancer
 # tests run its binary in front of two gateways with the PROXY protocol (their own
 # config and loopback ports; the Debian service is stopped and disabled below).
+# clamav-daemon: clamd, the virus scanner the shipped config points at
+# (unix:/run/clamav/clamd.ctl; it runs once freshclam has fetched its signatures), and
+# the tests run private clamd instances of their own (own socket, own signatures made
+# with sigtool from clamav; never the system's daemon, never a download).
 APT_PACKAGES := python3 python3-venv python3-pip libmagic1 ca-certificates zip 7zip gnupg \
-                dnsmasq-base systemd procps postfix haproxy
+                dnsmasq-base systemd procps postfix haproxy clamav-daemon clamav
 # For `make bench` only: Postfix's smtp-source and smtp-sink load generator and sink.
 BENCH_APT_PACKAGES := postfix
 
@@ -32,6 +36,9 @@ export DEBIAN_FRONTEND := noninteractive
 APT_GET := apt-get -o DPkg::Lock::Timeout=600
 APT_LOCK_TRIES ?= 60
 APT_LOCK_PAUSE ?= 10
+# invoke-rc.d asks this script whether a package may start its service (Debian policy
+# 9.3.3.1); the tests point it elsewhere.
+POLICY_RC_D ?= /usr/sbin/policy-rc.d
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help run test deps venv system-deps lint typecheck unit clean
@@ -49,6 +56,12 @@ run: deps
 	exec $(VENV)/bin/gateway serve --config $(CONFIG)
 
 test: deps lint typecheck unit
+# The tests start private instances of what they need (clamd, Postfix, HAProxy...):
+# installing for them starts none of the system's services (invoke-rc.d's
+# policy-rc.d, exit 101 = "action forbidden", only while apt runs and only when the
+# machine has none of its own). `make run` installs the same packages and lets
+# clamav-daemon and clamav-freshclam start, as the shipped config uses them.
+test: APT_NO_START := 1
 
 lint:
 	$(VENV)/bin/ruff check gateway tests
@@ -90,6 +103,11 @@ define apt_install
 	    sleep $(APT_LOCK_PAUSE); \
 	  done; \
 	  echo "$$out"; \
+	  if [ "$(APT_NO_START)" = 1 ] && [ ! -e $(POLICY_RC_D) ]; then \
+	    trap 'rm -f $(POLICY_RC_D)' EXIT; \
+	    printf '#!/bin/sh\n# make test: packages installed, services not started\nexit 101\n' \
+	      > $(POLICY_RC_D); chmod 0755 $(POLICY_RC_D); \
+	  fi; \
 	  $(APT_GET) install -y -q --no-install-recommends $$missing; \
 	fi
 endef

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from gateway import antivirus
 from gateway.envelope import Envelope
 from gateway.message import headers as hdr
 from gateway.message.documents import LimitExceeded
@@ -58,8 +59,18 @@ def _read_message(name: str) -> bytes:
 def _attachments(view: MessageView) -> list[dict[str, Any]]:
     return [{"filename": a.filename, "size": a.size, "detected_type": a.detected_type,
              "encrypted": a.encrypted, "encryption_scheme": a.encryption_scheme,
-             "unreadable": _unreadable(a)}
+             "unreadable": _unreadable(a), "macros": _macros(a)}
             for a in view.attachments]
+
+
+def _macros(attachment: Attachment) -> dict[str, object] | None:
+    """The attachment's Office macros (documents.macros.MacroState.as_dict: `levels`
+    [] for none, and per file its levels and keywords); None when its documents are
+    beyond the inspection bounds."""
+    try:
+        return attachment.macros.as_dict()
+    except LimitExceeded:
+        return None
 
 
 def _unreadable(attachment: Attachment) -> list[str] | None:
@@ -135,8 +146,10 @@ def _human(result: dict[str, Any]) -> str:
                                 else repr(subject)))
     auth = result.get("auth")
     if auth:
+        dkim = " ".join(f"dkim={d['result']} ({d['domain'] or '-'})"
+                        for d in auth.get("dkim") or ()) or "dkim=none"
         lines.append(f"sender authentication: spf={auth['spf']} ({auth['spf_domain'] or '-'}) "
-                     f"dmarc={auth['dmarc']} ({auth['from_domain'] or '-'})")
+                     f"{dkim} dmarc={auth['dmarc']} ({auth['from_domain'] or '-'})")
     if result["matched"]:
         lines.append("matched:")
         for hit in result["matched"]:
@@ -151,6 +164,9 @@ def _human(result: dict[str, Any]) -> str:
                 a["encrypted"]]
             if a["encryption_scheme"]:
                 enc += f" ({a['encryption_scheme']})"
+            macros = a.get("macros")
+            if macros and macros["levels"]:
+                enc += " macros: " + "+".join(macros["levels"])
             lines.append(f"  - {a['filename']!r} {a['size']} bytes {a['detected_type']} {enc}")
     return "\n".join(lines)
 
@@ -187,6 +203,7 @@ def _cmd_rules_check(args: argparse.Namespace) -> int:
     print(f"OK: {len(rules.rules)} rules ({modes['enforce']} enforce, {modes['monitor']} "
           f"monitor) from {len(rules.files)} files in {policy.config.rules_dir}, "
           f"version {rules.version}")
+    print(antivirus.status(policy.config, rules)[1])
     return 0
 
 

@@ -25,6 +25,7 @@ from pydantic import (
 
 from gateway import config_errors
 from gateway.addresses import normalise_address, normalise_domain
+from gateway.antivirus.clamd import parse_address as parse_clamd_address
 from gateway.eventloop import EventLoopChoice
 from gateway.message.limits import DEFAULT_LIMITS, InspectionLimits
 from gateway.problems import LoadError
@@ -164,6 +165,32 @@ class DnsSettings(_Frozen):
     nameservers: tuple[str, ...] = ("127.0.0.1",)
     port: int = Field(default=53, ge=1, le=65535)
     timeout: float = Field(default=2.0, gt=0)
+
+
+class AntivirusSettings(_Frozen):
+    """`antivirus:` ClamAV's daemon, clamd (gateway.antivirus). Absent: nothing is
+    scanned (said at start-up and by `gateway rules check`)."""
+
+    # unix:/run/clamav/clamd.ctl (Debian's clamav-daemon) or tcp://HOST:PORT.
+    clamd: str
+    # Seconds for the whole scan of one message (every part, connect, send and reply);
+    # past it the scan failed (`antivirus_failed`, the shipped rule tempfails).
+    timeout: float = Field(default=30.0, gt=0)
+    # Largest part (an attachment, or the whole message) sent to clamd; keep it at or
+    # below clamd.conf's StreamMaxLength (Debian's default 25M), else clamd refuses the
+    # stream with an ERROR reply (a failed scan).
+    max_size: ByteSize = Field(default=25 * 1024 * 1024, ge=1)
+    # A part larger than max_size: tempfail (a failed scan: 451 by the shipped rule) or
+    # skip (not scanned, the rest is; `antivirus_skipped` holds, the shipped rule logs
+    # it in monitor mode). Never a 5xx: what clamd cannot take is our limit, not the
+    # sender's fault.
+    oversize: Literal["tempfail", "skip"] = "tempfail"
+
+    @field_validator("clamd")
+    @classmethod
+    def _clamd(cls, v: str) -> str:
+        parse_clamd_address(v)
+        return v
 
 
 class Limits(_Frozen):
@@ -364,6 +391,70 @@ class MetricsSettings(_Frozen):
         return parse_listen(self.listen)
 
 
+# dkim_sign.headers by default: RFC 6376 5.4.1's list, as dkimpy signs it (DKIM.SHOULD).
+DKIM_DEFAULT_HEADERS: tuple[str, ...] = (
+    "from", "sender", "reply-to", "subject", "date", "message-id", "to", "cc",
+    "mime-version", "content-type", "content-transfer-encoding", "content-id",
+    "content-description", "resent-date", "resent-from", "resent-sender", "resent-to",
+    "resent-cc", "resent-message-id", "in-reply-to", "references", "list-id", "list-help",
+    "list-unsubscribe", "list-subscribe", "list-post", "list-owner", "list-archive")
+# RFC 6376 5.4 (and dkimpy, which refuses them): fields a signer SHOULD NOT sign, as
+# they change in transit or would sign the signature.
+DKIM_NEVER_SIGNED = frozenset({"return-path", "received", "comments", "keywords", "bcc",
+                               "resent-bcc", "dkim-signature"})
+# RFC 6376 3.1: a selector is one or more dot-separated labels.
+_SELECTOR = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+                       r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*")
+
+
+class DkimSignSettings(_Frozen):
+    """`dkim_sign:` DKIM-sign relayed outbound mail of `domain` after the gateway's own
+    changes (gateway.transforms.dkim_sign). The key is read and checked when the
+    policy loads (gateway.preflight), not here."""
+
+    domain: str
+    selector: str
+    key_file: Path
+    # Header field names to sign (those present in a message are signed; From always).
+    headers: tuple[str, ...] = DKIM_DEFAULT_HEADERS
+    # null: from the key (RSA: rsa-sha256, Ed25519: ed25519-sha256); else it must fit.
+    algorithm: Literal["rsa-sha256", "ed25519-sha256"] | None = None
+
+    @field_validator("domain")
+    @classmethod
+    def _domain(cls, v: str) -> str:
+        d = normalise_domain(v)
+        if not re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+)+", d):
+            raise ValueError(f"bad domain {v!r}: expected the signing domain (d=), e.g. "
+                             "anm.gov.my")
+        return d
+
+    @field_validator("selector")
+    @classmethod
+    def _selector(cls, v: str) -> str:
+        if not _SELECTOR.fullmatch(v):
+            raise ValueError(f"bad selector {v!r}: expected DNS labels, e.g. gateway2025 "
+                             "(the key is published at SELECTOR._domainkey.DOMAIN)")
+        return v
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        out: list[str] = []
+        for name in v:
+            low = name.strip().lower()
+            if not re.fullmatch(r"[!-9;-~]+", low):
+                raise ValueError(f"bad header field name {name!r}")
+            if low in DKIM_NEVER_SIGNED:
+                raise ValueError(f"{name} must not be signed (RFC 6376 5.4: it changes in "
+                                 "transit or is a signature)")
+            if low not in out:
+                out.append(low)
+        if "from" not in out:
+            raise ValueError("headers must include From (RFC 6376 5.4)")
+        return tuple(out)
+
+
 class GatewayConfig(_Frozen):
     listeners: tuple[Listener, ...] = Field(min_length=1)
     upstream: str
@@ -400,6 +491,10 @@ class GatewayConfig(_Frozen):
     event_loop: EventLoopChoice = "auto"
     # Optional /metrics and /healthz listener; one process only (see _metrics_one_worker).
     metrics: MetricsSettings | None = None
+    # Optional DKIM signing of relayed outbound mail after the gateway's own changes.
+    dkim_sign: DkimSignSettings | None = None
+    # Optional virus scanning through clamd; None: no message is scanned.
+    antivirus: AntivirusSettings | None = None
 
     @property
     def worker_count(self) -> int:
@@ -441,6 +536,18 @@ class GatewayConfig(_Frozen):
         if v is not None and workers != 1:
             raise ValueError("metrics needs workers: 1 (each worker process would count "
                              "only its own traffic)")
+        return v
+
+    @field_validator("antivirus")
+    @classmethod
+    def _scan_within_inspection(cls, v: AntivirusSettings | None, info: ValidationInfo
+                                ) -> AntivirusSettings | None:
+        # The scan runs inside the inspection, which is killed at inspection_timeout
+        # (451 4.3.0): a scan that may take as long would never be reported as one.
+        limits = info.data.get("limits")
+        if v is not None and limits is not None and v.timeout >= limits.inspection_timeout:
+            raise ValueError(f"antivirus.timeout ({v.timeout:g}s) must be shorter than "
+                             f"limits.inspection_timeout ({limits.inspection_timeout:g}s)")
         return v
 
     @field_validator("upstream")

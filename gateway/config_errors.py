@@ -58,6 +58,13 @@ HINTS: dict[str, str] = {
     "relay_networks": _NETWORKS.format('[127.0.0.0/8, "::1/128"]'),
     "hebahan_senders": "must be a list of addresses, e.g. [hebahan@anm.gov.my]",
     "hebahan_senders.*": "must be an address, e.g. hebahan@anm.gov.my",
+    "dkim_sign": "must be a mapping, e.g. {domain: anm.gov.my, selector: gw2025, "
+                 "key_file: /etc/gateway/dkim/gw2025.key}",
+    "dkim_sign.domain": "must be the signing domain (d=), e.g. anm.gov.my",
+    "dkim_sign.selector": "must be the DKIM selector (s=), e.g. gw2025",
+    "dkim_sign.key_file": "must be the path of the private key, e.g. "
+                          "/etc/gateway/dkim/gw2025.key",
+    "dkim_sign.headers": "must be a list of header field names, e.g. [From, To, Subject, Date]",
     "hebahan_relays": _NETWORKS.format("[10.1.2.3]"),
     "xforward_peers": _NETWORKS.format("[127.0.0.1]"),
     "authentication_results": "must be true or false",

@@ -13,6 +13,14 @@ RFC 8601 Authentication-Results field at the top of the relayed message. Every
 relayed message, in both directions and whether or not a rule looked at sender
 authentication, loses the Authentication-Results fields that claim the gateway's
 own authserv-id (`hostname`): they are forgeries (RFC 8601 5).
+With `dkim_sign:` an accepted outbound message of the signing domain is then
+DKIM-signed as relayed (`gateway.transforms.dkim_sign`): the DKIM-Signature goes on
+top and first among the trace fields; a message dkimpy cannot parse raises (451).
+
+The other I/O is the antivirus scan (`gateway.antivirus.facts.ScanFacts`, config
+`antivirus:`): clamd is asked only when a rule reaches `virus`, `antivirus_failed`
+or `antivirus_skipped`, once, bounded by `antivirus.timeout`; the scan result is
+the evidence of the rule that used it.
 
 The view is bounded by the config's inspection limits. A message beyond them
 that no rule decided on (`inspection_incomplete`) raises NotInspectable in the
@@ -33,6 +41,7 @@ import time
 from dataclasses import dataclass, replace
 
 from gateway import transforms
+from gateway.antivirus.facts import ScanFacts
 from gateway.auth import AuthResults, authres
 from gateway.auth.facts import AuthFacts
 from gateway.envelope import Envelope
@@ -43,6 +52,7 @@ from gateway.policy.engine import evaluate, header_changes
 from gateway.policy.verdict import Outcome, Reply, Verdict
 from gateway.policy_state import PolicyState
 from gateway.transforms import authres_strip
+from gateway.transforms.headers import add_headers
 
 _COMPARE_SLICE = 1024 * 1024
 
@@ -174,8 +184,10 @@ def inspect(policy: PolicyState, raw: bytes, envelope: Envelope, ref: str | None
     view = MessageView(raw, classification_headers=policy.config.classification_headers,
                        limits=policy.config.limits.inspection())
     facts = AuthFacts(policy.resolver, envelope, view, looked_up=auth)
+    antivirus = policy.config.antivirus
+    scan = ScanFacts(antivirus, view) if antivirus is not None else None
     try:
-        verdict = evaluate(policy.rules, view, envelope, facts)
+        verdict = evaluate(policy.rules, view, envelope, facts, antivirus=scan)
     except NotInspectable as exc:
         verdict = Verdict(outcome=Outcome.TEMPFAIL, reply=replies.not_inspectable(ref),
                           rule_id=builtin.NOT_INSPECTABLE.id,
@@ -195,6 +207,13 @@ def inspect(policy: PolicyState, raw: bytes, envelope: Envelope, ref: str | None
         trace = _trace_headers(policy, envelope, auth)
         own = policy.config.hostname
         relay = transforms.apply(raw, verdict, trace, authserv_id=own)
+        signer = policy.signer
+        if signer is not None and signer.applies(envelope.direction, view.from_addresses):
+            # Last, over the bytes as relayed; at the very top, and a trace field for
+            # the milter (gateway.transforms.dkim_sign).
+            signature = signer.sign(relay, unsigned=[n for n, _ in verdict.added_headers])
+            relay = add_headers(relay, (signature,))
+            trace = (signature, *trace)
         removed = tuple((authres_strip.FIELD, n) for n in authres_strip.forged(raw, own))
         return Inspection(ref, verdict, view, None, relay, trace, removed)
     reply = replies.for_verdict(verdict, ref) or replies.internal_error(ref)
@@ -259,12 +278,16 @@ def decide_header(policy: PolicyState, received: bytes, envelope: Envelope) -> H
     """The header changes of an accepting verdict, from the header block alone.
 
     Only for a rule set whose `change_plan` says the header block decides; raises
-    `PlanViolated` otherwise. Blocking (a `sender_auth` condition may query DNS): run
-    it in a worker thread with a deadline. `received` must end with the empty line.
+    `PlanViolated` otherwise, and `gateway.auth.facts.BodyNeeded` when a rule reaches
+    `sender_auth` for a DKIM- or ARC-signed message. Blocking (a `sender_auth`
+    condition may query DNS): run it in a worker thread with a deadline. `received`
+    must end with the empty line.
     """
     view = MessageView(received, classification_headers=policy.config.classification_headers,
                        limits=policy.config.limits.inspection())
-    facts = AuthFacts(policy.resolver, envelope, view)
+    # A DKIM- or ARC-signed message whose rules reach sender_auth raises BodyNeeded:
+    # its authentication needs the body, so the proxy stores and forwards it.
+    facts = AuthFacts(policy.resolver, envelope, view, header_only=True)
     changes = header_changes(policy.rules, view, envelope, facts)
     auth = facts.evaluated_results
     trace = _trace_headers(policy, envelope, auth)

@@ -19,7 +19,8 @@ from gateway import preflight
 from gateway.auth.resolver import Resolver
 from gateway.config import GatewayConfig, load_config_located
 from gateway.policy.rules import RuleSet, builtin_lists, load_rules
-from gateway.problems import LoadError
+from gateway.problems import LoadError, Problem
+from gateway.transforms import dkim_sign
 
 # Used when neither the config nor any size rule bounds the message.
 DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
@@ -31,6 +32,14 @@ class PolicyState:
     rules: RuleSet
     # None only for a state built by hand without DNS: sender_auth then sees temperror.
     resolver: Resolver | None = None
+
+    # The DKIM signer of `dkim_sign:` (None without): its key read on first use, which
+    # load_policy makes at load, after preflight checked the key, so the inspection
+    # processes forked later inherit it. Raises dkim_sign.KeyProblem.
+    @cached_property
+    def signer(self) -> dkim_sign.Signer | None:
+        settings = self.config.dkim_sign
+        return None if settings is None else dkim_sign.Signer.load(settings)
 
     # Cached: read at every EHLO and MAIL, and the rules never change within a state.
     @cached_property
@@ -57,7 +66,12 @@ def load_policy(config_path: Path) -> PolicyState:
             problems.extend(exc.problems)
         else:
             if not problems:
-                return policy
+                try:
+                    _ = policy.signer  # the key in memory now, checked by preflight
+                except dkim_sign.KeyProblem as exc:
+                    problems.append(Problem(str(config_path), 1, f"dkim_sign.key_file: {exc}"))
+                else:
+                    return policy
     raise LoadError(problems)
 
 

@@ -13,6 +13,9 @@ directory; the service creates it when it starts. Writability is asked of the
 kernel (access(2)), which also answers for read-only mounts; root passes every
 permission check, so for root only a path through a file, a read-only file system
 or a missing directory that cannot be made are found.
+
+The DKIM signing key (`dkim_sign.key_file`) is read and tried here too: missing,
+unreadable, readable by other users, encrypted or no private key is refused.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pathlib import Path
 
 from gateway.config import GatewayConfig
 from gateway.problems import Problem
+from gateway.transforms import dkim_sign
 from gateway.yamlsource import Located
 
 RULE_SUFFIXES = (".yaml", ".yml")
@@ -110,4 +114,19 @@ def problems(config: GatewayConfig, doc: Located | None = None,
     why = rules_dir_problem(config.rules_dir)
     if why is not None:
         out.append(problem(("rules_dir",), why))
+    if config.dkim_sign is not None:
+        why = dkim_key_problem(config)
+        if why is not None:
+            out.append(problem(("dkim_sign", "key_file"), f"cannot sign with DKIM: {why}"))
     return out
+
+
+def dkim_key_problem(config: GatewayConfig) -> str | None:
+    """Why `dkim_sign.key_file` cannot sign (gateway.transforms.dkim_sign.read_key and a
+    test signature: missing, unreadable, mode too open, not a private key...), or None."""
+    assert config.dkim_sign is not None
+    try:
+        dkim_sign.Signer.load(config.dkim_sign)
+    except dkim_sign.KeyProblem as exc:
+        return str(exc)
+    return None

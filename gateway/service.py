@@ -28,7 +28,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from gateway import eventloop, sdnotify
+from gateway import antivirus, eventloop, sdnotify
+from gateway.antivirus import clamd
 from gateway.config import Listener
 from gateway.frontends.milter.server import MilterFrontend
 from gateway.frontends.pool import InspectionPool, PoolSettings
@@ -54,6 +55,24 @@ DRAIN_TIMEOUT = 30.0
 # Seconds between attempts to write rejection-log records kept in memory while the log
 # cannot be written, when no new record comes to try it.
 LOG_RETRY_INTERVAL = 5.0
+
+
+async def _log_antivirus(policy: PolicyState) -> None:
+    """The start-up line on antivirus scanning (gateway.antivirus.status), loud when
+    nothing is scanned; with clamd configured, whether it answers PING right now."""
+    configured, line = antivirus.status(policy.config, policy.rules)
+    if not configured:
+        log.warning("%s", line)
+        return
+    log.info("%s", line)
+    settings = policy.config.antivirus
+    assert settings is not None
+    address = clamd.parse_address(settings.clamd)
+    try:
+        await asyncio.to_thread(clamd.ping, address, min(settings.timeout, 5.0))
+    except clamd.ClamdError as exc:
+        log.warning("antivirus: clamd at %s does not answer PING (%s): messages that reach "
+                    "the antivirus rules are tempfailed until it does", address, exc)
 
 
 class Gateway:
@@ -157,6 +176,7 @@ class Gateway:
                  config.upstream_target, self.policy.rules.version,
                  len(self.policy.rules.rules))
         log.info("%s", cut_through_status(self.policy))
+        await _log_antivirus(self.policy)
         log.info("event loop: %s (event_loop: %s)",
                  eventloop.name(asyncio.get_running_loop()), config.event_loop)
         pool = self.pool.settings
@@ -216,6 +236,10 @@ class Gateway:
         log.info("policy reloaded: rules version %s (%d rules), upstream %s",
                  new.rules.version, len(new.rules.rules), new.config.upstream_target)
         log.info("%s", cut_through_status(new))
+        if (new.config.antivirus, antivirus.scanning_rules(new.rules)) != (
+                old.config.antivirus, antivirus.scanning_rules(old.rules)):
+            configured, line = antivirus.status(new.config, new.rules)
+            log.log(logging.INFO if configured else logging.WARNING, "%s", line)
 
     async def reload(self, config_path: Path) -> bool:
         """SIGHUP: load config and rules off the loop; swap only if all of it is valid."""

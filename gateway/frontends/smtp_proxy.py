@@ -56,6 +56,7 @@ from aiosmtpd.smtp import log as aiosmtpd_log
 from aiosmtpd.smtp import make_loop as aiosmtpd_make_loop
 
 from gateway import pipeline, tls
+from gateway.auth.facts import BodyNeeded
 from gateway.config import Listener, ProxyProtocolSettings, Upstream
 from gateway.envelope import Envelope
 from gateway.frontends import proxy_protocol, xforward
@@ -1033,7 +1034,7 @@ class ProxySMTP(SMTP):
             return
         phase = DataPhase(DataSettings.of(
             policy.config.limits, ref=pipeline.new_ref(), max_size=policy.max_message_size,
-            cut_through=smtp_upstream and cuts_through(policy)))
+            cut_through=smtp_upstream and cuts_through(policy, self.listener.direction)))
         self.in_data = True
         try:
             reply = await self.run_data(policy, phase)
@@ -1151,6 +1152,10 @@ class ProxySMTP(SMTP):
             log.warning("%s ref=%s cut-through: header changes not decided within "
                         "inspection_timeout; message stored and forwarded",
                         self.listener.name, ref)
+        except BodyNeeded:
+            log.info("%s ref=%s cut-through: sender authentication of a DKIM- or "
+                     "ARC-signed message needs its body; message stored and forwarded",
+                     self.listener.name, ref)
         except Exception:
             log.exception("%s ref=%s cut-through: header changes not decided; message "
                           "stored and forwarded", self.listener.name, ref)

@@ -25,6 +25,8 @@ Two ways to carry a message, chosen per transaction by the glue:
   nothing. A message that cannot be cut through after all (its header block passes
   `max_header_bytes`, or the message ends inside it, or its header decision failed)
   is stored and forwarded in the same upstream DATA.
+  With `dkim_sign:` outbound transactions are never cut through (`cuts_through`):
+  the signature covers the body, so the header block waits for the whole message.
 
 Upstream failures while streaming do not cut the client off: the rest of the message
 is read, inspected (a refusal is still the policy's), and an accepted message is
@@ -70,10 +72,14 @@ InspectionResult = Inspected | NotInspected
 
 # -- settings -------------------------------------------------------------------------
 
-def cuts_through(policy: PolicyState) -> bool:
+def cuts_through(policy: PolicyState, direction: str | None = None) -> bool:
     """Whether transactions under `policy` relay while receiving: `cut_through: true`, an
-    smtp:// upstream, and a rule set whose header block decides its changes."""
+    smtp:// upstream, and a rule set whose header block decides its changes; and, with
+    `dkim_sign:`, not for `direction` outbound: a DKIM signature covers the body's hash
+    (RFC 6376 3.7), so it cannot go out before the body has arrived."""
     config = policy.config
+    if config.dkim_sign is not None and direction == "outbound":
+        return False
     return config.cut_through and config.upstream_target.kind == "smtp" \
         and policy.rules.change_plan.header_decides
 
@@ -92,6 +98,10 @@ def cut_through_status(policy: PolicyState) -> str:
         more = f" (and {len(plan.blockers) - 1} more)" if len(plan.blockers) > 1 else ""
         return (f"cut-through on, but every message is stored and forwarded: "
                 f"{plan.blockers[0]}{more}")
+    if config.dkim_sign is not None:
+        return "cut-through on: inbound messages are relayed while they arrive, the final " \
+               "dot after the verdict; outbound messages are stored and forwarded, as " \
+               "dkim_sign signs them whole"
     return "cut-through on: messages are relayed while they arrive, the final dot after " \
            "the verdict"
 

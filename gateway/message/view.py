@@ -34,6 +34,7 @@ from gateway.message import defects as defect_kinds
 from gateway.message import headers as hdr
 from gateway.message import links as links_mod
 from gateway.message import markings as markings_mod
+from gateway.message.documents import macros as macros_mod
 from gateway.message.documents import walk
 from gateway.message.documents.enclosure import BadEnclosure, Enclosure
 from gateway.message.documents.walk import enclosure_pieces
@@ -239,6 +240,21 @@ class Attachment:
             # Its files are attachments of their own: only its own text is read here.
             return tuple(enclosure_pieces(self.enclosure, bounds, "", 0, files=False))
         return tuple(documents.pieces(self.data(), bounds, text=saved))
+
+    @cached_property
+    def macros(self) -> macros_mod.MacroState:
+        """Office macros in this attachment and the files inside it (archives, OOXML
+        packages): gateway.message.documents.macros. No macros for programs, text and
+        pictures, a forwarded message (its attachments are attachments), or an Outlook
+        item or TNEF attachment (its files are attachments of their own).
+
+        Raises documents.LimitExceeded when reading it goes beyond the inspection
+        bounds (nothing is cached then: every caller sees the same failure)."""
+        if self.is_message or self.category == "executable" or self.container_kind:
+            return macros_mod.NONE
+        if walk.kind_of(self.data()) not in walk.DOCUMENT_KINDS:
+            return macros_mod.NONE
+        return macros_mod.scan(self.data(), self._document_bounds())
 
     @property
     def unreadable(self) -> tuple[str, ...]:

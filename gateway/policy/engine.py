@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Literal
 
+from gateway.antivirus.facts import ScanFacts
 from gateway.auth.facts import AuthFacts
 from gateway.envelope import Envelope
 from gateway.message.view import MessageView
@@ -55,10 +56,12 @@ def holds(cond: Condition, ctx: Context) -> Evidence | None:
 
 
 def evaluate(ruleset: RuleSet, view: MessageView, envelope: Envelope,
-             auth: AuthFacts | None = None) -> Verdict:
-    """The verdict; `auth` supplies sender authentication to `sender_auth` conditions."""
+             auth: AuthFacts | None = None, *, antivirus: ScanFacts | None = None
+             ) -> Verdict:
+    """The verdict; `auth` supplies sender authentication to `sender_auth` conditions,
+    `antivirus` the clamd scan to `virus`, `antivirus_failed`, `antivirus_skipped`."""
     ctx = Context(view=view, envelope=envelope, agency_domains=ruleset.agency_domains,
-                  auth=auth)
+                  auth=auth, antivirus=antivirus)
     hits: list[Hit] = []
     tags: list[str] = []
     headers: list[tuple[str, str]] = []

@@ -5,7 +5,8 @@ Everything else relays the received bytes untouched. The subject tags
 Authentication-Results fields (`authres_strip`, RFC 8601 5) work on the raw bytes,
 so a relayed message differs from the received one only in its Subject field, in
 the fields inserted at the top of its header block, and in the Authentication-Results
-fields that claimed the gateway's own authserv-id.
+fields that claimed the gateway's own authserv-id. `dkim_sign` makes the
+DKIM-Signature of `dkim_sign:` over the result (the pipeline adds it last).
 """
 
 from __future__ import annotations

@@ -132,6 +132,8 @@ JANM = "ali@anm.gov.my"
 OTHER = "pegawai@jpn.gov.my"
 PDF = HERE / "minit.pdf"  # real files from LibreOffice and Word; see shipped/NOTICE.md
 DOCX_PASSWORD = HERE / "cadangan-password.docx"
+# Office macro documents of the corpus (tests/corpus/make_macros.py)
+MACROS = REPO / "tests" / "corpus" / "cases" / "macros"
 
 
 @dataclass(frozen=True)
@@ -219,6 +221,17 @@ CASES: dict[str, Case] = {
     "script-attachment": _case(JANM, OTHER, lambda: mime(
         sender=JANM, to=OTHER, subject="Skrip",
         parts=(Part("kemaskini.js", "application/javascript", b"var x = 1;\n"),))),
+    "macro-autoexec-suspicious-inbound": _case(OTHER, JANM, lambda: mime(
+        sender=OTHER, to=JANM, subject="Minit", parts=(Part(
+            "minit.doc", "application/msword", (MACROS / "Makro-AutoOpen.doc").read_bytes()),))),
+    "macro-autoexec-suspicious-outbound-monitored": _case(JANM, OTHER, lambda: mime(
+        sender=JANM, to=OTHER, subject="Laporan", parts=(Part(
+            "laporan.docx", "application/octet-stream",
+            (MACROS / "Laporan.docx").read_bytes()),))),
+    "macro-benign-inbound-monitored": _case(OTHER, JANM, lambda: mime(
+        sender=OTHER, to=JANM, subject="Laporan", parts=(Part(
+            "laporan.docm", "application/vnd.ms-word.document.macroEnabled.12",
+            (MACROS / "Laporan-makro.docm").read_bytes()),))),
     "dropbox-link-monitored": _case(JANM, OTHER, lambda: mime(
         sender=JANM, to=OTHER, subject="Dokumen",
         body="Sila muat turun: https://www.dropbox.com/s/abc123/laporan.pdf?dl=0\n")),
@@ -239,7 +252,9 @@ CASES: dict[str, Case] = {
 @pytest.fixture(scope="module")
 def policy() -> PolicyState:
     config = load_config(REPO / "config" / "gateway.yaml")
-    return load_policy_for(config.model_copy(update={"rules_dir": REPO / config.rules_dir}))
+    # Without clamd: the antivirus rules are tests/unit/test_antivirus.py's.
+    return load_policy_for(config.model_copy(update={"rules_dir": REPO / config.rules_dir,
+                                                     "antivirus": None}))
 
 
 def run(policy: PolicyState, name: str) -> tuple[bytes, Inspection]:
@@ -304,7 +319,7 @@ def test_kelantan_example_profile(tmp_path: Path) -> None:
     shutil.copy(REPO / "rules" / "examples" / "kelantan.yaml", rules / "15-kelantan.yaml")
     config = load_config(REPO / "config" / "gateway.yaml")
     state = load_policy_for(config.model_copy(update={
-        "rules_dir": rules, "agency_domains": ("kelantan.gov.my",)}))
+        "rules_dir": rules, "agency_domains": ("kelantan.gov.my",), "antivirus": None}))
     sender = "pegawai@kelantan.gov.my"
 
     def verdict(size: int, direction: str, mail_from: str, rcpt: str) -> str | None:

@@ -101,6 +101,7 @@ def test_production_config_loads_with_the_shipped_rules(staged: Path, tmp_path: 
     data = yaml.safe_load((staged / "etc/gateway/gateway.yaml").read_text())
     assert data["rejection_log"].startswith("/var/log/gateway/")
     assert data["limits"]["spool_dir"] == "/var/spool/gateway"
+    assert data["antivirus"]["clamd"] == "unix:/run/clamav/clamd.ctl"  # Debian's clamd
     data["rules_dir"] = str(staged / "etc/gateway/rules")
     path = tmp_path / "gateway.yaml"
     path.write_text(yaml.safe_dump(data))

@@ -18,7 +18,8 @@ def results(spf: str = "pass", dmarc: str = "pass", *, spf_domain: str = "anm.go
 def test_the_api_example() -> None:
     assert header_value("gw.example", results(), mail_from="a@anm.gov.my",
                         helo="mx.anm.gov.my") == \
-        "gw.example; spf=pass smtp.mailfrom=a@anm.gov.my; dmarc=pass header.from=anm.gov.my"
+        "gw.example; spf=pass smtp.mailfrom=a@anm.gov.my; dkim=none;" \
+        " dmarc=pass header.from=anm.gov.my"
 
 
 def test_null_sender_reports_helo_and_safe_reason_and_policy() -> None:
@@ -27,7 +28,7 @@ def test_null_sender_reports_helo_and_safe_reason_and_policy() -> None:
                                  policy="reject"),
                          mail_from="", helo="mx.example")
     assert value == ("gw.example; spf=fail (SPF record evaluated to fail) smtp.helo=mx.example;"
-                     " dmarc=fail (p=reject) header.from=anm.gov.my")
+                     " dkim=none; dmarc=fail (p=reject) header.from=anm.gov.my")
 
 
 def test_unsafe_reason_is_left_out() -> None:
@@ -41,7 +42,7 @@ def test_hostile_values_are_quoted_and_cannot_inject() -> None:
     value = header_value("gw.example", results(from_domain="a.example\nBcc: x"),
                          mail_from=hostile, helo="h\r\n")
     assert "\r" not in value and "\n" not in value
-    assert value.count(";") == 2 + hostile.count(";")  # only the separators are bare
+    assert value.count(";") == 3 + hostile.count(";")  # only the separators are bare
     assert 'smtp.mailfrom="x\\"@a.example??X-Injected: yes; dmarc=pass"' in value
     assert 'header.from="a.example?Bcc: x"' in value
     # Every character is printable ASCII: nothing can end the header line.

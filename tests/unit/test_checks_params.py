@@ -23,6 +23,10 @@ AGREED = {
     "sender_auth",
     # issue 10 (every document): documents with no text to read
     "attachment_unreadable",
+    # issue 13 item 1 (ClamAV through clamd)
+    "virus", "antivirus_failed", "antivirus_skipped",
+    # issue 13 item 2 (Office macros with oletools)
+    "office_macros",
 }
 
 

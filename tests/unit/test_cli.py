@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -17,8 +18,23 @@ CHECK_KEYS = {"action", "smtp_code", "enhanced_code", "text", "rule_id", "classi
               "matched", "subject", "attachments"}
 
 
+# `check` runs on the shipped config without its antivirus: block (no clamd here; the
+# antivirus rules through `check` are tests/unit/test_antivirus.py's).
+NO_ANTIVIRUS: list[Path] = []
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _no_antivirus_config(tmp_path_factory: pytest.TempPathFactory) -> None:
+    path = tmp_path_factory.mktemp("config") / "gateway.yaml"
+    text = (REPO / "config" / "gateway.yaml").read_text(encoding="utf-8")
+    path.write_text(re.sub(r"(?m)^antivirus:\n(?:  .*\n)*", "", text), encoding="utf-8")
+    NO_ANTIVIRUS[:] = [path]
+
+
 def gateway(*args: str, stdin: bytes | None = None, cwd: Path = REPO
             ) -> subprocess.CompletedProcess[str]:
+    if args[:1] == ("check",) and "--config" not in args and NO_ANTIVIRUS:
+        args = ("check", "--config", str(NO_ANTIVIRUS[0]), *args[1:])
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.run([sys.executable, "-m", "gateway", *args], input=stdin,
                           capture_output=True, cwd=cwd, env=env, timeout=60)
@@ -157,7 +173,8 @@ def test_check_json_attachment_fields(tmp_path: Path) -> None:
     r = check_json(tmp_path, message("Laporan", attachment=("laporan.pdf", data)))
     assert r["attachments"] == [{"filename": "laporan.pdf", "size": len(data),
                                  "detected_type": "application/pdf", "encrypted": False,
-                                 "encryption_scheme": None, "unreadable": []}]
+                                 "encryption_scheme": None, "unreadable": [],
+                                 "macros": {"levels": [], "files": []}}]
 
 
 def test_check_json_reports_the_encryption_scheme(tmp_path: Path) -> None:
@@ -166,6 +183,21 @@ def test_check_json_reports_the_encryption_scheme(tmp_path: Path) -> None:
     r = check_json(tmp_path, message("Laporan", attachment=("laporan.docx", data)))
     assert [(a["encrypted"], a["encryption_scheme"]) for a in r["attachments"]] == [
         (True, "aes")]
+
+
+def test_check_json_reports_the_macro_state(tmp_path: Path) -> None:
+    data = (REPO / "tests" / "corpus" / "cases" / "macros" / "Laporan.docx").read_bytes()
+    proc = gateway("check", "--json", "--direction", "inbound", "--mail-from",
+                   "luar@example.org", "--rcpt", "pegawai@anm.gov.my", "-",
+                   stdin=message("Laporan", attachment=("laporan.docx", data)))
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads(proc.stdout)
+    assert r["rule_id"] == "makro-autoexec-mencurigakan"
+    [attachment] = r["attachments"]
+    assert attachment["macros"]["levels"] == ["present", "autoexec", "suspicious"]
+    [found] = attachment["macros"]["files"]
+    assert found["path"] == "word/vbaProject.bin"
+    assert found["autoexec"] == ["AutoOpen"] and "Shell" in found["suspicious"]
 
 
 def test_check_envelope_options_and_stdin(tmp_path: Path) -> None:

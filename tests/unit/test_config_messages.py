@@ -157,7 +157,7 @@ def test_unknown_top_level_key_far_from_any_lists_the_known_ones(tmp_path: Path)
     (problem,) = info.value.problems
     assert problem.line == 5
     assert problem.message.startswith("frobnicate: unknown key (known keys here: "
-                                      "agency_domains, authentication_results, ")
+                                      "agency_domains, antivirus, authentication_results, ")
 
 
 def test_several_problems_one_line_each_in_file_order(tmp_path: Path) -> None:

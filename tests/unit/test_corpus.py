@@ -18,6 +18,7 @@ what must be found; every key is optional and only the keys present are checked:
   type_mismatch: [true]                per attachment
   schemes: [aes, null]                 encryption scheme per attachment (null: none/unknown)
   unreadable: [true, false]            per attachment: has a part with no text to read
+  macros: [[present, autoexec], []]    per attachment: its Office macro levels
   not_where: ["attachment:a.doc:body"] `at`s that must NOT be among the markings found
   outcome_inbound / outcome_outbound: accept | reject | tempfail   under the SHIPPED
                                        rules and config, through gateway.pipeline.inspect
@@ -52,7 +53,7 @@ KEYS = frozenset({
     "classification", "where", "encrypted", "types", "categories", "inspectable",
     "defects", "identity", "filenames", "type_mismatch", "outcome_inbound",
     "outcome_outbound", "rule_inbound", "rule_outbound", "note", "source", "licence",
-    "schemes", "unreadable", "not_where"})
+    "schemes", "unreadable", "not_where", "macros"})
 ENVELOPES = {
     "inbound": ("luar@example.org", ("pegawai@anm.gov.my",)),
     "outbound": ("pegawai@anm.gov.my", ("penerima@example.org",)),
@@ -62,7 +63,9 @@ ENVELOPES = {
 @pytest.fixture(scope="module")
 def policy() -> PolicyState:
     config = load_config(REPO / "config" / "gateway.yaml")
-    return load_policy_for(config.model_copy(update={"rules_dir": REPO / config.rules_dir}))
+    # Without clamd: the antivirus rules are tests/unit/test_antivirus.py's.
+    return load_policy_for(config.model_copy(update={"rules_dir": REPO / config.rules_dir,
+                                                     "antivirus": None}))
 
 
 def test_the_corpus_is_there() -> None:
@@ -113,7 +116,7 @@ def test_case(policy: PolicyState, sidecar: Path) -> None:
         assert not wrong, f"{wrong} found among {sorted(ats)}"
     attachments = view.attachments if any(
         k in expect for k in ("encrypted", "types", "categories", "filenames",
-                              "type_mismatch", "schemes", "unreadable")) else ()
+                              "type_mismatch", "schemes", "unreadable", "macros")) else ()
     if "encrypted" in expect:
         assert [a.encrypted for a in attachments] == expect["encrypted"]
     if "types" in expect:
@@ -128,6 +131,8 @@ def test_case(policy: PolicyState, sidecar: Path) -> None:
         assert [a.encryption_scheme for a in attachments] == expect["schemes"]
     if "unreadable" in expect:
         assert [bool(a.unreadable) for a in attachments] == expect["unreadable"]
+    if "macros" in expect:
+        assert [list(a.macros.levels) for a in attachments] == expect["macros"]
 
     if "inspectable" in expect:
         # After everything was read: a limit met inside a document counts too.

@@ -106,7 +106,9 @@ def pieces(data: bytes, limits: InspectionLimits = DEFAULT_LIMITS) -> list[tuple
 @pytest.fixture(scope="module")
 def policy() -> PolicyState:
     config = load_config(REPO / "config" / "gateway.yaml")
-    return load_policy_for(config.model_copy(update={"rules_dir": REPO / config.rules_dir}))
+    # Without clamd: the antivirus rules are tests/unit/test_antivirus.py's.
+    return load_policy_for(config.model_copy(update={"rules_dir": REPO / config.rules_dir,
+                                                     "antivirus": None}))
 
 
 # -- what a file is ------------------------------------------------------------------------

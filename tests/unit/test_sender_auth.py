@@ -87,10 +87,12 @@ def resolver(server: DnsServer) -> Resolver:
 @pytest.mark.parametrize(("value", "message"), [
     ("{spf: [passs]}", "unknown spf result 'passs'"),
     ("{dmarc: [softfail]}", "unknown dmarc result 'softfail'"),
-    ("{dkim: [pass]}", "unknown key(s) dkim"),
-    ("{}", "expected {spf: [results], dmarc: [results]}"),
+    ("{dkim: [passs]}", "unknown dkim result 'passs'"),
+    ("{dkim_aligned: yes please}", "dkim_aligned: expected true or false"),
+    ("{arc: [pass]}", "unknown key(s) arc (known: spf, dkim, dkim_aligned, dmarc)"),
+    ("{}", "expected {spf: [results], dkim: [results], dkim_aligned: true|false, dmarc:"),
     ("{spf: []}", "expected a non-empty list of spf results"),
-    ("pass", "expected {spf: [results], dmarc: [results]}"),
+    ("pass", "expected {spf: [results], dkim: [results]"),
 ])
 def test_bad_parameters_are_load_errors_with_the_line(tmp_path: Path, value: str,
                                                       message: str) -> None:

@@ -49,6 +49,7 @@ def policy(dns: DnsServer) -> PolicyState:
     config = load_config(REPO / "config" / "gateway.yaml")
     return load_policy_for(config.model_copy(update={
         "rules_dir": REPO / config.rules_dir, "hebahan_senders": tuple(SENDERS),
+        "antivirus": None,
         "hebahan_relays": (),
         "dns": config.dns.model_copy(update={"port": dns.port, "timeout": 0.3})}))
 

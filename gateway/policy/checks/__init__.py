@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.policy.checks import (
+    antivirus_failed,
+    antivirus_skipped,
     attachment_name,
     attachment_size,
     attachment_type,
@@ -23,6 +25,7 @@ from gateway.policy.checks import (
     message_size,
     mime_defect,
     null_sender,
+    office_macros,
     recipient_domain,
     recipient_outside_agency,
     sender_auth,
@@ -32,6 +35,7 @@ from gateway.policy.checks import (
     subject_matches,
     type_mismatch,
     unencrypted_attachments,
+    virus,
 )
 from gateway.policy.checks.base import Check
 
@@ -42,6 +46,7 @@ REGISTRY: dict[str, Check[Any]] = {
         classification.CHECK,
         unencrypted_attachments.CHECK,
         attachment_unreadable.CHECK,
+        office_macros.CHECK,
         sender_domain.CHECK,
         from_domain.CHECK,
         recipient_domain.CHECK,
@@ -60,5 +65,8 @@ REGISTRY: dict[str, Check[Any]] = {
         sender_identity.CHECK,
         type_mismatch.CHECK,
         sender_auth.CHECK,
+        virus.CHECK,
+        antivirus_failed.CHECK,
+        antivirus_skipped.CHECK,
     )
 }

@@ -18,6 +18,7 @@ from gateway.envelope import Envelope
 from gateway.message.view import MessageView
 
 if TYPE_CHECKING:
+    from gateway.antivirus.facts import ScanFacts
     from gateway.auth.facts import AuthFacts
 
 P = TypeVar("P")
@@ -36,12 +37,17 @@ class Context:
     `auth` is the message's sender authentication, evaluated lazily: only a check
     that reads `auth.results` (sender_auth) causes DNS look-ups, once per message.
     None where no resolver is at hand; sender_auth then sees temperror.
+
+    `antivirus` is the message's clamd scan, made lazily the same way (the `virus`,
+    `antivirus_failed`, `antivirus_skipped` checks). None when the config has no
+    `antivirus:`: nothing is scanned and those conditions never hold.
     """
 
     view: MessageView
     envelope: Envelope
     agency_domains: tuple[str, ...]
     auth: AuthFacts | None = None
+    antivirus: ScanFacts | None = None
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from pydantic import PlainValidator, StrictBool
 
 from gateway.addresses import normalise_address, normalise_domain
 from gateway.message.defects import KINDS as DEFECT_KINDS
+from gateway.message.documents.macros import LEVELS as MACRO_LEVELS
 from gateway.message.filetypes import CATEGORIES
 from gateway.message.identity import KINDS as IDENTITY_KINDS
 from gateway.message.markings import LEVELS
@@ -139,34 +140,55 @@ def identity_kinds(value: Any) -> frozenset[str]:
     return _kinds(value, IDENTITY_KINDS, "sender identity kinds")
 
 
+def macro_levels(value: Any) -> frozenset[str]:
+    """`office_macros` levels (gateway.message.documents.macros.LEVELS): one or a list,
+    all of which one file must hold at once."""
+    return _kinds(value, MACRO_LEVELS, "macro levels")
+
+
+MacroLevels = Annotated[frozenset[str], PlainValidator(macro_levels)]
 DefectKinds = Annotated[frozenset[str], PlainValidator(defect_kinds)]
 IdentityKinds = Annotated[frozenset[str], PlainValidator(identity_kinds)]
 
 
 SPF_RESULTS = ("pass", "fail", "softfail", "neutral", "none", "permerror", "temperror")
 DMARC_RESULTS = ("pass", "fail", "none", "permerror", "temperror")
+DKIM_RESULTS = ("pass", "fail", "neutral", "policy", "none", "permerror", "temperror")
+SENDER_AUTH_KEYS = ("spf", "dkim", "dkim_aligned", "dmarc")
 
 
 @dataclass(frozen=True)
 class SenderAuthSpec:
-    """Which SPF and DMARC results a `sender_auth` condition accepts (None: any)."""
+    """Which SPF, DKIM and DMARC results a `sender_auth` condition accepts (None: any).
+
+    `dkim` holds when some signature's result is in the set (`none`: no signature);
+    `dkim_aligned` when whether a signature passed aligned with From is that value."""
 
     spf: frozenset[str] | None = None
     dmarc: frozenset[str] | None = None
+    dkim: frozenset[str] | None = None
+    dkim_aligned: bool | None = None
 
 
 def sender_auth(value: Any) -> SenderAuthSpec:
     if isinstance(value, SenderAuthSpec):
         return value
+    shape = ("expected {spf: [results], dkim: [results], dkim_aligned: true|false, "
+             "dmarc: [results]} (one key or more)")
     if not isinstance(value, dict) or not value:
-        raise ValueError("expected {spf: [results], dmarc: [results]} (one key or both)")
-    unknown = sorted(str(k) for k in value if k not in ("spf", "dmarc"))
+        raise ValueError(shape)
+    unknown = sorted(str(k) for k in value if k not in SENDER_AUTH_KEYS)
     if unknown:
-        raise ValueError(f"unknown key(s) {', '.join(unknown)} (known: spf, dmarc)")
-    chosen: dict[str, frozenset[str]] = {}
-    for key, known in (("spf", SPF_RESULTS), ("dmarc", DMARC_RESULTS)):
+        raise ValueError(f"unknown key(s) {', '.join(unknown)} "
+                         f"(known: {', '.join(SENDER_AUTH_KEYS)})")
+    chosen: dict[str, Any] = {}
+    for key, known in (("spf", SPF_RESULTS), ("dmarc", DMARC_RESULTS), ("dkim", DKIM_RESULTS)):
         if key in value:
             chosen[key] = _kinds(value[key], known, f"{key} results")
+    if "dkim_aligned" in value:
+        if not isinstance(value["dkim_aligned"], bool):
+            raise ValueError("dkim_aligned: expected true or false")
+        chosen["dkim_aligned"] = value["dkim_aligned"]
     return SenderAuthSpec(**chosen)
 
 
