@@ -12,7 +12,12 @@ What is scanned, each with its own INSTREAM:
    the files of Outlook items and TNEF attachments included; clamd itself opens
    archives, documents and mail inside what it is given);
 2. then the whole message as received, once (clamd parses MIME itself: bodies, parts
-   the view does not list), unless an attachment already carried a virus.
+   the view does not list), unless an attachment already carried a virus. A message
+   larger than `antivirus.max_size` whose attachments were each scanned goes without
+   their encoded bodies (cut out where they stand in the raw message; what is left
+   is every header, body and part the view does not list): its size is mostly those
+   bodies in base64, and a message the size rules admit must not wait forever for a
+   scan clamd cannot take. Only when even that is too large does `oversize` apply.
 
 All of it within the config's `antivirus.timeout` seconds in total. The first failure
 (clamd unreachable, no answer in time, an ERROR reply) ends the scan: the result is
@@ -137,16 +142,19 @@ class ScanFacts:
         skipped: list[Skipped] = []
         scanned = 0
         work = self._parts()
-        whole = (Part(None), self._view.raw)
+        whole: tuple[Part, bytes] = (Part(None), self._view.raw)
         for part, data in [*work, whole]:
             if part.index is None and found:
                 break  # the whole message adds nothing to a verdict already decided
+            size = len(data)  # as reported: the message's own size, not what is left
+            if part.index is None and size > settings.max_size:
+                data = self._without_bodies({s.part for s in skipped})
             if len(data) > settings.max_size:
                 if settings.oversize == "skip":
-                    skipped.append(Skipped(part, len(data)))
+                    skipped.append(Skipped(part, size))
                     continue
                 return ScanResult(str(address), scanned, tuple(found), tuple(skipped),
-                                  f"oversize: {len(data)} bytes, more than antivirus.max_size "
+                                  f"oversize: {size} bytes, more than antivirus.max_size "
                                   f"({settings.max_size} bytes)", part)
             try:
                 signature = clamd.instream(address, data, deadline)
@@ -157,3 +165,24 @@ class ScanFacts:
             if signature is not None:
                 found.append(Found(signature, part))
         return ScanResult(str(address), scanned, tuple(found), tuple(skipped))
+
+    def _without_bodies(self, unscanned: set[Part]) -> bytes:
+        """The raw message with the encoded content of every attachment scanned on
+        its own cut out (those not scanned, skipped as oversize, are kept)."""
+        raw = self._view.raw
+        cuts: list[tuple[int, int]] = []
+        for a in self._view.attachments:
+            span = a.wire_span
+            if span is None or span[0] is not raw:
+                continue  # inside a decoded part: its enclosing attachment covers it
+            if Part(a.index, a.filename, a.container_path) in unscanned:
+                continue
+            cuts.append((span[1], span[2]))
+        pieces: list[bytes] = []
+        pos = 0
+        for start, end in sorted(cuts):
+            if start > pos:
+                pieces.append(raw[pos:start])
+            pos = max(pos, end)
+        pieces.append(raw[pos:])
+        return b"".join(pieces)

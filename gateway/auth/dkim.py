@@ -9,9 +9,15 @@ cache), never through the system's resolver. The result words are RFC 8601 2.7.1
 - `pass`: the signature verifies and covers the whole body;
 - `fail`: it does not verify (the body hash or the header hash differs: the message
   was changed after signing, or the signature was made with another key);
-- `policy`: it verifies but carries `l=` shorter than the (canonicalised) body, so
-  part of the body is unsigned and anything may have been appended (RFC 6376 8.2).
-  The gateway does not accept such a signature: it never counts for DMARC or for
+- `policy`: it verifies but the receiver does not accept it (RFC 8601 2.7.1): it
+  carries `l=` shorter than the (canonicalised) body, so part of the body is unsigned
+  and anything may have been appended (RFC 6376 8.2); or a field RFC 5322 3.6 allows
+  only once (`SINGLETON_FIELDS`) that `h=` signs occurs in the message more often than
+  `h=` lists it (RFC 6376 8.15): a verifier hashes the bottom instances (5.4.2), so an
+  instance added above them is unsigned, and it is the one the gateway's message view
+  and a mail program read. Several `Received` and other repeatable fields are fine, as
+  is a singleton `h=` does not name at all (the signature vouches for no copy of it).
+  The gateway never counts such a signature for DMARC or for
   `sender_auth: {dkim: [pass]}`;
 - `permerror`: the signature cannot be verified and never will be: a field that does
   not parse or lacks a required tag, `h=` without From (RFC 6376 5.4), rsa-sha1 (RFC
@@ -46,6 +52,11 @@ from gateway.auth.resolver import DnsNameError, DnsTempError, Resolver
 from gateway.message.headers import header_end
 
 MAX_SIGNATURES = 10
+# RFC 5322 3.6: the fields a message carries at most once (the Resent-* fields come in
+# blocks, one per resending, and are not here). Lower case, as h= names are compared.
+SINGLETON_FIELDS: dict[str, str] = {n.lower(): n for n in (
+    "From", "Sender", "Reply-To", "To", "Cc", "Bcc", "Subject", "Date", "Message-ID",
+    "In-Reply-To", "References")}
 MIN_RSA_BITS = 1024  # RFC 8301 3.2
 _B_PREFIX = 12  # characters of b= reported as header.b (RFC 6008 asks for at least 8)
 
@@ -102,6 +113,23 @@ def _result(result: str, tags: dict[bytes, bytes], reason: str) -> DkimResult:
                       _text(tags.get(b"b"))[:_B_PREFIX], _text(tags.get(b"a")), reason)
 
 
+def _unsigned_instance(headers: list[tuple[bytes, bytes]], signed: list[bytes]) -> str | None:
+    """Why a verified signature is not accepted when a singleton field it signs
+    (`SINGLETON_FIELDS`) occurs in `headers` (dkimpy's (name, value) list) more often
+    than `signed` (the h= names as written, lower case) lists it; None when none does.
+    RFC 6376 5.4.2 and 8.15: the verifier hashes the bottom instances, so the extra
+    one, above them, is unsigned."""
+    for name, shown in SINGLETON_FIELDS.items():
+        listed = signed.count(name.encode("ascii"))
+        if not listed:
+            continue
+        present = sum(1 for n, _ in headers if n.lower() == name.encode("ascii"))
+        if present > listed:
+            return (f"{shown} occurs {present} times, h= signs {listed}: "
+                    "an added instance is unsigned")
+    return None
+
+
 def _verify_one(signer: dkim.DKIM, index: int, field: bytes, lookup: DnsFunc) -> DkimResult:
     tags = _tags(field)
     try:
@@ -111,6 +139,7 @@ def _verify_one(signer: dkim.DKIM, index: int, field: bytes, lookup: DnsFunc) ->
     if not prep:
         return _result("permerror", tags, "signature field not found")
     sig, include_headers, fields = prep
+    signed = list(include_headers)  # dkimpy appends a From to its list when verifying
     if b"from" not in include_headers:
         return _result("permerror", tags, "From is not signed (RFC 6376 5.4)")
     if sig[b"a"].lower() == b"rsa-sha1":
@@ -134,6 +163,9 @@ def _verify_one(signer: dkim.DKIM, index: int, field: bytes, lookup: DnsFunc) ->
         return _result("permerror", tags, f"not verifiable: {type(exc).__name__}")
     if not verified:
         return _result("fail", tags, "signature does not verify")
+    unsigned = _unsigned_instance(signer.headers, signed)
+    if unsigned is not None:
+        return _result("policy", tags, unsigned)
     if b"l" in sig:
         policy = CanonicalizationPolicy.from_c_value(sig.get(b"c", b"simple/simple"))
         body = policy.canonicalize_body(signer.body)

@@ -352,6 +352,14 @@ def _payload_bytes(part: email.message.Message, limit: int | None = None) -> byt
         return payload.encode("utf-8", errors="replace")
 
 
+def wire_span(part: email.message.Message) -> tuple[object, int, int] | None:
+    """Where a leaf's content stands in the buffer it was parsed from: (that buffer,
+    start, end) in bytes, or None for a part not parsed in place."""
+    if isinstance(part, RawPart) and part._span is not None:
+        return part._span
+    return None
+
+
 def payload_buffer(part: email.message.Message) -> bytes | memoryview | None:
     """A leaf's content as it was on the wire, without copying a raw span."""
     if isinstance(part, RawPart) and part._span is not None:

@@ -105,6 +105,12 @@ class Attachment:
         client may show any of them."""
         return mime.filenames(self._leaf.part)
 
+    @property
+    def wire_span(self) -> tuple[object, int, int] | None:
+        """(buffer, start, end) of the content as sent, in the buffer it was parsed
+        from (the message's raw bytes, or a decoded enclosing part); None if unknown."""
+        return mime.wire_span(self._leaf.part)
+
     def data(self) -> bytes:
         """The decoded content (b'' when it cannot be decoded), decoded once."""
         data, _clean = self._payloads.get(self._leaf.part)
@@ -245,15 +251,17 @@ class Attachment:
     def macros(self) -> macros_mod.MacroState:
         """Office macros in this attachment and the files inside it (archives, OOXML
         packages): gateway.message.documents.macros. No macros for programs, text and
-        pictures, a forwarded message (its attachments are attachments), or an Outlook
+        pictures (but for a text carrier of a VBA project: `macros.carrier`), a
+        forwarded message (its attachments are attachments), or an Outlook
         item or TNEF attachment (its files are attachments of their own).
 
         Raises documents.LimitExceeded when reading it goes beyond the inspection
         bounds (nothing is cached then: every caller sees the same failure)."""
         if self.is_message or self.category == "executable" or self.container_kind:
             return macros_mod.NONE
-        if walk.kind_of(self.data()) not in walk.DOCUMENT_KINDS:
-            return macros_mod.NONE
+        if walk.kind_of(self.data()) not in walk.DOCUMENT_KINDS and \
+                macros_mod.carrier(self.data()) is None:
+            return macros_mod.NONE  # a text carrier (Word 2003 XML, MHTML) is read
         return macros_mod.scan(self.data(), self._document_bounds())
 
     @property

@@ -15,10 +15,15 @@ relayed as they are.
 
 Which fields: the configured names (`dkim_sign.headers`, by default RFC 6376
 5.4.1's list as dkimpy has it) that are present in the final header block, each
-instance of each (so a second copy of a field added on the way breaks the
-signature). A name absent from the message is not listed in `h=`: a next hop that
-adds a missing Date, Message-ID or To (Postfix's cleanup does for its local
-clients) would otherwise break it. The names of fields the rules add
+listed in `h=` once per instance present, and a field RFC 5322 3.6 allows only once
+(`gateway.auth.dkim.SINGLETON_FIELDS`: From, Subject, To, Cc, Date, Reply-To, ...)
+once more: over-signing (RFC 6376 5.4.2, 8.15). A verifier hashes the instances from
+the bottom up and the extra name as an empty field, so a copy of such a field added
+anywhere later (a second Subject or To above the signed one) breaks the signature,
+while a repeatable field (Resent-*, List-*) added above stays outside it as an
+unsigned field should. A name absent from the message is not listed in `h=`: a
+next hop that adds a missing Date, Message-ID or To (Postfix's cleanup does for its
+local clients) would otherwise break it. The names of fields the rules add
 (`add_header`) are never signed: the proxy puts them at the top and the milter's
 MTA at the bottom of the header block, and a signed name must mean the same field
 to both.
@@ -42,6 +47,7 @@ import binascii
 import os
 import re
 import stat
+from collections import Counter
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +59,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from gateway.addresses import address_domain, domain_in
+from gateway.auth.dkim import SINGLETON_FIELDS
 from gateway.message.headers import header_end
 
 if TYPE_CHECKING:
@@ -187,18 +194,24 @@ class Signer:
         line endings) as (name, value), the value on one line (folded when written).
 
         Signed: the configured names present in the header block, except `unsigned`
-        (the rules' added fields). Raises dkim.DKIMException when dkimpy cannot parse
+        (the rules' added fields), each once per instance present and a singleton
+        field (RFC 5322 3.6) once more, so an instance added later breaks the
+        signature (RFC 6376 8.15). Raises dkim.DKIMException when dkimpy cannot parse
         the message (a header line that is no field); the caller tempfails.
         """
         skip = {n.lower() for n in unsigned}
         block = message[:header_end(message)]
-        present = {m.group(1).decode("ascii").lower() for m in _FIELD_NAME.finditer(block)}
-        names = tuple(n for n in self.headers if n in present and n not in skip)
+        present = Counter(m.group(1).decode("ascii").lower()
+                          for m in _FIELD_NAME.finditer(block))
+        names: list[str] = []
+        for name in self.headers:
+            if present[name] and name not in skip:
+                names += [name] * (present[name] + (name in SINGLETON_FIELDS))
         if "from" not in names:
             # dkimpy refuses a signature without From (RFC 6376 5.4); no From, or only
             # one the rules added, is not signed as ours (applies() saw addresses).
-            names = ("from", *names)
-        return FIELD, self.signature(message, names)
+            names.insert(0, "from")
+        return FIELD, self.signature(message, tuple(names))
 
     def signature(self, message: bytes, names: tuple[str, ...]) -> str:
         field = dkim.sign(message, self.selector.encode("ascii"), self.domain.encode("ascii"),

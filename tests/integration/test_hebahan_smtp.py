@@ -218,8 +218,9 @@ async def test_registered_sender_from_a_server_outside_spf_is_refused_naming_spf
 async def test_spf_pass_with_an_unaligned_from_is_refused_naming_dmarc(
         dnsmasq: Dnsmasq, hebahan_gateway: Factory, upstream: FakeUpstream) -> None:
     gw = await hebahan_gateway(dnsmasq.port)
+    # No tag claimed: the registered envelope sender alone makes it an announcement.
     reply = await in_thread(lambda: send(
-        gw.inbound, message("[HEBAHAN JANM] Notis", sender="JANM <hebahan@anm-gov.example>"),
+        gw.inbound, message("Notis", sender="JANM <hebahan@anm-gov.example>"),
         mail_from="hebahan@anm.gov.my"))
     assert_refused(reply, 550, b"5.7.1", "hebahan-dmarc-gagal")
     assert b"DMARC" in reply[1]
@@ -230,6 +231,18 @@ async def test_spf_pass_with_an_unaligned_from_is_refused_naming_dmarc(
     assert record["evidence"]["from_domain"] == "anm-gov.example"
     assert record["evidence"]["spf_aligned"] is False
     assert record["auth"]["dmarc"] == "fail"
+
+
+async def test_the_tag_claimed_under_an_unregistered_from_is_refused(
+        dnsmasq: Dnsmasq, hebahan_gateway: Factory, upstream: FakeUpstream) -> None:
+    # The envelope sender is registered and its SPF passes, but the From the reader
+    # sees is not a registered sender: the tag is not theirs to claim (issue 13 review).
+    gw = await hebahan_gateway(dnsmasq.port)
+    reply = await in_thread(lambda: send(
+        gw.inbound, message("[HEBAHAN JANM] Notis", sender="JANM <hebahan@anm-gov.example>"),
+        mail_from="hebahan@anm.gov.my"))
+    assert_refused(reply, 550, b"5.7.1", "hebahan-tag-palsu-masuk")
+    assert upstream.messages == []
 
 
 async def test_dns_outage_tempfails_never_rejects_nor_passes(

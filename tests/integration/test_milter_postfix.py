@@ -381,7 +381,8 @@ CASES = [
     Case("hebahan-spf-gagal", "127.0.0.2", "hebahan@anm.gov.my", "semua@anm.gov.my",
          message(subject="[HEBAHAN JANM] Notis", sender="hebahan@anm.gov.my"), 550),
     Case("hebahan-dmarc-gagal", "127.0.0.1", "hebahan@anm.gov.my", "semua@anm.gov.my",
-         message(subject="[HEBAHAN JANM] Notis", sender="JANM <hebahan@anm-gov.example>"),
+         # No tag claimed (with it, hebahan-tag-palsu-masuk refuses the unregistered From).
+         message(subject="Notis", sender="JANM <hebahan@anm-gov.example>"),
          550),
     Case("hebahan-tag-palsu-masuk", RELAY_APP, "igfmas@anm.gov.my", "semua@anm.gov.my",
          message(subject="[HEBAHAN JANM] Notis", sender="igfmas@anm.gov.my"), 550),
@@ -439,7 +440,7 @@ async def test_each_shipped_rule_through_postfix(
                               "hebahan-spf-sementara", "hebahan-dmarc-sementara",
                               "struktur-melebihi-had", "perisian-hasad-virus",
                               "perisian-hasad-imbasan-gagal", "perisian-hasad-tidak-diimbas",
-                              "makro-tidak-dapat-dibaca"}
+                              "makro-tidak-dapat-dibaca", "makro-arkib-tidak-dibuka"}
     relayed = 0
     for case in CASES:
         code, text = await through(postfix, case.msg, case.mail_from, [case.rcpt],

@@ -286,6 +286,25 @@ def test_oversize_skip_policy_logs_and_scans_the_rest(av: Clamd) -> None:
     assert inspect(policy, infected, ENV).verdict.rule_id == "perisian-hasad-virus"
 
 
+def test_a_message_over_max_size_is_scanned_without_its_scanned_attachments(
+        av: Clamd) -> None:
+    # Regression (issue 13 review): each attachment under max_size but the message over
+    # it (base64 grows a third) was tempfailed on every retry though all was scanned.
+    policy = shipped(av.address, max_size="64KB", oversize="tempfail")
+    clean = mail(("a.bin", "application/octet-stream", os.urandom(40_000)),
+                 ("b.bin", "application/octet-stream", os.urandom(40_000)))
+    assert len(clean) > 64 * 1024
+    got = inspect(policy, clean, ENV)
+    assert got.reply is None and got.verdict.rule_id is None, got.verdict.evidence
+    # What is left is still scanned: a virus in the body text is found there.
+    infected = mail(("a.bin", "application/octet-stream", os.urandom(40_000)),
+                    ("b.bin", "application/octet-stream", os.urandom(40_000)),
+                    body=EICAR.decode() + "\n")
+    got = inspect(policy, infected, ENV)
+    assert got.verdict.rule_id == "perisian-hasad-virus"
+    assert scan_of(got)["virus"][0]["part"] == "message"
+
+
 def test_without_antivirus_config_nothing_is_scanned_and_the_rules_never_hold() -> None:
     got = inspect(shipped(None), mail(("x.zip", "application/zip", zipped("e.txt", EICAR))),
                   ENV)

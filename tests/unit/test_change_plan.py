@@ -42,8 +42,8 @@ def env(direction: str = "outbound", mail_from: str = "hebahan@anm.gov.my") -> E
 
 def test_needs_declarations() -> None:
     header = {name for name, c in REGISTRY.items() if c.needs == "header"}
-    assert header == {"subject_matches", "from_domain", "auto_forwarded", "sender_identity",
-                      "sender_auth"}
+    assert header == {"subject_matches", "from_domain", "from_in", "auto_forwarded",
+                      "sender_identity", "sender_auth"}
     envelope = {name for name, c in REGISTRY.items() if c.needs == "envelope"}
     assert envelope == {"sender_domain", "recipient_domain", "recipient_outside_agency",
                         "null_sender", "sender_in", "client_ip"}

@@ -1,4 +1,4 @@
-"""Header checks: from_domain, subject_matches, auto_forwarded, message_size_over."""
+"""Header checks: from_domain, from_in, subject_matches, auto_forwarded, message_size_over."""
 
 from __future__ import annotations
 
@@ -30,6 +30,19 @@ def test_from_domain_ignores_encoded_display_name() -> None:
     raw = (b"From: =?utf-8?Q?boss=40anm.gov.my?= <x@gmail.com>\r\n\r\nx")
     assert run("from_domain", ["anm.gov.my"], raw) is None
     assert run("from_domain", ["gmail.com"], raw) == {"from_domain": "gmail.com"}
+
+
+def test_from_in_needs_every_from_address_listed() -> None:
+    listed = ["hebahan@anm.gov.my"]
+    one = b"From: JANM <Hebahan@ANM.gov.my>\r\n\r\nx"
+    assert run("from_in", listed, one) == {"from": ["hebahan@anm.gov.my"]}
+    # A look-alike domain, a second author, an encoded display name, no From at all.
+    assert run("from_in", listed, b"From: <hebahan@anm-gov.example>\r\n\r\nx") is None
+    assert run("from_in", listed,
+               b"From: hebahan@anm.gov.my, x@evil.example\r\n\r\nx") is None
+    assert run("from_in", listed,
+               b"From: =?utf-8?Q?hebahan=40anm.gov.my?= <x@evil.example>\r\n\r\nx") is None
+    assert run("from_in", listed, b"Subject: no from\r\n\r\nx") is None
 
 
 def test_subject_matches_decoded_and_folded() -> None:

@@ -27,6 +27,8 @@ AGREED = {
     "virus", "antivirus_failed", "antivirus_skipped",
     # issue 13 item 2 (Office macros with oletools)
     "office_macros",
+    # issue 13 review: DKIM forgives SPF only for a registered header From
+    "from_in",
 }
 
 

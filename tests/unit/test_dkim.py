@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+import dkim as dkimpy
 import pytest
 
 from gateway.auth import DkimOutcome, DkimResult, SpfResult, authenticate, dkim, dmarc
@@ -173,6 +174,64 @@ def test_l_covering_the_whole_body_passes_and_text_appended_is_policy(
     appended = signed + b"\r\nKlik http://phish.example/ untuk mengesahkan.\r\n"
     got = one(appended, resolver)
     assert (got.result, got.reason) == ("policy", "l= leaves part of the body unsigned")
+
+
+# -- a singleton field added above the signed one (RFC 6376 8.15) ------------------------
+REPLYING = MSG.replace(b"To: ", b"Reply-To: Urusetia <urusetia@anm.gov.my>\r\nTo: ", 1)
+
+
+@pytest.mark.parametrize(("added", "name"), [
+    (b"Reply-To: Bayaran <bayar@phish.example>\r\n", "Reply-To"),
+    (b"Subject: Sahkan akaun anda: http://phish.example/\r\n", "Subject"),
+    (b"to: semua-pegawai@anm.gov.my\r\n", "To"),  # names compare case-insensitively
+    (b"Date: Tue, 04 Mar 2025 09:00:00 +0800\r\n", "Date"),
+])
+def test_a_signed_singleton_added_above_the_signed_one_is_policy_never_pass(
+        resolver: Resolver, added: bytes, name: str) -> None:
+    signed = RSA.sign(REPLYING)  # dkimpy's default h= lists each of these once
+    assert one(signed, resolver).result == "pass"
+    field = signed[:-len(REPLYING)]
+    # Above the signature or between it and the signed fields: the verifier hashes the
+    # bottom instance either way, a mail program shows the top one.
+    for replay in (added + signed, field + added + REPLYING):
+        got = one(replay, resolver)
+        assert (got.result, got.reason) == \
+            ("policy", f"{name} occurs 2 times, h= signs 1: an added instance is unsigned")
+        outcome = dmarc.evaluate(resolver, "anm.gov.my", SpfResult("fail", "anm.gov.my"),
+                                 dkim.verify(replay, resolver))
+        assert (outcome.result, outcome.dkim_aligned) == ("fail", False)
+
+
+def test_repeated_fields_and_unsigned_singletons_do_not_stop_a_pass(
+        resolver: Resolver) -> None:
+    signed = RSA.sign(REPLYING)
+    # Several Received (repeatable, never signed), a repeatable field twice, and a
+    # singleton h= does not name at all: the signature vouches for none of them.
+    extra = (b"Received: from a.example by b.example; Mon, 3 Mar 2025 09:00:01 +0800\r\n"
+             b"Received: from c.example by a.example; Mon, 3 Mar 2025 09:00:02 +0800\r\n"
+             b"Comments: satu\r\nComments: dua\r\n"
+             b"In-Reply-To: <a@example.org>\r\nIn-Reply-To: <b@example.org>\r\n")
+    assert b"in-reply-to" not in signed[:-len(REPLYING)].lower()
+    assert one(extra + signed, resolver).result == "pass"
+
+
+def test_an_over_signed_field_passes_and_an_added_from_never_passes(
+        resolver: Resolver) -> None:
+    # h= names Subject twice for its one instance (over-signing, RFC 6376 5.4.2): pass.
+    field = dkim_sign(REPLYING, include_headers=[b"from", b"subject", b"subject"])
+    assert one(field + REPLYING, resolver).result == "pass"
+    # From duplicated above or below the signed one: dkimpy hashes an extra From, so
+    # neither copy verifies as signed.
+    for replay in (b"From: CEO <ceo@anm.gov.my>\r\n" + field + REPLYING,
+                   field + REPLYING.replace(b"\r\n\r\n", b"\r\nFrom: CEO <ceo@anm.gov.my>"
+                                            b"\r\n\r\n", 1)):
+        assert one(replay, resolver).result == "fail"
+
+
+def dkim_sign(message: bytes, include_headers: list[bytes]) -> bytes:
+    """The DKIM-Signature field (with its CRLF) dkimpy makes with RSA's key."""
+    return bytes(dkimpy.sign(message, RSA.selector.encode(), RSA.domain.encode(), RSA.private,
+                             include_headers=include_headers))
 
 
 # -- several signatures ---------------------------------------------------------------

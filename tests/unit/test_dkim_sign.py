@@ -205,9 +205,37 @@ def test_configured_headers_are_the_signed_ones(tmp_path: Path, keys: dict[str, 
     policy = policy_for(tmp_path, keys["rsa"], headers=["From", "Subject", "X-Gerbang"])
     out = relayed(policy, message("Mesyuarat")).relay_bytes
     assert out is not None
-    # X-Gerbang is added by a rule: never signed, even when configured.
-    assert signature_tags(out)["h"].split(":") == ["from", "subject"]
+    # X-Gerbang is added by a rule: never signed, even when configured. From and
+    # Subject are RFC 5322 singletons: over-signed (RFC 6376 8.15).
+    assert signature_tags(out)["h"].split(":") == ["from", "from", "subject", "subject"]
     assert verify(out, dns_server.port)
+
+
+def test_a_singleton_added_later_breaks_the_signature_a_repeatable_one_does_not(
+        tmp_path: Path, keys: dict[str, MadeKey], dns_server: Dnsmasq) -> None:
+    policy = policy_for(tmp_path, keys["rsa"], headers=["From", "To", "Subject", "Reply-To",
+                                                        "Resent-To", "List-Id"])
+    raw = message("Notis", extra="Resent-To: a@example.com\r\nResent-To: b@example.com\r\n"
+                                 "List-Id: <notis.anm.gov.my>\r\n")
+    out = relayed(policy, raw).relay_bytes
+    assert out is not None and verify(out, dns_server.port)
+    # Each instance once, a singleton once more; Reply-To is absent: not listed.
+    assert signature_tags(out)["h"].split(":") == [
+        "from", "from", "to", "to", "subject", "subject", "resent-to", "resent-to",
+        "list-id"]
+    field, _, rest = out.partition(b"\r\nX-Gerbang")  # the signature and the trace above
+    for added in (b"To: rakan@example.org", b"Subject: Tukar akaun bank segera",
+                  b"From: CEO <ceo@anm.gov.my>"):
+        for where in (field + b"\r\n" + added + b"\r\nX-Gerbang" + rest,  # below ours
+                      out.replace(b"\r\n\r\n", b"\r\n" + added + b"\r\n\r\n", 1)):
+            assert not verify(where, dns_server.port), (added, where[:600])
+    # A repeatable field (a Resent-* block, a List-*) added above stays unsigned, and a
+    # next hop's Received and a missing Reply-To added do not break it either.
+    later = (b"Received: from gw.anm.gov.my by mx.example.org; Mon, 3 Mar 2025\r\n"
+             + out.replace(b"\r\nX-Gerbang", b"\r\nResent-To: c@example.com\r\n"
+                           b"List-Id: <lain.example>\r\nX-Gerbang", 1)
+             .replace(b"\r\n\r\n", b"\r\nReply-To: <r@anm.gov.my>\r\n\r\n", 1))
+    assert verify(later, dns_server.port)
 
 
 # -- configuration and the key -------------------------------------------------------------
