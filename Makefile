@@ -23,8 +23,11 @@ CONFIG  ?= config/gateway.yaml
 # (unix:/run/clamav/clamd.ctl; it runs once freshclam has fetched its signatures), and
 # the tests run private clamd instances of their own (own socket, own signatures made
 # with sigtool from clamav; never the system's daemon, never a download).
+# mandoc: the tests lint the man pages `make install` puts in place (mandoc -Tlint).
+# logrotate: the tests run the shipped systemd/gateway.logrotate (retention by age).
 APT_PACKAGES := python3 python3-venv python3-pip libmagic1 ca-certificates zip 7zip gnupg \
-                dnsmasq-base systemd procps postfix haproxy clamav-daemon clamav
+                dnsmasq-base systemd procps postfix haproxy clamav-daemon clamav mandoc \
+                logrotate
 # For `make bench` only: Postfix's smtp-source and smtp-sink load generator and sink.
 BENCH_APT_PACKAGES := postfix
 
@@ -168,7 +171,8 @@ clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info
 
 # `make install` (as root): the program in /opt/gateway (its own virtualenv), the
-# systemd unit, tmpfiles.d and logrotate files, the config in /etc/gateway (only
+# systemd unit, tmpfiles.d and logrotate files, the man pages gateway(8) and
+# gateway.yaml(5) in /usr/share/man, the config in /etc/gateway (only
 # when missing: an administrator's edits are never overwritten) and the dedicated
 # system user `gateway`. Safe to run again (upgrades the program in place).
 # DESTDIR=DIR installs the files into DIR instead and touches nothing on the
@@ -178,7 +182,7 @@ PREFIX      := /opt/gateway
 ETCDIR      := /etc/gateway
 SERVICE_USER := gateway
 INSTALL_VENV ?= $(if $(DESTDIR),no,yes)
-INSTALL_TREE := gateway rules config systemd pyproject.toml README.md
+INSTALL_TREE := gateway rules config systemd pyproject.toml README.md README.ms.md
 
 .PHONY: install
 install:
@@ -200,6 +204,8 @@ install:
 	install -D -m 0644 systemd/gateway.service $(DESTDIR)/etc/systemd/system/gateway.service
 	install -D -m 0644 systemd/gateway.tmpfiles $(DESTDIR)/etc/tmpfiles.d/gateway.conf
 	install -D -m 0644 systemd/gateway.logrotate $(DESTDIR)/etc/logrotate.d/gateway
+	install -D -m 0644 man/gateway.8 $(DESTDIR)/usr/share/man/man8/gateway.8
+	install -D -m 0644 man/gateway.yaml.5 $(DESTDIR)/usr/share/man/man5/gateway.yaml.5
 	install -d -m 0750 $(DESTDIR)$(ETCDIR)
 	@if [ ! -e $(DESTDIR)$(ETCDIR)/gateway.yaml ]; then \
 	  install -m 0640 config/gateway.production.yaml $(DESTDIR)$(ETCDIR)/gateway.yaml; \

@@ -1,4 +1,5 @@
-"""The `gateway` command line: serve, check, rules check/diff, report (CONTRACT.md), tls dev-cert.
+"""The `gateway` command line: serve, check, rules check/diff, report (CONTRACT.md), log find,
+tls dev-cert.
 
 Exit status: 0 on success (for `check`, whatever the verdict); 1 when `rules
 check` finds problems; 2 on a usage or config error. Config and rule problems are
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
 import sys
 from collections.abc import Sequence
@@ -19,11 +21,15 @@ from gateway import antivirus
 from gateway.envelope import Envelope
 from gateway.message import headers as hdr
 from gateway.message.documents import LimitExceeded
+from gateway.message.passwords import mask as mask_passwords
+from gateway.message.passwords import mask_evidence
 from gateway.message.view import Attachment, MessageView
 from gateway.observe import report
+from gateway.observe.incidents import incident_rule
+from gateway.observe.incidents import status as incidents_status
 from gateway.observe.rejection_log import redact
 from gateway.pipeline import inspect
-from gateway.policy import replies
+from gateway.policy import lint, replies
 from gateway.policy_state import PolicyState, load_policy
 from gateway.problems import LoadError
 
@@ -57,7 +63,9 @@ def _read_message(name: str) -> bytes:
 
 
 def _attachments(view: MessageView) -> list[dict[str, Any]]:
-    return [{"filename": a.filename, "size": a.size, "detected_type": a.detected_type,
+    # A password written in a file name is not printed (passwords.mask).
+    return [{"filename": mask_passwords(a.filename, view.secret_values), "size": a.size,
+             "detected_type": a.detected_type,
              "encrypted": a.encrypted, "encryption_scheme": a.encryption_scheme,
              "unreadable": _unreadable(a), "macros": _macros(a)}
             for a in view.attachments]
@@ -89,9 +97,12 @@ def check_result(policy: PolicyState, raw: bytes, *, direction: str, mail_from: 
 
     Besides the contract's keys, `auth` (present only when a rule evaluated them)
     holds the SPF/DMARC results: the only network I/O of `check`, DNS through the
-    config's `dns:`.
+    config's `dns:`; `labels` and `unknown_labels` (present only when the message
+    carries a Purview sensitivity label): every label met, `{id, name, enabled, at,
+    marking, by}`, and those enabled that are no marking.
     """
-    received = MessageView(raw, classification_headers=policy.config.classification_headers)
+    received = MessageView(raw, classification_headers=policy.config.classification_headers,
+                           label_map=policy.config.label_map)
     if mail_from is None:
         mail_from = received.from_addresses[0] if received.from_addresses else ""
     mail_from = "" if mail_from.strip() in ("", "<>") else mail_from.strip().strip("<>")
@@ -121,16 +132,39 @@ def check_result(policy: PolicyState, raw: bytes, *, direction: str, mail_from: 
         reply = inspection.reply
         action = "tempfail" if reply.code < 500 else "reject"
         subject = view.subject
+    secrets = view.secret_values
     matched = [{"rule_id": h.rule_id, "action": h.action, "mode": h.mode,
-                "evidence": redact(dict(h.evidence)) if secret else dict(h.evidence)}
+                "evidence": redact(dict(h.evidence)) if secret
+                else mask_evidence(dict(h.evidence), secrets)}
                for h in verdict.hits]
     result: dict[str, Any] = {
         "action": action, "smtp_code": reply.code, "enhanced_code": reply.enhanced,
         "text": replies.render(reply), "rule_id": verdict.rule_id,
         "classification": classification, "matched": matched,
-        "subject": None if secret else subject, "attachments": _attachments(view)}
+        # A password written in the subject is not printed (passwords.mask).
+        "subject": None if secret or subject is None else mask_passwords(subject, secrets),
+        "attachments": _attachments(view)}
+    # Purview sensitivity labels met (gateway.message.labels), mapped or not, present
+    # only when the message has one: an enabled label that is no marking (not in
+    # `label_map`, its name no marking) is in `unknown_labels` too, for the administrator
+    # to map. Names and places withheld for RAHSIA mail.
+    labels = [seen.as_dict() for seen in view.markings.labels]
+    if labels:
+        if secret:
+            labels = [redact(label) for label in labels]
+        result["labels"] = labels
+        result["unknown_labels"] = [label for label in labels
+                                    if label["enabled"] and label["marking"] is None]
     if verdict.auth is not None:
         result["auth"] = dict(verdict.auth)
+    incidents = policy.config.incidents
+    if incidents is not None and incident_rule(policy.rules, verdict) is not None:
+        # A refusal by an `incident: true` rule: the gateway would tell these contacts
+        # (present only with `incidents:` in the config, as CONTRACT.md's keys stay).
+        result["incident"] = {"rule_id": verdict.rule_id, "to": list(incidents.to)}
+    if verdict.exemptions:
+        # Rules that would have applied but for an exception (id and reason, or except:).
+        result["exceptions"] = [e.as_dict() for e in verdict.exemptions]
     return result
 
 
@@ -150,6 +184,9 @@ def _human(result: dict[str, Any]) -> str:
                         for d in auth.get("dkim") or ()) or "dkim=none"
         lines.append(f"sender authentication: spf={auth['spf']} ({auth['spf_domain'] or '-'}) "
                      f"{dkim} dmarc={auth['dmarc']} ({auth['from_domain'] or '-'})")
+    for label in result.get("unknown_labels") or ():
+        lines.append(f"unknown sensitivity label (not in label_map): {label['id']}"
+                     + (f" {label['name']!r}" if label.get("name") else ""))
     if result["matched"]:
         lines.append("matched:")
         for hit in result["matched"]:
@@ -157,6 +194,14 @@ def _human(result: dict[str, Any]) -> str:
             lines.append(f"  - {hit['rule_id']} ({hit['action']}, {hit['mode']}) {evidence}")
     else:
         lines.append("matched: none")
+    incident = result.get("incident")
+    if incident:
+        lines.append(f"incident: {incident['rule_id']}, told to {', '.join(incident['to'])}")
+    for exempt in result.get("exceptions", ()):
+        why = ("its own except:" if exempt["exception_id"] is None else
+               f"exception {exempt['exception_id']} until {exempt['expires']}: "
+               f"{exempt['reason']}")
+        lines.append(f"exempted: {exempt['rule_id']} ({why})")
     if result["attachments"]:
         lines.append("attachments:")
         for a in result["attachments"]:
@@ -204,6 +249,11 @@ def _cmd_rules_check(args: argparse.Namespace) -> int:
           f"monitor) from {len(rules.files)} files in {policy.config.rules_dir}, "
           f"version {rules.version}")
     print(antivirus.status(policy.config, rules)[1])
+    print(incidents_status(policy.config, rules))
+    # Valid, but perhaps not what was meant: allowlist accepts, exceptions expiring.
+    for warning in lint.warnings(rules, rules.today(), max_message_size_set=(
+            policy.config.limits.max_message_size is not None)):
+        print(warning, file=sys.stderr)
     return 0
 
 
@@ -258,12 +308,29 @@ def _cmd_rules_diff(args: argparse.Namespace) -> int:
 
 # -- report --------------------------------------------------------------------------
 def _cmd_report(args: argparse.Namespace) -> int:
+    from gateway.config import DEFAULT_TIMEZONE, time_zone
+
+    # The config gives the time zone and each rule's description and clause; without
+    # one (a copy of the logs on an auditor's machine) rules are shown by id only.
+    zone, rules = DEFAULT_TIMEZONE, None
+    if args.config is not None or DEFAULT_CONFIG.is_file():
+        try:
+            zone, rules = report.read_rules(args.config or DEFAULT_CONFIG)
+        except LoadError as exc:
+            _print_problems(exc)
+            return 2
+    else:
+        print(f"warning: no {DEFAULT_CONFIG} (give --config): rules shown by id only, "
+              f"times in {DEFAULT_TIMEZONE}", file=sys.stderr)
     try:
-        since = report.parse_when(args.since) if args.since else None
-        until = report.parse_when(args.until, end=True) if args.until else None
+        tz = time_zone(args.timezone or zone)
+        since = report.parse_when(args.since, tz=tz) if args.since else None
+        until = report.parse_when(args.until, end=True, tz=tz) if args.until else None
     except ValueError as exc:
         print(f"gateway report: {exc}", file=sys.stderr)
         return 2
+    color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty()
+                                       and not os.environ.get("NO_COLOR"))
     fmt = args.format or ("json" if args.json else None)
     html_out = args.html
     if fmt == "html" and html_out is None:
@@ -273,9 +340,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
         print(f"warning: {message}", file=sys.stderr)
 
     summary = report.summarise([Path(p) for p in args.logs], top=args.top, since=since,
-                               until=until, on_warning=warn)
+                               until=until, on_warning=warn, tz=tz)
     if html_out is not None:
-        page = report.to_html(summary)
+        page = report.to_html(summary, rules)
         if html_out == "-":
             sys.stdout.write(page)
         else:
@@ -285,11 +352,47 @@ def _cmd_report(args: argparse.Namespace) -> int:
                 print(f"gateway report: cannot write {html_out}: {exc.strerror or exc}",
                       file=sys.stderr)
                 return 2
+            # One line instead of the table (on stderr when stdout carries the JSON).
+            print(f"report written to / laporan ditulis ke: {report.printable(html_out)}",
+                  file=sys.stderr if fmt in ("json", "table") else sys.stdout)
     if fmt == "json":
-        print(json.dumps(report.to_dict(summary), ensure_ascii=False, indent=2))
-    elif fmt == "table" or (fmt is None and html_out != "-"):
-        print(report.to_text(summary))
+        print(json.dumps(report.to_dict(summary, rules), ensure_ascii=False, indent=2))
+    elif fmt == "table" or (fmt is None and html_out is None):
+        print(report.to_text(summary, rules, color=color))
     return 0
+
+
+# -- log find ------------------------------------------------------------------------
+def _cmd_log_find(args: argparse.Namespace) -> int:
+    from gateway.config import load_config
+    from gateway.observe.log_find import default_logs, find
+    from gateway.observe.log_privacy import LogKeyError, LogPrivacy, read_key
+
+    if args.subject is None and args.message_id is None:
+        print("gateway log find: give --subject TEXT and/or --message-id ID", file=sys.stderr)
+        return 2
+    try:
+        config = load_config(args.config)
+    except LoadError as exc:
+        _print_problems(exc)
+        return 2
+    try:
+        key = read_key(config.log_key_path)
+    except LogKeyError as exc:
+        print(f"gateway log find: log_key_file: {exc}", file=sys.stderr)
+        return 2
+
+    def warn(message: str) -> None:
+        print(f"warning: {message}", file=sys.stderr)
+
+    paths = [Path(p) for p in args.log] if args.log else default_logs(config.rejection_log)
+    found = 0
+    for record in find(paths, LogPrivacy(key=key), subject=args.subject,
+                       message_id=args.message_id, warn=warn):
+        found += 1
+        print(json.dumps(record, ensure_ascii=False))
+    print(f"{found} record(s) found", file=sys.stderr)
+    return 0 if found else 1
 
 
 # -- tls dev-cert ----------------------------------------------------------------------
@@ -376,16 +479,42 @@ def _parser() -> argparse.ArgumentParser:
                               "self-contained page on stdout unless --html OUT is given)")
     summary.add_argument("--json", action="store_true", help="same as --format json")
     summary.add_argument("--html", metavar="OUT", default=None,
-                         help="write the HTML page to OUT ('-' for stdout)")
+                         help="write the HTML page to OUT ('-' for stdout) instead of "
+                              "printing the table")
+    summary.add_argument("--config", type=Path, default=None,
+                         help=f"config file whose timezone and rules the report uses "
+                              f"(default: {DEFAULT_CONFIG} if present)")
+    summary.add_argument("--timezone", metavar="ZONE", default=None,
+                         help="IANA time zone for times and days, e.g. UTC (default: the "
+                              "config's timezone, else Asia/Kuala_Lumpur)")
+    summary.add_argument("--color", choices=("auto", "always", "never"), default="auto",
+                         help="colour each event in the table (auto: when stdout is a "
+                              "terminal and NO_COLOR is unset)")
     summary.add_argument("--since", metavar="WHEN", default=None,
                          help="only records at or after WHEN: YYYY-MM-DD or an RFC 3339 "
-                              "time (UTC unless it has an offset)")
+                              "time (in the report's time zone unless it has an offset)")
     summary.add_argument("--until", metavar="WHEN", default=None,
                          help="only records at or before WHEN; a date includes that whole day")
     summary.add_argument("--top", type=int, default=10, metavar="N",
                          help="how many sender domains to list (default: 10)")
     summary.add_argument("logs", metavar="LOG", nargs="+", help="rejection log files")
     summary.set_defaults(func=_cmd_report)
+
+    logs = sub.add_parser("log", help="rejection log commands")
+    logs_sub = logs.add_subparsers(dest="log_command", metavar="SUBCOMMAND")
+    log_find = logs_sub.add_parser(
+        "find", help="print the records of a message by subject and/or Message-ID, also "
+                     "where the log keeps only their keyed hash (exit 1 if none)")
+    config_arg(log_find)
+    log_find.add_argument("--subject", metavar="TEXT", default=None,
+                          help="the subject as the user sees it (case and spacing ignored)")
+    log_find.add_argument("--message-id", metavar="ID", default=None,
+                          help="the Message-ID, with or without <>")
+    log_find.add_argument("--log", metavar="PATH", action="append",
+                          help="a log file to search, repeatable (default: the config's "
+                               "rejection_log and its rotated copies)")
+    log_find.set_defaults(func=_cmd_log_find)
+    logs.set_defaults(func=None, subparser=logs)
 
     tls = sub.add_parser("tls", help="TLS commands")
     tls_sub = tls.add_subparsers(dest="tls_command", metavar="SUBCOMMAND")

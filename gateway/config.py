@@ -12,11 +12,13 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PlainValidator,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -27,13 +29,19 @@ from gateway import config_errors
 from gateway.addresses import normalise_address, normalise_domain
 from gateway.antivirus.clamd import parse_address as parse_clamd_address
 from gateway.eventloop import EventLoopChoice
+from gateway.message.labels import conflicts as label_conflicts
 from gateway.message.limits import DEFAULT_LIMITS, InspectionLimits
+from gateway.message.markings import LEVELS as MARKING_LEVELS
+from gateway.message.subject_prefix import HEBAHAN_DEFANG, tag_pattern
+from gateway.message.text import fold
 from gateway.problems import LoadError
 from gateway.sizes import ByteSize, parse_size
 from gateway.tls import check_ca_file, check_certificate, check_key
 from gateway.yamlsource import Located, load_file
 
 Direction = Literal["inbound", "outbound"]
+# The agency's time zone when the config names none (config `timezone`).
+DEFAULT_TIMEZONE = "Asia/Kuala_Lumpur"
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -62,6 +70,18 @@ def _networks(v: object, expected: str) -> object:
             raise ValueError(f"bad IP address or network {item!r}: expected {expected}"
                              ) from None
     return tuple(out)
+
+def time_zone(name: str) -> ZoneInfo:
+    """The IANA time zone `name` (e.g. Asia/Kuala_Lumpur, UTC) from the system's time
+    zone database or the `tzdata` package; raises ValueError for an unknown name."""
+    try:
+        if name and name == name.strip():
+            return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        pass
+    raise ValueError(f"unknown time zone {name!r}: expected an IANA name such as "
+                     f"{DEFAULT_TIMEZONE} or UTC")
+
 
 @dataclass(frozen=True)
 class ListenAddress:
@@ -391,6 +411,34 @@ class MetricsSettings(_Frozen):
         return parse_listen(self.listen)
 
 
+class SyslogSettings(_Frozen):
+    """`syslog:` each rejection-log record also sent to syslog/journald as ECS JSON
+    (gateway.observe.ecs)."""
+
+    # A unix datagram socket path (/dev/log: journald or rsyslog) or udp://HOST:PORT.
+    address: str = "/dev/log"
+    # RFC 5424 6.2.1 facility name (logging.handlers.SysLogHandler.facility_names).
+    facility: str = "mail"
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, v: str) -> str:
+        from gateway.observe.ecs import parse_syslog_address
+
+        parse_syslog_address(v)
+        return v
+
+    @field_validator("facility")
+    @classmethod
+    def _facility(cls, v: str) -> str:
+        from logging.handlers import SysLogHandler
+
+        if v not in SysLogHandler.facility_names:
+            raise ValueError(f"bad facility {v!r}: expected one of "
+                             + ", ".join(sorted(SysLogHandler.facility_names)))
+        return v
+
+
 # dkim_sign.headers by default: RFC 6376 5.4.1's list, as dkimpy signs it (DKIM.SHOULD).
 DKIM_DEFAULT_HEADERS: tuple[str, ...] = (
     "from", "sender", "reply-to", "subject", "date", "message-id", "to", "cc",
@@ -455,6 +503,53 @@ class DkimSignSettings(_Frozen):
         return tuple(out)
 
 
+class IncidentSettings(_Frozen):
+    """`incidents:` who hears of a refusal by a rule marked `incident: true` (JANM
+    5.2.2(d)), by mail through the upstream, with no content of the message
+    (gateway.observe.incidents). Each worker process (`workers:` above 1) sends its
+    own alerts, so the rate bound is per worker."""
+
+    to: tuple[str, ...] = Field(min_length=1)
+    sender: str = Field(alias="from")
+    # Alerts beyond this many in the last hour are dropped; their count is logged and
+    # told in the next alert mail sent.
+    max_per_hour: Annotated[int, Field(ge=1, le=100_000)] = 60
+    # Alerts within this many seconds of the first one go in one mail.
+    batch_seconds: Annotated[float, Field(ge=0, le=3600)] = 60.0
+    # An alert the upstream does not take is tried again with the next mail for this
+    # long, then logged as lost.
+    retry_seconds: Annotated[float, Field(gt=0, le=86_400)] = 3600.0
+
+    @field_validator("to")
+    @classmethod
+    def _contacts(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for a in v:
+            if "@" not in a or not a.isprintable() or " " in a or "<" in a or ">" in a:
+                raise ValueError(f"bad address {a!r}: expected local@domain, e.g. "
+                                 "ictso@anm.gov.my")
+        return tuple(normalise_address(a) for a in v)
+
+    @field_validator("sender")
+    @classmethod
+    def _sender(cls, v: str) -> str:
+        if "@" not in v or not v.isprintable() or " " in v or "<" in v or ">" in v:
+            raise ValueError(f"bad address {v!r}: expected local@domain, e.g. "
+                             "gateway@anm.gov.my")
+        return normalise_address(v)
+
+
+def _label_level(v: object) -> str:
+    """A `label_map` value: one of the four marking levels, in any case and spacing."""
+    level = " ".join(v.upper().split()) if isinstance(v, str) else None
+    if level not in MARKING_LEVELS:
+        raise ValueError(f"unknown classification {v!r}: expected one of "
+                         f"{', '.join(reversed(MARKING_LEVELS))}")
+    return level
+
+
+LabelLevel = Annotated[str, PlainValidator(_label_level)]
+
+
 class GatewayConfig(_Frozen):
     listeners: tuple[Listener, ...] = Field(min_length=1)
     upstream: str
@@ -465,6 +560,9 @@ class GatewayConfig(_Frozen):
     # [HEBAHAN JANM] announcements outbound on behalf of the agency: rule list
     # @hebahan_relays.
     hebahan_relays: tuple[IPNetwork, ...] = ()
+    # What [HEBAHAN JANM] quoted after Re:/Fwd: becomes in inbound mail from a sender
+    # who is not registered (rule hebahan-petik-masuk, list @hebahan_defang).
+    hebahan_defang: str = HEBAHAN_DEFANG
     # MTAs in front (Postfix's smtpd_proxy_filter) whose XFORWARD attributes name the
     # real client: only they see XFORWARD in EHLO and may send it (empty: nobody).
     xforward_peers: tuple[IPNetwork, ...] = ()
@@ -478,12 +576,23 @@ class GatewayConfig(_Frozen):
     cut_through: bool = False
     rules_dir: Path = Path("rules")
     rejection_log: Path = Path("var/log/rejections.jsonl")
+    # TERHAD/SULIT subjects and Message-IDs in the log: hashed (HMAC-SHA256 with the
+    # log key) or clear (gateway.observe.log_privacy; RAHSIA is never kept).
+    log_subjects: Literal["hashed", "clear"] = "hashed"
+    # The log key; None: rejection-log.key beside the rejection log. Made at first start.
+    log_key_file: Path | None = None
+    # Optional copy of each record to syslog/journald with ECS field names.
+    syslog: SyslogSettings | None = None
     dns: DnsSettings = DnsSettings()
     limits: Limits = Limits()
     tls: TlsSettings = TlsSettings()
     hostname: str = "gateway.localdomain"
     # Extra headers whose value is read as a classification marking (MARKINGS.md 3).
     classification_headers: tuple[str, ...] = ("X-Classification", "X-Pengelasan")
+    # Microsoft Purview sensitivity labels -> markings (MARKINGS.md 3,
+    # gateway.message.labels): a label GUID, or a label name in any case, to a level,
+    # e.g. {"Sulit - Dalaman": SULIT, "3de9faa6-9fe1-49b3-9a08-227a296b54a6": TERHAD}.
+    label_map: dict[str, LabelLevel] = {}
     # Worker processes sharing each listening port (SO_REUSEPORT, gateway.workers);
     # "auto": one per CPU. Above 1, every listener needs a fixed TCP port.
     workers: Annotated[int, Field(ge=1, le=256)] | Literal["auto"] = 1
@@ -495,6 +604,27 @@ class GatewayConfig(_Frozen):
     dkim_sign: DkimSignSettings | None = None
     # Optional virus scanning through clamd; None: no message is scanned.
     antivirus: AntivirusSettings | None = None
+    # The agency's time zone (IANA name): `gateway report` shows times in it and splits
+    # days at its midnight (log records carry UTC times).
+    timezone: str = DEFAULT_TIMEZONE
+    # Optional mail to the security contacts on a refusal by an `incident: true` rule.
+    incidents: IncidentSettings | None = None
+
+    @property
+    def log_key_path(self) -> Path:
+        """The log key file: `log_key_file`, or rejection-log.key beside the rejection log."""
+        return self.log_key_file or self.rejection_log.with_name("rejection-log.key")
+
+    @field_validator("label_map")
+    @classmethod
+    def _label_map(cls, v: dict[str, str]) -> dict[str, str]:
+        for key in v:
+            if not key.strip():
+                raise ValueError("a label must be named by its GUID or its name, not ''")
+        problems = label_conflicts(v)
+        if problems:
+            raise ValueError(problems[0])
+        return v
 
     @property
     def worker_count(self) -> int:
@@ -550,6 +680,12 @@ class GatewayConfig(_Frozen):
                              f"limits.inspection_timeout ({limits.inspection_timeout:g}s)")
         return v
 
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, v: str) -> str:
+        time_zone(v)
+        return v
+
     @field_validator("upstream")
     @classmethod
     def _upstream(cls, v: str) -> str:
@@ -571,6 +707,18 @@ class GatewayConfig(_Frozen):
         # Parsed here for a readable message (pydantic's names its internal validators);
         # host bits are allowed (10.1.2.3/8 means 10.0.0.0/8), as in rule files.
         return _networks(v, "e.g. 10.1.2.3, 10.0.0.0/8 or 2001:db8::/32")
+
+    @field_validator("hebahan_defang")
+    @classmethod
+    def _defang(cls, v: str) -> str:
+        v = v.strip()
+        if not v or not v.isprintable():
+            raise ValueError(f"expected one printable line such as {HEBAHAN_DEFANG!r}, "
+                             f"got {v!r}")
+        if tag_pattern("[HEBAHAN JANM]").search(fold(v)) is not None:
+            raise ValueError(f"{v!r} still reads as [HEBAHAN JANM]: officers would take it "
+                             f"as verified; e.g. {HEBAHAN_DEFANG!r}")
+        return v
 
     @field_validator("hebahan_senders")
     @classmethod

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from gateway import transforms
 from gateway.antivirus.facts import ScanFacts
@@ -92,6 +92,9 @@ class Summary:
     message_id: str
     size: int
     classification: str | None
+    # The view's password candidates (MessageView.secret_values), for masking only:
+    # passed in memory between processes, never written.
+    secret_values: tuple[str, ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True)
@@ -113,8 +116,8 @@ class Inspected:
     body_offset: int = 0
     trace_headers: tuple[tuple[str, str], ...] = ()
     removed_headers: tuple[tuple[str, int], ...] = ()
-    # The received header block when the verdict tags the subject (the milter changes
-    # the Subject field from it); else b"".
+    # The received header block when the verdict tags or defangs the subject (the milter
+    # changes the Subject field from it); else b"".
     received_head: bytes = b""
 
     @property
@@ -143,10 +146,11 @@ def summarize(inspection: Inspection) -> Inspected:
     offset = 0
     if inspection.relay_bytes is not None:
         head, offset = _relay_split(raw, inspection.relay_bytes)
-    received = raw[:header_end(raw)] if verdict.subject_tags else b""
+    received = raw[:header_end(raw)] if verdict.subject_tags or verdict.subject_defangs \
+        else b""
     return Inspected(inspection.ref, verdict,
                      Summary(view.from_header, subject, view.message_id, view.size,
-                             classification),
+                             classification, view.secret_values),
                      inspection.reply, head, offset, inspection.trace_headers,
                      inspection.removed_headers, received)
 
@@ -182,7 +186,8 @@ def inspect(policy: PolicyState, raw: bytes, envelope: Envelope, ref: str | None
     instead of asking DNS again, so both decisions see the same answer."""
     ref = ref or new_ref()
     view = MessageView(raw, classification_headers=policy.config.classification_headers,
-                       limits=policy.config.limits.inspection())
+                       limits=policy.config.limits.inspection(),
+                       label_map=policy.config.label_map)
     facts = AuthFacts(policy.resolver, envelope, view, looked_up=auth)
     antivirus = policy.config.antivirus
     scan = ScanFacts(antivirus, view) if antivirus is not None else None
@@ -254,14 +259,16 @@ class HeaderDecision:
     trace_headers: tuple[tuple[str, str], ...]
     removed_headers: tuple[tuple[str, int], ...]
     auth: AuthResults | None
+    subject_defangs: tuple[tuple[str, str], ...] = ()
 
     def agrees(self, inspection: Inspection | Inspected) -> bool:
         """Whether the accepting `inspection` of the whole message relays exactly this
         header block over the received body: the same changes, the same bytes."""
         verdict = inspection.verdict
         if (verdict.subject_tags, verdict.added_headers, inspection.trace_headers,
-                inspection.removed_headers) != (self.subject_tags, self.added_headers,
-                                                self.trace_headers, self.removed_headers):
+                inspection.removed_headers, verdict.subject_defangs) != (
+                self.subject_tags, self.added_headers, self.trace_headers,
+                self.removed_headers, self.subject_defangs):
             return False
         received = len(self.received)
         if isinstance(inspection, Inspected):
@@ -284,7 +291,8 @@ def decide_header(policy: PolicyState, received: bytes, envelope: Envelope) -> H
     must end with the empty line.
     """
     view = MessageView(received, classification_headers=policy.config.classification_headers,
-                       limits=policy.config.limits.inspection())
+                       limits=policy.config.limits.inspection(),
+                       label_map=policy.config.label_map)
     # A DKIM- or ARC-signed message whose rules reach sender_auth raises BodyNeeded:
     # its authentication needs the body, so the proxy stores and forwards it.
     facts = AuthFacts(policy.resolver, envelope, view, header_only=True)
@@ -293,8 +301,9 @@ def decide_header(policy: PolicyState, received: bytes, envelope: Envelope) -> H
     trace = _trace_headers(policy, envelope, auth)
     own = policy.config.hostname
     verdict = Verdict(outcome=Outcome.ACCEPT, subject_tags=changes.subject_tags,
+                      subject_defangs=changes.subject_defangs,
                       added_headers=changes.added_headers)
     block = transforms.apply(received, verdict, trace, authserv_id=own)
     removed = tuple((authres_strip.FIELD, n) for n in authres_strip.forged(received, own))
     return HeaderDecision(received, block, changes.subject_tags, changes.added_headers,
-                          trace, removed, auth)
+                          trace, removed, auth, changes.subject_defangs)

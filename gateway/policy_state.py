@@ -79,5 +79,6 @@ def load_policy_for(config: GatewayConfig) -> PolicyState:
     rules = load_rules(config.rules_dir, builtin_lists(
         config.agency_domains, config.hebahan_senders,
         tuple(str(n) for n in config.relay_networks),
-        tuple(str(n) for n in config.hebahan_relays)))
+        tuple(str(n) for n in config.hebahan_relays), config.hebahan_defang),
+        timezone=config.timezone)
     return PolicyState(config=config, rules=rules, resolver=Resolver.from_settings(config.dns))

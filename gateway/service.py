@@ -11,6 +11,10 @@ Each Gateway owns its inspection processes (gateway.frontends.pool): started as
 messages need them, given the reloaded policy after SIGHUP, and ended and reaped
 when the gateway stops, after the drain (inspections in flight finish first).
 
+Each Gateway owns its incident alerts (gateway.observe.incidents): the sender task
+starts with the listeners, and at stop, after the drain, pending alerts are sent within
+INCIDENT_FLUSH_TIMEOUT or logged as lost. Under `workers:` each worker has its own.
+
 Under systemd (Type=notify) the gateway says READY=1 once every listener is bound,
 RELOADING=1 and READY=1 around a SIGHUP reload, STOPPING=1 when it starts to drain,
 and WATCHDOG=1 at half of WatchdogSec while its event loop keeps running.
@@ -30,11 +34,15 @@ from pathlib import Path
 
 from gateway import antivirus, eventloop, sdnotify
 from gateway.antivirus import clamd
-from gateway.config import Listener
+from gateway.config import GatewayConfig, Listener
 from gateway.frontends.milter.server import MilterFrontend
 from gateway.frontends.pool import InspectionPool, PoolSettings
 from gateway.frontends.smtp_proxy import ProxyContext, ProxySMTP
 from gateway.frontends.smtp_session import cut_through_status
+from gateway.observe import incidents
+from gateway.observe.ecs import SyslogOutput
+from gateway.observe.incidents import IncidentAlerts
+from gateway.observe.log_privacy import LogKeyError, LogPrivacy, load_or_create_key
 from gateway.observe.metrics import Metrics
 from gateway.observe.metrics_http import MetricsServer
 from gateway.observe.rejection_log import RejectionLog
@@ -52,6 +60,8 @@ _BIND_HINTS = {
 }
 
 DRAIN_TIMEOUT = 30.0
+# Seconds the stop may spend sending incident alerts still pending.
+INCIDENT_FLUSH_TIMEOUT = 10.0
 # Seconds between attempts to write rejection-log records kept in memory while the log
 # cannot be written, when no new record comes to try it.
 LOG_RETRY_INTERVAL = 5.0
@@ -75,6 +85,25 @@ async def _log_antivirus(policy: PolicyState) -> None:
                     "the antivirus rules are tempfailed until it does", address, exc)
 
 
+def log_outputs(config: GatewayConfig) -> tuple[LogPrivacy, SyslogOutput | None]:
+    """The rejection log's key (made at the first start) and syslog output for `config`.
+
+    Raises OSError naming the config key when the key file or the syslog address
+    cannot be used; the key itself is never part of a message.
+    """
+    try:
+        key = load_or_create_key(config.log_key_path)
+    except LogKeyError as exc:
+        raise OSError(f"log_key_file: {exc}") from None
+    syslog = None
+    if config.syslog is not None:
+        try:
+            syslog = SyslogOutput(config.syslog.address, config.syslog.facility)
+        except (OSError, ValueError) as exc:
+            raise OSError(f"syslog: {config.syslog.address}: {exc}") from exc
+    return LogPrivacy(key=key, subjects=config.log_subjects), syslog
+
+
 class Gateway:
     """The listeners of one config, started and stopped together."""
 
@@ -89,6 +118,10 @@ class Gateway:
                                 rejection_log=RejectionLog(policy.config.rejection_log,
                                                            metrics=metrics),
                                 pool=self.pool)
+        # Alerts on refusals by incident rules; config and rules as a reload leaves them.
+        self.incidents = IncidentAlerts(config=lambda: self.ctx.policy.config,
+                                        rules=lambda: self.ctx.policy.rules)
+        self.ctx.incidents = self.incidents
         self._servers: list[tuple[Listener, asyncio.AbstractServer]] = []
         self._milters: list[MilterFrontend] = []
         # listener name -> the addresses actually bound (host, port) or unix path
@@ -120,6 +153,9 @@ class Gateway:
             what = "rejection_log: the rejection log cannot be written"
             # Not a gateway that starts and then cannot log its first refusal.
             await asyncio.to_thread(self.ctx.rejection_log.open_now)
+            what = "the rejection log's outputs cannot be used"
+            privacy, syslog = await asyncio.to_thread(log_outputs, config)
+            self.ctx.rejection_log.privacy, self.ctx.rejection_log.syslog = privacy, syslog
         except OSError as exc:
             path = f"{exc.filename}: " if exc.filename else ""
             raise OSError(f"{what}: {path}{exc.strerror or exc}") from exc
@@ -169,6 +205,8 @@ class Gateway:
             self._milters.clear()
             raise
         self._log_retry = asyncio.get_running_loop().create_task(self._retry_log())
+        self.incidents.start()
+        log.info("%s", incidents.status(config, self.policy.rules))
         if config.metrics is not None:
             await self._start_metrics(config.metrics.address.host or "127.0.0.1",
                                       config.metrics.address.port or 0)
@@ -218,17 +256,29 @@ class Gateway:
                 return where
         raise KeyError(listener)
 
-    def swap(self, new: PolicyState) -> None:
-        """Put a fully loaded policy in force for every transaction that starts after this."""
+    def swap(self, new: PolicyState,
+             outputs: tuple[LogPrivacy, SyslogOutput | None] | None = None) -> None:
+        """Put a fully loaded policy in force for every transaction that starts after this.
+
+        `outputs` (service.log_outputs of the new config) replaces the log's key,
+        log_subjects and syslog output; None keeps them.
+        """
         old = self.ctx.policy
         if new.config.listeners != old.config.listeners:
             log.warning("listener changes take effect only after a restart")
         if new.config.rejection_log != old.config.rejection_log:
             previous = self.ctx.rejection_log
-            replacement = RejectionLog(new.config.rejection_log, metrics=self.metrics)
+            replacement = RejectionLog(new.config.rejection_log, metrics=self.metrics,
+                                       privacy=previous.privacy, syslog=previous.syslog)
             replacement.adopt(previous)
             self.ctx.rejection_log = replacement
             previous.close()
+        if outputs is not None:
+            current = self.ctx.rejection_log
+            previous_syslog = current.syslog
+            current.privacy, current.syslog = outputs
+            if previous_syslog is not None and previous_syslog is not current.syslog:
+                previous_syslog.close()
         if new.config.upstream_target.kind == "maildir":
             maildir.ensure(new.config.upstream_target.path)
         self.ctx.policy = new
@@ -246,6 +296,7 @@ class Gateway:
         started = time.monotonic()
         try:
             new = await asyncio.to_thread(load_policy, config_path)
+            outputs = await asyncio.to_thread(log_outputs, new.config)
         except LoadError as exc:
             for problem in exc.problems:
                 log.error("reload refused, old rules stay in force: %s", problem)
@@ -253,7 +304,7 @@ class Gateway:
         except OSError as exc:
             log.error("reload refused, old rules stay in force: %s: %s", config_path, exc)
             return False
-        self.swap(new)
+        self.swap(new, outputs)
         self.metrics.rules_loaded(new.rules.version, time.monotonic() - started)
         return True
 
@@ -294,8 +345,12 @@ class Gateway:
         # Let connection_lost callbacks of the sessions just closed run.
         await asyncio.sleep(0)
         await self.ctx.upstream_cache.close()
+        # Alerts of the refusals just made: sent within a bound, or logged as lost.
+        await self.incidents.close(INCIDENT_FLUSH_TIMEOUT)
         await self.pool.close()
         self.ctx.rejection_log.close()
+        if self.ctx.rejection_log.syslog is not None:
+            self.ctx.rejection_log.syslog.close()
         log.info("gateway stopped")
 
 

@@ -53,6 +53,14 @@ def _walk(node: yaml.Node, path: PathKey, lines: dict[PathKey, int], file: str,
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             _walk(item, (*path, index), lines, file, problems)
+    elif isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:timestamp":
+        # A date-looking scalar that is no date (2025-02-30) would make safe_load raise
+        # a bare ValueError with no line: report it here, where the line is known.
+        try:
+            yaml.SafeLoader.construct_yaml_timestamp(yaml.SafeLoader(""), node)
+        except ValueError as exc:
+            problems.append(Problem(file, node.start_mark.line + 1,
+                                    f"{node.value!r} is not a date: {exc}"))
 
 
 def load_text(text: str, file: str) -> Located:

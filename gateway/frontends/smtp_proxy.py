@@ -97,6 +97,7 @@ from gateway.frontends.smtp_session import (
     cuts_through,
 )
 from gateway.observe import journal
+from gateway.observe.incidents import IncidentAlerts
 from gateway.observe.metrics import Metrics
 from gateway.observe.rejection_log import RejectionLog
 from gateway.policy import builtin, relay_control, replies
@@ -244,6 +245,9 @@ class ProxyContext:
     pool: InspectionPool | None = None
     # Upstream connections kept between sessions (the service closes them at stop).
     upstream_cache: ConnectionCache = field(default_factory=ConnectionCache)
+    # Alerts to the security contacts on refusals by incident rules (the service
+    # starts and stops its sender); None: none are sent (tests of the front end alone).
+    incidents: IncidentAlerts | None = None
 
 
 async def _pieces(message: bytes) -> AsyncIterator[bytes]:
@@ -745,9 +749,13 @@ class ProxySMTP(SMTP):
                         inspection: Inspection | None = None, rule_id: str | None = None,
                         reason: str | None = None, mail_from: str | None = None) -> None:
         # Never raises (RejectionLog.log): the client hears the reply whatever the disk does.
+        envelope = self.gateway_envelope(mail_from)
         await self.ctx.rejection_log.log(
-            event=event, ref=ref, envelope=self.gateway_envelope(mail_from), reply=reply,
+            event=event, ref=ref, envelope=envelope, reply=reply,
             inspection=inspection, rule_id=rule_id, reason=reason)
+        if self.ctx.incidents is not None:  # only queued: never waits, never raises
+            self.ctx.incidents.notice(event=event, ref=ref, envelope=envelope,
+                                      verdict=inspection.verdict if inspection else None)
 
     async def refuse(self, reply: Reply, ref: str, *, rule_id: str | None, reason: str,
                      event: str = "reject", mail_from: str | None = None,

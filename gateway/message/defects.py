@@ -9,6 +9,9 @@ policy decides (`mime_defect: [kinds]`).
 Kinds (`KINDS`, validated when rules load):
 - duplicate_content_type, duplicate_transfer_encoding, duplicate_content_disposition:
   a part carries the header more than once;
+- duplicate_subject: a header block carries Subject more than once (RFC 5322 3.6
+  allows one): the filter reads the first, some mail programs show the last, so a
+  forged `[HEBAHAN JANM]` would hide in the second;
 - duplicate_boundary: a Content-Type with more than one `boundary=` parameter;
 - missing_boundary: a multipart without a boundary, or whose boundary never occurs;
 - unterminated_multipart: the closing `--boundary--` line is missing;
@@ -43,7 +46,8 @@ from gateway.message.transfer import base64_damaged
 
 KINDS = (
     "duplicate_content_type", "duplicate_transfer_encoding", "duplicate_content_disposition",
-    "duplicate_boundary", "missing_boundary", "unterminated_multipart", "malformed_header",
+    "duplicate_subject", "duplicate_boundary", "missing_boundary", "unterminated_multipart",
+    "malformed_header",
     "conflicting_filenames", "bidi_in_filename", "bad_base64", "message_partial",
     "eight_bit_header", "non_utf8_header", "header_too_large", "too_many_parts", "too_deep",
     "expansion_too_large", "unparsable",
@@ -67,7 +71,8 @@ _PARSER_DEFECTS = {
 }
 _DUPLICATE_HEADERS = (("content-type", "duplicate_content_type"),
                       ("content-transfer-encoding", "duplicate_transfer_encoding"),
-                      ("content-disposition", "duplicate_content_disposition"))
+                      ("content-disposition", "duplicate_content_disposition"),
+                      ("subject", "duplicate_subject"))
 _BOUNDARY_PARAM = re.compile(r'(?i)(?:^|;)\s*boundary\s*(?:\*[0-9]*\*?)?\s*=')
 BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 

@@ -14,8 +14,10 @@ places and shapes a marking is written, never in prose:
   removed (so `S U L I T` and `> SULIT` count), in capitals; or a label line
   (`Klasifikasi: SULIT`, `Pengelasan Keselamatan: Rahsia`, `Classification: TERHAD`)
   where, the label being explicit, any case counts.
-- headers: a Microsoft Purview `msip_labels` label name (`_Name=`) and the
-  configured classification headers, whose value starts with a marking (any case).
+- headers: a Microsoft Purview `msip_labels` enabled label that the config's
+  `label_map` names (by GUID or name) or whose name (`_Name=`) is a marking
+  (`gateway.message.labels`), and the configured classification headers, whose
+  value starts with a marking (any case).
 - attachment file names, and names inside ZIP archives: the marking in capitals
   between non-letters (`RAHSIA-pelan.docx`, `SULIT_2025.pdf`; not
   `laporan_terhad_akses.xlsx`).
@@ -43,7 +45,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from gateway.message import documents
+from gateway.message import documents, labels
 from gateway.message.text import fold
 
 if TYPE_CHECKING:
@@ -64,8 +66,28 @@ class Found:
 
 
 @dataclass(frozen=True)
+class SeenLabel:
+    """A Purview sensitivity label met in the message (`labels.Label`), where, and the
+    marking it is: `by` `label_map` (the config names it), `name` (its name is a
+    marking), or None with `marking` None (unknown, or not enabled)."""
+
+    label: labels.Label
+    at: str
+    marking: str | None
+    by: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        """For `gateway check --json`: `name` and `at` are message text (dropped from
+        the log of RAHSIA mail: both are `rejection_log.CONTENT_KEYS`)."""
+        return {"id": self.label.id, "name": self.label.name, "enabled": self.label.enabled,
+                "at": self.at, "marking": self.marking, "by": self.by}
+
+
+@dataclass(frozen=True)
 class Markings:
     found: tuple[Found, ...] = field(default=())
+    # Every sensitivity label met (at most MAX_LABELS_SEEN), mapped or not.
+    labels: tuple[SeenLabel, ...] = field(default=())
 
     @property
     def highest(self) -> str | None:
@@ -373,7 +395,6 @@ def in_text_reference(text: str) -> Iterator[tuple[int, str]]:
 
 # -- headers ------------------------------------------------------------------------
 
-_MSIP = re.compile(r"MSIP_Label_([0-9A-Za-z-]+)_([A-Za-z]+)\s*=\s*([^;]*)")
 _LABEL_PARTS = re.compile(r"\s*[\\/|:\-–—]\s*")
 _HEADER_VALUE = re.compile(
     r"(?i)^[\W_]*(rahsia[ \t_-]*besar|rahsia|sulit|terhad)(?![A-Za-z])")
@@ -389,19 +410,24 @@ def _label_name(name: str) -> str | None:
     return None
 
 
-def in_msip_labels(value: str) -> list[str]:
-    """Markings named by the `_Name=` of an enabled label in an msip_labels header."""
-    labels: dict[str, dict[str, str]] = {}
-    for m in _MSIP.finditer(value):
-        labels.setdefault(m.group(1), {})[m.group(2).lower()] = m.group(3).strip()
-    found: list[str] = []
-    for fields in labels.values():
-        if fields.get("enabled", "true").lower() == "false":
-            continue
-        level = _label_name(fields.get("name", ""))
+def label_marking(label: labels.Label, label_map: labels.LabelMap | None = None
+                  ) -> tuple[str | None, str | None]:
+    """(marking, by) of one sensitivity label: an enabled label named by `label_map`
+    (by `label_map`), else one whose name is a marking (by `name`); (None, None) else."""
+    if not label.enabled:
+        return None, None
+    if label_map:
+        level = label_map.marking(label)
         if level is not None:
-            found.append(level)
-    return found
+            return level, "label_map"
+    level = _label_name(label.name)
+    return (level, "name") if level is not None else (None, None)
+
+
+def in_msip_labels(value: str, label_map: labels.LabelMap | None = None) -> list[str]:
+    """Markings of the enabled labels in msip_labels pairs (`label_marking`)."""
+    found = [label_marking(label, label_map)[0] for label in labels.parse(value)]
+    return [m for m in found if m is not None]
 
 
 def in_header_value(value: str) -> str | None:
@@ -442,10 +468,26 @@ def in_label(text: str) -> list[str]:
 
 # -- the message --------------------------------------------------------------------
 
+MAX_LABELS_SEEN = 50  # per message, for `gateway check --json`
+
+
 class _Collector:
-    def __init__(self) -> None:
+    def __init__(self, label_map: labels.LabelMap | None = None) -> None:
         self.found: list[Found] = []
+        self.labels: list[SeenLabel] = []
+        self.label_map = label_map
         self._per_at: dict[tuple[str, str], int] = {}
+
+    def msip(self, value: str, where: dict[str, Any]) -> None:
+        """msip_labels pairs: each enabled label that is a marking is one, its evidence
+        naming the label (`label`: its name, or its id when it has none; `label_id`)."""
+        for label in labels.parse(value):
+            marking, by = label_marking(label, self.label_map)
+            if len(self.labels) < MAX_LABELS_SEEN:
+                self.labels.append(SeenLabel(label, str(where.get("at", "")), marking, by))
+            if marking is not None:
+                self.add(marking, {**where, "label": label.name or label.id,
+                                   "label_id": label.id, "label_by": by})
 
     def add(self, marking: str, where: dict[str, Any]) -> None:
         # Bounded for the log, but a higher marking is never dropped for space.
@@ -486,7 +528,8 @@ class _Collector:
         elif piece.rule == "subject":
             found = in_subject(piece.text)
         else:
-            found = in_msip_labels(piece.text)
+            self.msip(piece.text, where)
+            return
         for marking in found:
             self.add(marking, where)
 
@@ -501,13 +544,11 @@ def detect(view: MessageView) -> Markings:
     Raises NotInspectable when an attachment's documents are beyond the inspection
     bounds (a ZIP bomb, nesting, bytes or time): such a message cannot be called
     unmarked."""
-    out = _Collector()
+    out = _Collector(view.label_map)
     for marking in in_subject(view.subject):
         out.add(marking, {"in": "subject", "at": "subject"})
     for value in view.header_values("msip_labels"):
-        for marking in in_msip_labels(value):
-            out.add(marking, {"in": "header", "header": "msip_labels",
-                              "at": "header:msip_labels"})
+        out.msip(value, {"in": "header", "header": "msip_labels", "at": "header:msip_labels"})
     for name in view.classification_headers:
         for value in view.header_values(name):
             found = in_header_value(value)
@@ -519,9 +560,7 @@ def detect(view: MessageView) -> Markings:
         for marking in in_subject(fwd.subject):
             out.add(marking, {**base, "field": "subject", "at": f"{at}:subject"})
         for value in fwd.header_values("msip_labels"):
-            for marking in in_msip_labels(value):
-                out.add(marking, {**base, "header": "msip_labels",
-                                  "at": f"{at}:header:msip_labels"})
+            out.msip(value, {**base, "header": "msip_labels", "at": f"{at}:header:msip_labels"})
         for name in view.classification_headers:
             for value in fwd.header_values(name):
                 found = in_header_value(value)
@@ -555,4 +594,4 @@ def detect(view: MessageView) -> Markings:
             raise NotInspectable(f"attachment {att.index}: {e.reason}") from None
         for piece in read:
             out.piece(piece, base, att.path)
-    return Markings(tuple(out.found))
+    return Markings(tuple(out.found), tuple(out.labels))

@@ -25,6 +25,7 @@ Sender identity (From/Sender defects) is `identity` (gateway.message.identity).
 from __future__ import annotations
 
 import email.message
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
@@ -38,6 +39,7 @@ from gateway.message.documents import macros as macros_mod
 from gateway.message.documents import walk
 from gateway.message.documents.enclosure import BadEnclosure, Enclosure
 from gateway.message.documents.walk import enclosure_pieces
+from gateway.message.labels import LabelMap
 from gateway.message.limits import DEFAULT_LIMITS, ExpansionBudget, InspectionLimits
 from gateway.message.text import decode_bytes, html_to_text
 
@@ -325,9 +327,11 @@ class Forwarded:
 class MessageView:
     def __init__(self, raw: bytes, *, classification_headers: tuple[str, ...] = (
             "X-Classification", "X-Pengelasan"), limits: InspectionLimits | None = None,
-            max_parts: int | None = None, max_depth: int | None = None) -> None:
+            max_parts: int | None = None, max_depth: int | None = None,
+            label_map: Mapping[str, str] | None = None) -> None:
         """`limits`: the bounds (default: the shipped ones); `max_parts`/`max_depth`
-        override those two."""
+        override those two; `label_map`: the config's Purview label GUIDs or names ->
+        marking levels (`gateway.message.labels.LabelMap`)."""
         limits = limits or DEFAULT_LIMITS
         if max_parts is not None:
             limits = replace(limits, max_parts=max_parts)
@@ -335,6 +339,7 @@ class MessageView:
             limits = replace(limits, max_depth=max_depth)
         self.raw = raw
         self.classification_headers = classification_headers
+        self.label_map = LabelMap(label_map)
         self.limits = limits
         self.max_parts = limits.max_parts
         self.max_depth = limits.max_depth
@@ -372,6 +377,22 @@ class MessageView:
     def subject(self) -> str:
         values = self.header_values("Subject")
         return values[0] if values else ""
+
+    @cached_property
+    def secret_values(self) -> tuple[str, ...]:
+        """The password candidates of a message that carries an encrypted attachment
+        (gateway.message.unlock.candidates): what no log, reply or output may show,
+        wherever the text repeats them (gateway.message.passwords.mask). () for other
+        messages, and when the candidates cannot be read (a bound met): then only
+        the labelled form is masked."""
+        from gateway.message import unlock  # here: unlock reads views
+
+        try:
+            if not any(a.encrypted is True for a in self.attachments):
+                return ()
+            return tuple(s.candidate.password for s in unlock.candidates(self))
+        except Exception:
+            return ()
 
     @cached_property
     def message_id(self) -> str:
@@ -609,6 +630,10 @@ class MessageView:
             self._late_incomplete = exc.reason
         found = [markings_mod.Found(m, {"in": "subject", "at": "subject"})
                  for m in markings_mod.in_subject(self.subject)]
+        for value in self.header_values("msip_labels"):
+            found += [markings_mod.Found(m, {"in": "header", "header": "msip_labels",
+                                             "at": "header:msip_labels"})
+                      for m in markings_mod.in_msip_labels(value, self.label_map)]
         for part in self.text_parts:
             found += [markings_mod.Found(m, {"in": "body", "part": part.index, "at": part.where,
                                              "lineno": n})

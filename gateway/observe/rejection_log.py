@@ -3,7 +3,10 @@
 Fields are fixed by CONTRACT.md. For a message marked RAHSIA or RAHSIA BESAR no
 classified text may reach the disk: the subject is null and every evidence key
 that can carry message content (CONTENT_KEYS) is removed, leaving only which
-marking was found and where.
+marking was found and where. TERHAD and SULIT mail is logged the same way except
+that subject and Message-ID are kept as keyed hashes, unless `log_subjects: clear`
+(gateway.observe.log_privacy). Each record may also go to syslog as ECS JSON
+(gateway.observe.ecs).
 """
 
 from __future__ import annotations
@@ -23,7 +26,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from gateway.envelope import Envelope
+from gateway.message.passwords import mask as mask_passwords
+from gateway.message.passwords import mask_evidence
 from gateway.message.view import MessageView
+from gateway.observe.ecs import SyslogOutput
+from gateway.observe.log_privacy import LogPrivacy
 from gateway.pipeline import Inspected, Inspection, Summary
 from gateway.policy.builtin import reference_of
 from gateway.policy.verdict import Reply, Verdict
@@ -32,7 +39,7 @@ log = logging.getLogger("gateway.rejection_log")
 
 # Evidence keys whose values may quote the message (matched text, file names...).
 CONTENT_KEYS = frozenset({"match", "matches", "subject", "text", "line", "name", "filename", "at",
-                          "member", "filenames", "url", "urls", "value"})
+                          "member", "filenames", "url", "urls", "value", "label"})
 CLASSIFIED = frozenset({"RAHSIA", "RAHSIA BESAR"})
 # Seconds between checks that the log file is still the one the handle writes to.
 ROTATION_CHECK = 1.0
@@ -57,8 +64,13 @@ def build_record(*, event: str, ref: str, envelope: Envelope,
                  verdict: Verdict | None, reply: Reply | None, rule_id: str | None = None,
                  reference: str | None = None, reason: str | None = None,
                  evidence: Mapping[str, Any] | None = None,
-                 classification: str | None = None) -> dict[str, Any]:
-    """One log object. `view` is None for refusals before DATA (relay, size)."""
+                 classification: str | None = None,
+                 privacy: LogPrivacy | None = None) -> dict[str, Any]:
+    """One log object. `view` is None for refusals before DATA (relay, size).
+
+    `privacy` (default: no key, `hashed`) decides what of a marked message's subject,
+    Message-ID and evidence text is kept (gateway.observe.log_privacy).
+    """
     if verdict is not None:
         rule_id = rule_id or verdict.rule_id
         reference = reference or verdict.reference
@@ -70,14 +82,34 @@ def build_record(*, event: str, ref: str, envelope: Envelope,
     if reference is None:
         # The gateway's own refusals (relay control, size, limits) cite their clause too.
         reference = reference_of(rule_id)
-    secret = classification in CLASSIFIED
+    privacy = privacy or LogPrivacy()
+    # The message's password candidates, masked wherever the text repeats them.
+    secrets: tuple[str, ...] = getattr(view, "secret_values", ()) if view is not None else ()
+    treatment = privacy.treatment(classification)
+    secret = treatment != "clear"  # no evidence text
+    if view is None:
+        subject: str | None = None
+        message_id: str | None = None
+    elif treatment == "clear":
+        # A password written in the subject never reaches the log (passwords.mask).
+        subject = None if view.subject is None else mask_passwords(view.subject, secrets)
+        message_id = view.message_id
+    else:
+        subject = privacy.subject(view.subject) if treatment == "hashed" else None
+        message_id = privacy.message_id(view.message_id)
     hits = list(verdict.hits) if verdict is not None else []
     if verdict is not None and event in ("tag", "monitor") and rule_id is None and hits:
         first = next((h for h in hits if h.mode == "monitor"), hits[0]) \
-            if event == "monitor" else next((h for h in hits if h.action in
-                                             ("tag", "add_header")), hits[0])
+            if event == "monitor" else next(
+                (h for h in hits if h.action in ("tag", "add_header", "defang")), hits[0])
         rule_id, reference, evidence = first.rule_id, first.reference, first.evidence
         reason = reason or first.reason or None
+    exemptions = list(verdict.exemptions) if verdict is not None else []
+    if event == "exempt" and rule_id is None and exemptions:
+        # Nothing applied but an exception: the record names the rule it exempted from.
+        rule_id, reference = exemptions[0].rule_id, exemptions[0].reference
+        reason = reason or exemptions[0].reason or "except"
+        evidence = {}
     record: dict[str, Any] = {
         "ts": _now(),
         "ref": ref,
@@ -89,22 +121,28 @@ def build_record(*, event: str, ref: str, envelope: Envelope,
         "mail_from": envelope.mail_from,
         "rcpt_to": list(envelope.rcpt_to),
         "from": view.from_header if view is not None else None,
-        "subject": None if (secret or view is None) else view.subject,
-        "message_id": view.message_id if view is not None else None,
+        "subject": subject,
+        "message_id": message_id,
         "size": view.size if view is not None else None,
         "rule_id": rule_id,
         "reference": reference,
         "smtp_code": reply.code if reply is not None else None,
         "enhanced_code": reply.enhanced if reply is not None else None,
         "reason": reason,
-        "evidence": redact(dict(evidence or {})) if secret else dict(evidence or {}),
+        # Evidence text kept in clear has any password written in it masked.
+        "evidence": redact(dict(evidence or {})) if secret
+        else mask_evidence(dict(evidence or {}), secrets),
         "classification": classification,
         # SPF and DMARC results, when a rule evaluated them (sender_auth); else null.
         "auth": dict(verdict.auth) if verdict is not None and verdict.auth is not None
         else None,
         "matched": [{"rule_id": h.rule_id, "action": h.action, "mode": h.mode,
-                     "evidence": redact(dict(h.evidence)) if secret else dict(h.evidence)}
+                     "evidence": redact(dict(h.evidence)) if secret
+                     else mask_evidence(dict(h.evidence), secrets)}
                     for h in hits],
+        # Rules that would have applied but for an exception: which, and why (the
+        # exception's id and reason, or the rule's own except:).
+        "exceptions": [e.as_dict() for e in exemptions],
     }
     return record
 
@@ -135,8 +173,13 @@ class RejectionLog:
     """
 
     def __init__(self, path: Path, *, metrics: LogMetrics | None = None,
-                 max_pending: int = MAX_PENDING) -> None:
+                 max_pending: int = MAX_PENDING, privacy: LogPrivacy | None = None,
+                 syslog: SyslogOutput | None = None) -> None:
         self.path = path
+        # What marked mail keeps (the key is loaded by the service at start and reload).
+        self.privacy = privacy or LogPrivacy()
+        # Each record also sent there as ECS JSON, when the config has `syslog:`.
+        self.syslog = syslog
         self.metrics = metrics
         self.max_pending = max_pending
         self._lock = threading.Lock()
@@ -252,6 +295,9 @@ class RejectionLog:
                 self.failed_records += 1
                 if self.metrics is not None:
                     self.metrics.rejection_log_failed()
+        syslog = self.syslog
+        if syslog is not None:
+            syslog.send(record)  # never raises: failures are reported by the output
 
     def open_now(self) -> None:
         """Open (create) the log file now; raises OSError when that is not possible."""
@@ -277,7 +323,7 @@ class RejectionLog:
                 event=event, ref=ref, envelope=envelope,
                 view=inspection.view if inspection is not None else None,
                 verdict=inspection.verdict if inspection is not None else None,
-                reply=reply, rule_id=rule_id, reason=reason)
+                reply=reply, rule_id=rule_id, reason=reason, privacy=self.privacy)
             await asyncio.to_thread(self.write, record)
         except Exception:
             log.exception("rejection log record ref=%s could not be built or written", ref)

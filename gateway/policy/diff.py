@@ -137,7 +137,9 @@ def decide(inspection: Inspection) -> Decision:
     action = "accept" if reply is None else ("tempfail" if reply.code < 500 else "reject")
     return Decision(action=action, rule_id=v.rule_id, code=reply.code if reply else None,
                     reply=(reply.enhanced, *reply.lines) if reply else (),
-                    tags=tuple(v.subject_tags), headers=tuple(v.added_headers),
+                    # A defang is a subject change too: "[TAG] -> [REPLACEMENT]".
+                    tags=(*v.subject_tags, *(f"{t} -> {r}" for t, r in v.subject_defangs)),
+                    headers=tuple(v.added_headers),
                     hits=frozenset((h.rule_id, h.action, h.mode) for h in v.hits))
 
 
@@ -194,8 +196,8 @@ def compare(label: str, message_id: str, direction: str, old: Decision, new: Dec
     if not caused and kind in ("tag", "header"):
         # The same rules match and nothing is refused: the rules of that action changed
         # what they add (a reworded tag or header value).
-        action = "tag" if kind == "tag" else "add_header"
-        caused = {r for r, a, _ in old.hits | new.hits if a == action}
+        actions = ("tag", "defang") if kind == "tag" else ("add_header",)
+        caused = {r for r, a, _ in old.hits | new.hits if a in actions}
     return Change(label, message_id, direction, old, new, kind, tuple(sorted(caused)))
 
 
@@ -236,7 +238,8 @@ def diff_message(live: PolicyState, proposed: PolicyState, saved: Saved,
     """The changed verdicts of one readable message. Exceptions propagate."""
     assert saved.raw is not None
     raw = saved.raw
-    view = MessageView(raw, classification_headers=live.config.classification_headers)
+    view = MessageView(raw, classification_headers=live.config.classification_headers,
+                       label_map=live.config.label_map)
     changes = []
     for direction in directions:
         envelope = envelope_for(view, direction)

@@ -16,11 +16,18 @@ condition that reads the body left undecided, it gives the subject tags and adde
 fields an accepting verdict will carry, and reaches the same `sender_auth`
 conditions the full evaluation will (so the Authentication-Results field is known
 too). The plan guarantees that nothing it leaves undecided can change that.
+
+Exceptions: once a rule's `when` holds, its own `except:` and then each top-level
+exception naming it that has not expired (`today`, the gateway's local date) are
+evaluated, in that order; the first that holds makes the rule not apply, recorded as
+an `Exemption` in the verdict. No other rule is ever skipped by them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from enum import Enum
 from typing import Any, Literal
 
@@ -29,8 +36,17 @@ from gateway.auth.facts import AuthFacts
 from gateway.envelope import Envelope
 from gateway.message.view import MessageView
 from gateway.policy.checks.base import Context, Evidence
-from gateway.policy.rules import CHANGE_ACTIONS, AllOf, AnyOf, Condition, Leaf, Not, RuleSet
-from gateway.policy.verdict import Hit, Outcome, Verdict
+from gateway.policy.rules import (
+    CHANGE_ACTIONS,
+    AllOf,
+    AnyOf,
+    Condition,
+    Leaf,
+    Not,
+    Rule,
+    RuleSet,
+)
+from gateway.policy.verdict import Exemption, Hit, Outcome, Verdict
 
 
 def holds(cond: Condition, ctx: Context) -> Evidence | None:
@@ -55,21 +71,50 @@ def holds(cond: Condition, ctx: Context) -> Evidence | None:
     return {} if holds(cond.item, ctx) is None else None
 
 
+def exemption(ruleset: RuleSet, rule: Rule, today: date,
+              test: Callable[[Condition], Evidence | _Undecided | None]
+              ) -> Exemption | _Undecided | None:
+    """Why `rule` (whose `when` held) does not apply, or None when it does: its own
+    `except:`, else the first unexpired exception naming it whose `when` holds. `test`
+    is `holds` or `holds_on_header`; UNDECIDED from the latter is returned as it is,
+    stopping there as the full evaluation may."""
+    candidates: list[tuple[Condition, Exemption]] = []
+    if rule.except_when is not None:
+        candidates.append((rule.except_when, Exemption(rule.id, reference=rule.reference)))
+    candidates += [(exc.when, Exemption(rule.id, exc.id, exc.reason, exc.expires.isoformat(),
+                                        rule.reference))
+                   for exc in ruleset.exceptions_for(rule.id) if exc.applies_on(today)]
+    for cond, found in candidates:
+        result = test(cond)
+        if result is None:
+            continue
+        return UNDECIDED if result is UNDECIDED else found
+    return None
+
+
 def evaluate(ruleset: RuleSet, view: MessageView, envelope: Envelope,
-             auth: AuthFacts | None = None, *, antivirus: ScanFacts | None = None
-             ) -> Verdict:
+             auth: AuthFacts | None = None, *, antivirus: ScanFacts | None = None,
+             today: date | None = None) -> Verdict:
     """The verdict; `auth` supplies sender authentication to `sender_auth` conditions,
-    `antivirus` the clamd scan to `virus`, `antivirus_failed`, `antivirus_skipped`."""
+    `antivirus` the clamd scan to `virus`, `antivirus_failed`, `antivirus_skipped`;
+    `today` (default: the rule set's local date) decides which exceptions expired."""
     ctx = Context(view=view, envelope=envelope, agency_domains=ruleset.agency_domains,
                   auth=auth, antivirus=antivirus)
+    day = ruleset.today() if today is None else today
+    exemptions: list[Exemption] = []
     hits: list[Hit] = []
     tags: list[str] = []
+    defangs: list[tuple[str, str]] = []
     headers: list[tuple[str, str]] = []
     for rule in ruleset.rules:
         if not rule.applies_to(envelope.direction):
             continue
         evidence = holds(rule.when, ctx)
         if evidence is None:
+            continue
+        exempt = exemption(ruleset, rule, day, lambda cond: holds(cond, ctx))
+        if isinstance(exempt, Exemption):
+            exemptions.append(exempt)
             continue
         hit = Hit(rule_id=rule.id, action=rule.action, mode=rule.mode,
                   reference=rule.reference, evidence=dict(evidence),
@@ -81,6 +126,10 @@ def evaluate(ruleset: RuleSet, view: MessageView, envelope: Envelope,
             if rule.tag not in tags:
                 tags.append(rule.tag)
             continue
+        if rule.action == "defang" and rule.defang is not None:
+            if rule.defang not in defangs:
+                defangs.append(rule.defang)
+            continue
         if rule.action == "add_header" and rule.header is not None:
             headers.append(rule.header)
             continue
@@ -88,9 +137,12 @@ def evaluate(ruleset: RuleSet, view: MessageView, envelope: Envelope,
         return Verdict(outcome=outcome, reply=rule.reply, rule_id=rule.id,
                        reference=rule.reference, reason=rule.description or rule.id,
                        hits=tuple(hits), subject_tags=tuple(tags),
-                       added_headers=tuple(headers), evidence=dict(evidence))
+                       subject_defangs=tuple(defangs),
+                       added_headers=tuple(headers), evidence=dict(evidence),
+                       exemptions=tuple(exemptions))
     return Verdict(outcome=Outcome.ACCEPT, hits=tuple(hits), subject_tags=tuple(tags),
-                   added_headers=tuple(headers))
+                   subject_defangs=tuple(defangs),
+                   added_headers=tuple(headers), exemptions=tuple(exemptions))
 
 
 class _Undecided(Enum):
@@ -141,6 +193,7 @@ class HeaderChanges:
 
     subject_tags: tuple[str, ...] = ()
     added_headers: tuple[tuple[str, str], ...] = ()
+    subject_defangs: tuple[tuple[str, str], ...] = ()
 
 
 class PlanViolated(Exception):
@@ -148,7 +201,8 @@ class PlanViolated(Exception):
 
 
 def header_changes(ruleset: RuleSet, view: MessageView, envelope: Envelope,
-                   auth: AuthFacts | None = None) -> HeaderChanges:
+                   auth: AuthFacts | None = None, *, today: date | None = None
+                   ) -> HeaderChanges:
     """The subject tags and added fields an accepted message gets, from its header block.
 
     Only for a rule set whose plan says the header decides (`ChangePlan.header_decides`).
@@ -160,12 +214,19 @@ def header_changes(ruleset: RuleSet, view: MessageView, envelope: Envelope,
         raise PlanViolated("the rule set needs the body to decide its header changes")
     ctx = Context(view=view, envelope=envelope, agency_domains=ruleset.agency_domains,
                   auth=auth)
+    day = ruleset.today() if today is None else today
     tags: list[str] = []
+    defangs: list[tuple[str, str]] = []
     headers: list[tuple[str, str]] = []
     for rule in plan.rules:
         if not rule.applies_to(envelope.direction):
             continue
         evidence = holds_on_header(rule.when, ctx)
+        if evidence is not None and evidence is not UNDECIDED:
+            # Evaluated for every rule of the plan, as sender_auth may be reached in it.
+            exempt = exemption(ruleset, rule, day, lambda cond: holds_on_header(cond, ctx))
+            if exempt is not None:
+                evidence = UNDECIDED if exempt is UNDECIDED else None
         if rule.mode != "enforce" or rule.action not in (*CHANGE_ACTIONS, "accept"):
             continue
         if evidence is UNDECIDED:
@@ -180,6 +241,9 @@ def header_changes(ruleset: RuleSet, view: MessageView, envelope: Envelope,
                 tags.append(rule.tag)
         elif rule.action == "add_header" and rule.header is not None:
             headers.append(rule.header)
+        elif rule.action == "defang" and rule.defang is not None:
+            if rule.defang not in defangs:
+                defangs.append(rule.defang)
         elif rule.action == "accept":
             break
-    return HeaderChanges(tuple(tags), tuple(headers))
+    return HeaderChanges(tuple(tags), tuple(headers), tuple(defangs))

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from gateway.message.passwords import mask
 from gateway.policy import builtin
 from gateway.policy.verdict import Reply, Verdict
 from gateway.sizes import format_size
@@ -54,7 +55,8 @@ def for_verdict(verdict: Verdict, ref: str) -> Reply | None:
 def _shown_name(name: object) -> str:
     # Reply text goes to clients that may not speak SMTPUTF8, and through milters
     # to MTAs that refuse 8-bit reply text: ASCII only, short.
-    text = "".join(ch if " " <= ch <= "~" else "?" for ch in str(name or "")).strip()
+    # A password written in a file name is never shown (passwords.mask).
+    text = "".join(ch if " " <= ch <= "~" else "?" for ch in mask(str(name or ""))).strip()
     return text if len(text) <= _MAX_NAME else text[:_MAX_NAME - 3] + "..."
 
 

@@ -40,6 +40,25 @@ class Hit:
 
 
 @dataclass(frozen=True)
+class Exemption:
+    """A rule whose `when` held but that did not apply: its own `except:` held
+    (`exception_id` None) or the top-level exception `exception_id` did."""
+
+    rule_id: str
+    exception_id: str | None = None
+    reason: str | None = None  # the exception's `reason:`; None for a rule's own except
+    expires: str | None = None  # the exception's last day, YYYY-MM-DD
+    reference: str | None = None  # the exempted rule's clause
+
+    def as_dict(self) -> dict[str, Any]:
+        """The log's and `check --json`'s form."""
+        return {"rule_id": self.rule_id,
+                "kind": "except" if self.exception_id is None else "exception",
+                "exception_id": self.exception_id, "reason": self.reason,
+                "expires": self.expires}
+
+
+@dataclass(frozen=True)
 class Verdict:
     outcome: Outcome
     reply: Reply | None = None  # set for reject and tempfail
@@ -48,9 +67,14 @@ class Verdict:
     reason: str | None = None
     hits: tuple[Hit, ...] = ()
     subject_tags: tuple[str, ...] = ()
+    # (tag, replacement) of `defang` rules: the tag quoted after a reply or forward
+    # prefix is replaced in the relayed subject (gateway.transforms.subject_tag).
+    subject_defangs: tuple[tuple[str, str], ...] = ()
     added_headers: tuple[tuple[str, str], ...] = ()
     classification: str | None = None
     evidence: Mapping[str, Any] = field(default_factory=dict)
+    # Rules that would have applied but an exception held, in evaluation order.
+    exemptions: tuple[Exemption, ...] = ()
     # Sender authentication results (AuthResults.as_dict()) when a rule evaluated them.
     auth: Mapping[str, Any] | None = None
 
@@ -65,8 +89,10 @@ class Verdict:
             return "reject"
         if self.outcome is Outcome.TEMPFAIL:
             return "tempfail"
-        if self.subject_tags or self.added_headers:
+        if self.subject_tags or self.subject_defangs or self.added_headers:
             return "tag"
         if self.monitored:
             return "monitor"
+        if self.exemptions:
+            return "exempt"
         return None

@@ -14,13 +14,14 @@ from __future__ import annotations
 from gateway.policy.verdict import Verdict
 from gateway.transforms.authres_strip import strip_forged
 from gateway.transforms.headers import add_headers
-from gateway.transforms.subject_tag import tag_subject
+from gateway.transforms.subject_tag import defang_subject, tag_subject
 
 
 def apply(raw: bytes, verdict: Verdict,
           trace_headers: tuple[tuple[str, str], ...] = (), *, authserv_id: str = ""
           ) -> bytes:
-    """The message to relay: `raw` with the verdict's subject tags and added headers.
+    """The message to relay: `raw` with the verdict's subject defangs and tags and its
+    added headers.
 
     `trace_headers` are the gateway's own fields (Authentication-Results); they go
     above the rules' fields, at the very top, as RFC 8601 5 asks of such fields.
@@ -29,8 +30,12 @@ def apply(raw: bytes, verdict: Verdict,
     verdict; '' removes nothing. `raw` itself is returned when nothing changes.
     """
     out = strip_forged(raw, authserv_id)
-    if not verdict.subject_tags and not verdict.added_headers and not trace_headers:
+    if not (verdict.subject_tags or verdict.subject_defangs or verdict.added_headers
+            or trace_headers):
         return out
+    # A quoted, unverified tag defanged first (`Re: [HEBAHAN JANM - TIDAK DISAHKAN]`).
+    for tag, replacement in verdict.subject_defangs:
+        out = defang_subject(out, tag, replacement)
     # Prefix the last tag first so the tags read in rule order: "[A] [B] subject".
     for tag in reversed(verdict.subject_tags):
         out = tag_subject(out, tag)

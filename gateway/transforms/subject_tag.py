@@ -14,6 +14,13 @@ How the field is rewritten:
 - no Subject field: one is added at the end of the header block.
 The tag is cleaned of CR, LF and other control characters first, so it can never
 start a new header line.
+
+`defang_subject` replaces a tag quoted after reply or forward prefixes
+(`gateway.message.subject_prefix`: `Re: [HEBAHAN JANM] ...`, look-alikes too) by a
+text that does not read as it (`Re: [HEBAHAN JANM - TIDAK DISAHKAN] ...`); a bare tag
+is left alone (the rules refuse it). When the tag as written is ASCII and occurs once
+in a field without encoded words, those bytes alone are replaced; otherwise the field
+is written again as UTF-8 encoded words, as above.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import re
 from dataclasses import dataclass
 
 from gateway.message import headers as hdr
+from gateway.message.subject_prefix import find_quoted, tag_pattern
 from gateway.message.text import fold as fold_text
 from gateway.transforms.headers import encoded_words, fold, line_ending, one_line
 
@@ -158,15 +166,46 @@ def tag_subject(raw: bytes, tag: str) -> bytes:
     return raw[:field.start] + new_field + raw[field.end:]
 
 
-def tagged_subject(raw: bytes, tags: tuple[str, ...]) -> str | None:
-    """The first Subject field's new value after `tags` (as `transforms.apply` prefixes
-    them), for front ends that change the field rather than the bytes (the milter).
+def defang_subject(raw: bytes, tag: str, replacement: str) -> bytes:
+    """`raw` with the tag quoted in its first Subject field replaced by `replacement`;
+    `raw` itself when the subject quotes no tag (or has no Subject field)."""
+    replacement = one_line(replacement)
+    field = _scan(raw).subject
+    if field is None or not replacement:
+        return raw
+    value = raw[field.colon + 1:field.end]
+    subject = hdr.decode(value)
+    quote = find_quoted(subject, tag_pattern(tag))
+    if quote is None:
+        return raw
+    start, end = quote.span
+    written = subject[start:end]
+    if (written.isascii() and replacement.isascii() and "=?" not in replacement
+            and b"=?" not in value and value.count(written.encode("ascii")) == 1):
+        inner = value.replace(written.encode("ascii"), replacement.encode("ascii"))
+        first = inner.split(b"\n", 1)[0].rstrip(b"\r")
+        if len(first) + len(b"Subject:") <= _HARD_LIMIT:
+            return raw[:field.colon + 1] + inner + raw[field.end:]
+    new = subject[:start] + replacement + subject[end:]
+    eol = line_ending(raw)
+    name = raw[field.start:field.colon].decode("ascii", errors="replace")
+    new_field = _encoded_field(name, one_line(new).strip(), eol, _ending(value))
+    return raw[:field.start] + new_field + raw[field.end:]
 
-    None when the tags change nothing. The value is what follows the colon, leading
+
+def tagged_subject(raw: bytes, tags: tuple[str, ...],
+                   defangs: tuple[tuple[str, str], ...] = ()) -> str | None:
+    """The first Subject field's new value after `defangs` ((tag, replacement), see
+    `defang_subject`) and `tags` (as `transforms.apply` makes them), for front ends that
+    change the field rather than the bytes (the milter).
+
+    None when they change nothing. The value is what follows the colon, leading
     white space dropped, folded lines joined by LF plus white space as milter header
     changes expect; '' when the message has no Subject field at all.
     """
     out = raw
+    for quoted, replacement in defangs:
+        out = defang_subject(out, quoted, replacement)
     for tag in reversed(tags):
         out = tag_subject(out, tag)
     if out == raw:

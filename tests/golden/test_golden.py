@@ -2,11 +2,12 @@
 
 Each directory under `cases/` holds `rules/*.yaml`, `message.eml`,
 `envelope.json` (direction, mail_from, rcpt_to, client_ip; helo and listener
-optional) and `expected.json`:
+optional), optionally `label_map.json` (the config's `label_map`) and `expected.json`:
 
     {"outcome": "reject", "rule_id": "...", "hits": ["rule ids in order"],
      "classification": "SULIT" | null,
      "subject_tags": [...],          (optional)
+     "subject_defangs": [[tag, replacement], ...],   (optional)
      "error": "NotInspectable"}      (optional: inspection refused, the pipeline's 451)
 
 The built-in lists are fixed for every case: @agency_domains = anm.gov.my,
@@ -41,7 +42,10 @@ def run_case(case: Path) -> dict[str, Any]:
                         helo=env_data.get("helo", "golden.test"),
                         mail_from=env_data.get("mail_from", ""),
                         rcpt_to=tuple(env_data.get("rcpt_to", ())))
-    view = MessageView((case / "message.eml").read_bytes())
+    # Optional `label_map.json`: the config's `label_map` (Purview labels -> markings).
+    label_map = (json.loads((case / "label_map.json").read_text())
+                 if (case / "label_map.json").exists() else None)
+    view = MessageView((case / "message.eml").read_bytes(), label_map=label_map)
     try:
         verdict = evaluate(rules, view, envelope)
     except NotInspectable:
@@ -55,6 +59,8 @@ def run_case(case: Path) -> dict[str, Any]:
     }
     if verdict.subject_tags:
         got["subject_tags"] = list(verdict.subject_tags)
+    if verdict.subject_defangs:
+        got["subject_defangs"] = [list(d) for d in verdict.subject_defangs]
     return got
 
 

@@ -182,6 +182,16 @@ CASES: dict[str, Case] = {
         sender=JANM, to=OTHER, subject="SULIT: Kertas Cadangan",
         parts=(Part("cadangan.docx", "application/vnd.openxmlformats-officedocument."
                     "wordprocessingml.document", DOCX_PASSWORD.read_bytes()),))),
+    # The password in the same message (rules/20-klasifikasi.yaml, password_in_message).
+    "sulit-zip-password-in-body": _case(JANM, OTHER, lambda: mime(
+        sender=JANM, to=OTHER, subject="SULIT: Minit Mesyuarat Pengurusan Bil. 4/2025",
+        body="Tuan,\n\nKata laluan: k4t4-l4lu4n\n",
+        parts=(Part("minit.zip", "application/zip",
+                    zipcrypto("minit.txt", b"SULIT\nMinit mesyuarat\n", b"k4t4-l4lu4n")),))),
+    "terhad-docx-password-in-subject": _case(JANM, OTHER, lambda: mime(
+        sender=JANM, to=OTHER, subject="TERHAD: Kertas Cadangan (pwd Password1234_)",
+        parts=(Part("cadangan.docx", "application/vnd.openxmlformats-officedocument."
+                    "wordprocessingml.document", DOCX_PASSWORD.read_bytes()),))),
     "sulit-to-gmail": _case(JANM, "kawan@gmail.com", lambda: mime(
         sender=JANM, to="kawan@gmail.com", subject="SULIT: Bajet 2026")),
     "terhad-from-gmail-inbound": _case("orang.awam@gmail.com", JANM, lambda: mime(
@@ -215,6 +225,27 @@ CASES: dict[str, Case] = {
     "hebahan-prefixed-not-doubled": _case("hebahan@anm.gov.my", OTHER, lambda: mime(
         sender="hebahan@anm.gov.my", to=OTHER,
         subject="Majukan: FW: [hebahan janm] Mesyuarat Agung Tahunan 2025")),
+    # Replies and forwards quote the tag (rules/40-hebahan.yaml, subject_quotes_tag).
+    "hebahan-reply-outbound": _case(JANM, OTHER, lambda: mime(
+        sender=JANM, to=OTHER, subject="RE: [HEBAHAN JANM] Makluman Cuti Umum",
+        extra=("In-Reply-To: <hebahan-1@anm.gov.my>",))),
+    "hebahan-forward-outbound-no-thread-fields": _case(JANM, OTHER, lambda: mime(
+        sender=JANM, to=OTHER, subject="FW: [HEBAHAN JANM] Makluman Cuti Umum")),
+    "hebahan-reply-outbound-no-thread-fields": _case(JANM, OTHER, lambda: mime(
+        sender=JANM, to=OTHER, subject="Balas: [HEBAHAN JANM] Makluman Cuti Umum")),
+    "hebahan-reply-inbound-defanged": _case("admin@jpn-gov.example", JANM, lambda: mime(
+        sender="admin@jpn-gov.example", to=JANM, subject="Re: [HEBAHAN JANM] Jadual baharu",
+        extra=("References: <hebahan-1@anm.gov.my>",))),
+    # Greek capital Alpha and a zero-width space, RFC 2047-encoded.
+    "hebahan-forward-inbound-lookalike-defanged": _case(
+        "admin@jpn-gov.example", JANM, lambda: mime(
+            sender="admin@jpn-gov.example", to=JANM, subject="=?UTF-8?B?" + base64.b64encode(
+                "Majukan: RE: [HEB\u0391HAN\u200b JANM] Jadual baharu".encode()).decode()
+            + "?=")),
+    "hebahan-reply-inbound-tag-twice": _case("admin@jpn-gov.example", JANM, lambda: mime(
+        sender="admin@jpn-gov.example", to=JANM,
+        subject="Re: [HEBAHAN JANM] Jadual [HEBAHAN JANM] Klik di sini",
+        extra=("In-Reply-To: <hebahan-1@anm.gov.my>",))),
     "exe-renamed-pdf": _case(OTHER, JANM, lambda: mime(
         sender=OTHER, to=JANM, subject="Invois",
         parts=(Part("invois.pdf", "application/pdf", pe_executable()),))),

@@ -10,6 +10,7 @@ are skipped where it is not installed or we are not root.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -18,8 +19,15 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from gateway.policy_state import load_policy
+from gateway.service import Gateway
+
+from .support import GatewayHandle
 
 POSTFIX = "/usr/sbin/postfix"
 START_TIMEOUT = 30.0
@@ -195,3 +203,44 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+# Seconds a private Postfix may take to start or stop (a loaded CI machine is slow).
+LIFECYCLE_TIMEOUT = 60
+
+
+@contextlib.asynccontextmanager
+async def running(next_hop_port: int, milter: str | None, *, port: int | None = None,
+                  **settings: Any) -> AsyncIterator[Postfix]:
+    """A private Postfix on loopback (`port`, default a free one) relaying to
+    127.0.0.1:`next_hop_port`, with `milter` (e.g. "inet:127.0.0.1:8890") or none;
+    `settings` as Postfix's own fields (extra, services). Stopped and its directory
+    removed at the end, whatever happened."""
+    base = instance_dir()
+    postfix = Postfix(base, free_port() if port is None else port,
+                      ("127.0.0.1", next_hop_port), milter, **settings)
+    try:
+        await asyncio.wait_for(asyncio.to_thread(postfix.start), LIFECYCLE_TIMEOUT)
+        yield postfix
+    finally:
+        try:
+            await asyncio.wait_for(asyncio.to_thread(postfix.stop), LIFECYCLE_TIMEOUT)
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
+
+
+@contextlib.asynccontextmanager
+async def milter_gateway_behind_postfix(config: Path, next_hop_port: int
+                                        ) -> AsyncIterator[tuple[GatewayHandle, Postfix]]:
+    """The gateway of `config` (its listener named "milter" in milter mode) as the
+    milter of a private Postfix that relays to 127.0.0.1:`next_hop_port`; both stopped
+    at the end. The handle's log is `rejections.jsonl` beside the config."""
+    gateway = Gateway(load_policy(config))
+    await gateway.start()
+    try:
+        host, port = gateway.address("milter")
+        async with running(next_hop_port, f"inet:{host}:{port}") as postfix:
+            yield GatewayHandle(gateway, config.parent,
+                                config.parent / "rejections.jsonl"), postfix
+    finally:
+        await gateway.stop(drain_timeout=1.0)

@@ -26,7 +26,7 @@ from gateway.service import Gateway
 from tests.support.clamd import EICAR, EICAR_SIGNATURE, Clamd
 
 from .milter_client import MilterClient
-from .postfix_support import Postfix, available, free_port, instance_dir
+from .postfix_support import available, milter_gateway_behind_postfix
 from .support import FakeUpstream, GatewayHandle, client, in_thread, write_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -172,13 +172,7 @@ async def test_virus_through_real_postfix_and_the_milter(
         tmp_path, av.address, f"maildir:{tmp_path / 'mail'}",
         [{"name": "milter", "listen": "127.0.0.1:0", "direction": "inbound", "mode": "milter"}],
         relay_networks=["127.0.0.5/32"])  # Postfix's client 127.0.0.1 is inbound
-    gateway = Gateway(load_policy(path))
-    await gateway.start()
-    host, port = gateway.address("milter")
-    base = instance_dir()
-    postfix = Postfix(base, free_port(), ("127.0.0.1", upstream.port), f"inet:{host}:{port}")
-    try:
-        await asyncio.wait_for(asyncio.to_thread(postfix.start), 60)
+    async with milter_gateway_behind_postfix(path, upstream.port) as (gw, postfix):
 
         def submit(raw: bytes) -> tuple[int, str]:
             s = smtplib.SMTP("127.0.0.1", postfix.port, timeout=30)
@@ -197,11 +191,5 @@ async def test_virus_through_real_postfix_and_the_milter(
         assert "rule=perisian-hasad-virus ref=" in text
         await asyncio.sleep(0.5)
         assert upstream.messages == []
-    finally:
-        try:
-            await asyncio.wait_for(asyncio.to_thread(postfix.stop), 60)
-        finally:
-            shutil.rmtree(base, ignore_errors=True)
-            await gateway.stop(drain_timeout=1.0)
-    records = GatewayHandle(gateway, tmp_path, tmp_path / "rejections.jsonl").records()
+    records = gw.records()
     assert records[-1]["evidence"]["virus"][0]["signature"] == EICAR_SIGNATURE

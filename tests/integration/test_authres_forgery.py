@@ -10,8 +10,6 @@ shows the removal when no rule evaluated sender authentication.
 
 from __future__ import annotations
 
-import asyncio
-import shutil
 import smtplib
 from collections.abc import AsyncIterator, Iterator
 from functools import partial
@@ -28,7 +26,7 @@ from gateway.transforms.authres_strip import authserv_id
 from tests.support.dnsmasq import Dnsmasq
 
 from .milter_client import MilterClient
-from .postfix_support import Postfix, available, free_port, instance_dir
+from .postfix_support import Postfix, available, running
 from .support import (
     CLIENT_TIMEOUT,
     FakeUpstream,
@@ -223,16 +221,8 @@ async def postfix_milter(milter_gateway: GatewayHandle, upstream: FakeUpstream
     if available() is not None:
         pytest.skip(str(available()))
     host, port = milter_gateway.gateway.address("milter")
-    base = instance_dir()
-    postfix = Postfix(base, free_port(), ("127.0.0.1", upstream.port), f"inet:{host}:{port}")
-    try:
-        await asyncio.wait_for(asyncio.to_thread(postfix.start), 60)
+    async with running(upstream.port, f"inet:{host}:{port}") as postfix:
         yield postfix
-    finally:
-        try:
-            await asyncio.wait_for(asyncio.to_thread(postfix.stop), 60)
-        finally:
-            shutil.rmtree(base, ignore_errors=True)
 
 
 async def test_postfix_relays_without_forgeries_and_with_our_field_first(

@@ -13,7 +13,6 @@ holds it after the milter's changes. Inbound mail is not signed.
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -23,12 +22,10 @@ import pytest
 import yaml
 
 from gateway.message.view import MessageView
-from gateway.policy_state import load_policy
-from gateway.service import Gateway
 from tests.support.dkim_keys import MadeKey, make_key, signature_tags, verify
 from tests.support.dnsmasq import Dnsmasq
 
-from .postfix_support import Postfix, available, free_port, instance_dir
+from .postfix_support import Postfix, available, milter_gateway_behind_postfix
 from .support import FakeUpstream, GatewayHandle, write_config
 from .test_milter_postfix import delivered, through
 
@@ -62,20 +59,8 @@ async def setup(tmp_path: Path, upstream: FakeUpstream, key: MadeKey
                             "direction": "inbound", "mode": "milter"}]
     config["dkim_sign"] = {"domain": DOMAIN, "selector": "gw", "key_file": str(key.path)}
     path.write_text(yaml.safe_dump(config))
-    gateway = Gateway(load_policy(path))
-    await gateway.start()
-    host, port = gateway.address("milter")
-    base = instance_dir()
-    postfix = Postfix(base, free_port(), ("127.0.0.1", upstream.port), f"inet:{host}:{port}")
-    try:
-        await asyncio.wait_for(asyncio.to_thread(postfix.start), 60)
-        yield GatewayHandle(gateway, tmp_path, tmp_path / "rejections.jsonl"), postfix
-    finally:
-        try:
-            await asyncio.wait_for(asyncio.to_thread(postfix.stop), 60)
-        finally:
-            shutil.rmtree(base, ignore_errors=True)
-            await gateway.stop(drain_timeout=1.0)
+    async with milter_gateway_behind_postfix(path, upstream.port) as (gw, postfix):
+        yield gw, postfix
 
 
 def announcement(subject: str, sender: str = "Hebahan JANM <hebahan@anm.gov.my>") -> bytes:

@@ -31,7 +31,13 @@ from gateway.policy_state import load_policy
 from gateway.service import Gateway
 from tests.support.dnsmasq import Dnsmasq
 
-from .postfix_support import Postfix, available, free_port, instance_dir
+from .postfix_support import (
+    Postfix,
+    available,
+    free_port,
+    instance_dir,
+    milter_gateway_behind_postfix,
+)
 from .support import CLIENT_TIMEOUT, FakeUpstream, GatewayHandle, message, write_config
 
 pytestmark = pytest.mark.skipif(available() is not None, reason=str(available()))
@@ -53,20 +59,8 @@ async def setup(tmp_path: Path, upstream: FakeUpstream
     config["listeners"] = [{"name": "milter", "listen": "127.0.0.1:0",
                             "direction": "inbound", "mode": "milter"}]
     path.write_text(yaml.safe_dump(config))
-    gateway = Gateway(load_policy(path))
-    await gateway.start()
-    host, port = gateway.address("milter")
-    base = instance_dir()
-    postfix = Postfix(base, free_port(), ("127.0.0.1", upstream.port), f"inet:{host}:{port}")
-    try:
-        await asyncio.wait_for(asyncio.to_thread(postfix.start), 60)
-        yield GatewayHandle(gateway, tmp_path, tmp_path / "rejections.jsonl"), postfix
-    finally:
-        try:
-            await asyncio.wait_for(asyncio.to_thread(postfix.stop), 60)
-        finally:
-            shutil.rmtree(base, ignore_errors=True)
-            await gateway.stop(drain_timeout=1.0)
+    async with milter_gateway_behind_postfix(path, upstream.port) as (gw, postfix):
+        yield gw, postfix
 
 
 def submit(port: int, msg: bytes, sender: str, rcpts: list[str],
@@ -409,21 +403,8 @@ async def rules_setup(tmp_path: Path, upstream: FakeUpstream
         config["hebahan_senders"] = ["hebahan@anm.gov.my", "hebahan@jabatan.gov.my"]
         config["dns"] = {"nameservers": ["127.0.0.1"], "port": dns.port, "timeout": 0.5}
         path.write_text(yaml.safe_dump(config))
-        gateway = Gateway(load_policy(path))
-        await gateway.start()
-        host, port = gateway.address("milter")
-        base = instance_dir()
-        postfix = Postfix(base, free_port(), ("127.0.0.1", upstream.port),
-                          f"inet:{host}:{port}")
-        try:
-            await asyncio.wait_for(asyncio.to_thread(postfix.start), 60)
-            yield GatewayHandle(gateway, tmp_path, tmp_path / "rejections.jsonl"), postfix, dns
-        finally:
-            try:
-                await asyncio.wait_for(asyncio.to_thread(postfix.stop), 60)
-            finally:
-                shutil.rmtree(base, ignore_errors=True)
-                await gateway.stop(drain_timeout=1.0)
+        async with milter_gateway_behind_postfix(path, upstream.port) as (gw, postfix):
+            yield gw, postfix, dns
 
 
 async def test_each_shipped_rule_through_postfix(
@@ -440,7 +421,12 @@ async def test_each_shipped_rule_through_postfix(
                               "hebahan-spf-sementara", "hebahan-dmarc-sementara",
                               "struktur-melebihi-had", "perisian-hasad-virus",
                               "perisian-hasad-imbasan-gagal", "perisian-hasad-tidak-diimbas",
-                              "makro-tidak-dapat-dibaca", "makro-arkib-tidak-dibuka"}
+                              "makro-tidak-dapat-dibaca", "makro-arkib-tidak-dibuka",
+                              # issue 14: each in its own tests (unit, golden, proxy);
+                              # the milter shares the pipeline
+                              "hebahan-petik-masuk", "klasifikasi-penyulitan-lemah",
+                              "klasifikasi-kata-laluan-bersama",
+                              "klasifikasi-penandaan-tidak-sepadan"}
     relayed = 0
     for case in CASES:
         code, text = await through(postfix, case.msg, case.mail_from, [case.rcpt],

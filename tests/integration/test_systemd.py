@@ -95,6 +95,69 @@ def test_make_install_twice_keeps_the_administrators_config(tmp_path: Path) -> N
     assert set(second) - set(first) == {"etc/gateway/rules/99-local.yaml"}
 
 
+# --- man pages --------------------------------------------------------------------------
+MAN_PAGES = {"usr/share/man/man8/gateway.8": "man/gateway.8",
+             "usr/share/man/man5/gateway.yaml.5": "man/gateway.yaml.5"}
+MANDOC = shutil.which("mandoc")
+GROFF = shutil.which("groff")
+
+
+def test_make_install_installs_the_man_pages(staged: Path) -> None:
+    for installed, source in MAN_PAGES.items():
+        assert (staged / installed).read_bytes() == (REPO / source).read_bytes()
+        assert (staged / installed).stat().st_mode & 0o777 == 0o644
+    assert (staged / "opt/gateway/README.ms.md").read_bytes() == \
+        (REPO / "README.ms.md").read_bytes()
+
+
+def lint_man_page(page: Path) -> list[str]:
+    """What mandoc -Tlint (preferred) or groff -ww finds wrong in a man page; [] if
+    nothing. Every message counts, down to mandoc's STYLE level."""
+    if MANDOC is not None:
+        done = subprocess.run([MANDOC, "-Tlint", str(page)], capture_output=True, text=True,
+                              timeout=30, check=False)
+        return [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    assert GROFF is not None
+    done = subprocess.run([GROFF, "-man", "-Tutf8", "-ww", "-z", str(page)],
+                          capture_output=True, text=True, timeout=30, check=False)
+    return [line for line in done.stderr.splitlines() if line.strip()] + (
+        [f"groff exited {done.returncode}"] if done.returncode else [])
+
+
+needs_man_tools = pytest.mark.skipif(
+    MANDOC is None and GROFF is None,
+    reason="neither mandoc nor groff installed (mandoc is in the Makefile's APT_PACKAGES)")
+
+
+@needs_man_tools
+@pytest.mark.parametrize("page", sorted(MAN_PAGES))
+def test_installed_man_pages_lint_clean(staged: Path, page: str) -> None:
+    assert lint_man_page(staged / page) == []
+
+
+@needs_man_tools
+def test_the_man_page_lint_would_catch_a_broken_page(staged: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "gateway.8"
+    text = (staged / "usr/share/man/man8/gateway.8").read_text(encoding="utf-8")
+    broken.write_text(text.replace(".SH SIGNALS\n", ".SH SIGNALS\n.XX unknown\n.TP\n.SH X\n"),
+                      encoding="utf-8")
+    assert lint_man_page(broken) != []
+
+
+@pytest.mark.skipif(GROFF is None, reason="groff not installed (package groff-base)")
+@pytest.mark.parametrize(("page", "expected"), [
+    ("usr/share/man/man8/gateway.8", ["gateway rules diff", "SIGUSR1", "EXIT STATUS"]),
+    ("usr/share/man/man5/gateway.yaml.5", ["agency_domains", "max_parts", "SEE ALSO"])])
+def test_installed_man_pages_render(staged: Path, page: str, expected: list[str]) -> None:
+    assert GROFF is not None
+    done = subprocess.run([GROFF, "-man", "-Tutf8", "-ww", "-P-c", "-P-b", "-P-u",
+                           str(staged / page)],
+                          capture_output=True, text=True, timeout=30, check=False)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    for text in expected:
+        assert text in done.stdout
+
+
 def test_production_config_loads_with_the_shipped_rules(staged: Path, tmp_path: Path) -> None:
     from gateway.policy_state import load_policy
 

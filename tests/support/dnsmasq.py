@@ -118,7 +118,9 @@ class Dnsmasq:
             assert self._proc is not None
             if self._proc.poll() is not None:
                 return False
-            with contextlib.suppress(dns.exception.Timeout, OSError):
+            # BadResponse too (seen in CI-like runs): an answer to another question on
+            # this port is not our dnsmasq being ready; ask again, or take another port.
+            with contextlib.suppress(dns.exception.DNSException, OSError):
                 reply = dns.query.udp(probe, "127.0.0.1", port=self.port, timeout=0.2)
                 return reply.rcode() in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN,
                                          dns.rcode.REFUSED, dns.rcode.SERVFAIL)

@@ -42,8 +42,8 @@ def env(direction: str = "outbound", mail_from: str = "hebahan@anm.gov.my") -> E
 
 def test_needs_declarations() -> None:
     header = {name for name, c in REGISTRY.items() if c.needs == "header"}
-    assert header == {"subject_matches", "from_domain", "from_in", "auto_forwarded",
-                      "sender_identity", "sender_auth"}
+    assert header == {"subject_matches", "subject_quotes_tag", "from_domain", "from_in",
+                      "auto_forwarded", "sender_identity", "sender_auth"}
     envelope = {name for name, c in REGISTRY.items() if c.needs == "envelope"}
     assert envelope == {"sender_domain", "recipient_domain", "recipient_outside_agency",
                         "null_sender", "sender_in", "client_ip"}
@@ -55,10 +55,11 @@ def test_shipped_rules_decide_their_changes_on_the_header() -> None:
                                                   ("127.0.0.0/8",)))
     plan = rs.change_plan
     assert plan.header_decides, plan.blockers
-    # The tags, and every rule that reaches sender_auth (Authentication-Results).
+    # The tags and defangs, and every rule that reaches sender_auth
+    # (Authentication-Results).
     assert [r.id for r in plan.rules] == [
-        "hebahan-spf-sementara", "hebahan-dmarc-sementara", "hebahan-spf-gagal",
-        "hebahan-dmarc-gagal", "hebahan-tag", "hebahan-tag-masuk"]
+        "hebahan-petik-masuk", "hebahan-spf-sementara", "hebahan-dmarc-sementara",
+        "hebahan-spf-gagal", "hebahan-dmarc-gagal", "hebahan-tag", "hebahan-tag-masuk"]
     assert plan.reads_auth("inbound") and not plan.reads_auth("outbound")
 
 

@@ -29,6 +29,12 @@ AGREED = {
     "office_macros",
     # issue 13 review: DKIM forgives SPF only for a registered header From
     "from_in",
+    # issue 14 items 1 and 2: the password in the same message, weak encryption
+    "password_in_message", "weak_encryption",
+    # issue 14 item 7: a marking written lower than another the message carries
+    "marking_mismatch",
+    # issue 14 item 9: [HEBAHAN JANM] quoted in a reply or forward
+    "subject_quotes_tag",
 }
 
 

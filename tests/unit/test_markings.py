@@ -87,7 +87,9 @@ def test_table_msip_labels_header() -> None:
     view = message(headers=(("msip_labels", value),))
     assert view.classification == "SULIT"
     assert view.markings.where("SULIT") == [{"in": "header", "header": "msip_labels",
-                                             "at": "header:msip_labels"}]
+                                             "at": "header:msip_labels", "label": "SULIT",
+                                             "label_id": "0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d",
+                                             "label_by": "name"}]
 
 
 @pytest.mark.parametrize(("name", "marking"), [

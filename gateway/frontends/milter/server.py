@@ -416,8 +416,8 @@ class MilterSession:
         # before our own field is inserted, which would shift the count by one.
         for name, index in reversed(inspection.removed_headers):
             out.append(p.ChangeHeader(index, name, ""))
-        if verdict.subject_tags:
-            value = tagged_subject(raw, verdict.subject_tags)
+        if verdict.subject_tags or verdict.subject_defangs:
+            value = tagged_subject(raw, verdict.subject_tags, verdict.subject_defangs)
             if value is not None:
                 has_subject = any(n.lower() == "subject" for n, _ in txn.headers)
                 out.append(p.ChangeHeader(1, "Subject", lead + value) if has_subject
@@ -436,9 +436,13 @@ class MilterSession:
     async def write_log(self, *, event: str, ref: str, reply: Reply | None,
                         inspection: Inspection | None = None, rule_id: str | None = None,
                         reason: str | None = None) -> None:
+        envelope = self.envelope()
         await self.ctx.rejection_log.log(
-            event=event, ref=ref, envelope=self.envelope(), reply=reply,
+            event=event, ref=ref, envelope=envelope, reply=reply,
             inspection=inspection, rule_id=rule_id, reason=reason)
+        if self.ctx.incidents is not None:  # only queued: never waits, never raises
+            self.ctx.incidents.notice(event=event, ref=ref, envelope=envelope,
+                                      verdict=inspection.verdict if inspection else None)
 
     async def refuse(self, reply: Reply, ref: str, *, rule_id: str | None, reason: str,
                      event: str = "reject") -> p.Reply:

@@ -284,13 +284,7 @@ def _sealed(data: bytes, kind: str, bounds: Bounds, path: str, depth: int
     """A 7z or RAR archive, or another archive libmagic names: its files are not read
     (`walk._unread` reports the same to `attachment_unreadable`), so `unopened`,
     unless every file in it is encrypted; a ZIP behind it is read."""
-    if kind == "sevenzip":
-        encrypted = sevenzip.encrypted(data)
-    elif kind == "rar":
-        encrypted = rar.encrypted(data)
-    else:
-        encrypted = False
-    if encrypted is not True:
+    if walk.archive_encrypted(data, kind) is not True:
         named = {"sevenzip": "7z", "rar": "RAR"}.get(kind, "this")
         yield Found(path, unreadable=f"the files in {named} archive are not read",
                     sealed=True)

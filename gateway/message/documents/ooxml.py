@@ -17,7 +17,9 @@ Which parts are read, and as what (see `piece.Piece` for the rules):
 - SmartArt (`*/diagrams/data*.xml`) wherever it is shown: the relationships of the
   document, header, footer, slide or master that shows it say where;
 - any of them: `docProps/custom.xml` Microsoft Purview sensitivity labels
-  (`MSIP_Label_<id>_Name`, `msip`).
+  (`MSIP_Label_<id>_Name`, `msip`), and `docMetadata/LabelInfo.xml` ([MS-OFFCRYPTO]
+  2.6.4, newer Office: the label's id only, `clbl:label id= enabled= removed=`),
+  given as the same `MSIP_Label_<id>_Enabled=` pairs (`msip`, part `label_info`).
 
 A part is known by its content type in `[Content_Types].xml`, not by its name:
 Office finds parts through relationships, so a header renamed `word/kepala.xml` is
@@ -62,6 +64,8 @@ _SHEET = Grammar(paragraphs=_HEADER_FOOTER_TAGS | {"c"},
 _TYPES = Grammar(paragraphs=frozenset({"Default", "Override"}), texts=frozenset())
 _CUSTOM = Grammar(paragraphs=frozenset({"property"}),
                   texts=frozenset({"lpwstr", "lpstr", "bstr", "bool"}))
+_LABEL_INFO = Grammar(paragraphs=frozenset({"label"}), texts=frozenset())
+_XSD_TRUE = ("1", "true")  # xsd:boolean (XML Schema Part 2, 3.2.2)
 
 _WORD_HF = re.compile(r"word/(header|footer)\d*\.xml")
 _WORD_NOTES = re.compile(r"word/(?:footnotes|endnotes)\.xml")
@@ -109,8 +113,10 @@ _ROLES = {
     _OOXML + "presentationml.slidemaster+xml": "master",
     _OOXML + "presentationml.slidelayout+xml": "master",
     _OOXML + "custom-properties+xml": "custom",
+    "application/vnd.ms-office.classificationlabels+xml": "label_info",
 }
 _NUMBER = re.compile(r"(\d+)\.xml$")
+_LABEL_ID = re.compile(r"[0-9A-Za-z-]{1,100}")
 _LETTER = re.compile(r"[^\W\d_]")
 
 
@@ -142,7 +148,8 @@ def _by_name(name: str) -> str | None:
         if rx.fullmatch(name):
             return role
     return {"xl/sharedStrings.xml": "shared_strings",
-            "docProps/custom.xml": "custom"}.get(name)
+            "docProps/custom.xml": "custom",
+            "docMetadata/LabelInfo.xml": "label_info"}.get(name)
 
 
 def _roles(zf: zipfile.ZipFile, bounds: Bounds) -> dict[str, str]:
@@ -297,6 +304,17 @@ def pieces(zf: zipfile.ZipFile, bounds: Bounds, path: str = "") -> Iterator[Piec
                      if a.get("name", "").startswith("MSIP_Label_")]
             if pairs:
                 yield Piece("msip", "msip_labels", " ".join(pairs), path=path)
+        elif role == "label_info":
+            pairs = []
+            for _tag, _text, a in _read(zf, info, _LABEL_INFO, bounds):
+                label_id = a.get("id", "").strip().strip("{}")
+                if not label_id or not _LABEL_ID.fullmatch(label_id):
+                    continue
+                enabled = (a.get("enabled", "1").strip().lower() in _XSD_TRUE
+                           and a.get("removed", "0").strip().lower() not in _XSD_TRUE)
+                pairs.append(f"MSIP_Label_{label_id}_Enabled={'true' if enabled else 'false'};")
+            if pairs:
+                yield Piece("msip", "label_info", " ".join(pairs), path=path)
 
 
 def embedded(zf: zipfile.ZipFile) -> list[zipfile.ZipInfo]:

@@ -299,6 +299,17 @@ def _compressed(data: bytes, bounds: Bounds, path: str, depth: int) -> Iterator[
         yield from _zip(reader.trailing, bounds, path, depth)
 
 
+def archive_encrypted(data: bytes, kind: str) -> bool | None:
+    """Whether every file of a 7z or RAR archive (`kind` "sevenzip" or "rar") is
+    encrypted, as `sevenzip.encrypted` / `rar.encrypted` tell (None: cannot tell);
+    False for any other kind of archive, which no reader here opens."""
+    if kind == "sevenzip":
+        return sevenzip.encrypted(data)
+    if kind == "rar":
+        return rar.encrypted(data)
+    return False
+
+
 def _unread(data: bytes, found: Kind, bounds: Bounds, path: str, depth: int
             ) -> Iterator[Piece]:
     """A 7z or RAR archive, or another archive no reader here opens: its files are not
@@ -306,13 +317,7 @@ def _unread(data: bytes, found: Kind, bounds: Bounds, path: str, depth: int
     encrypted (a 7z or RAR whose every file is: unreadable by design, as TERHAD and SULIT
     require). Its names stay unread too: RAR keeps them in plain headers, 7z mostly in a
     compressed one, and neither `rar` nor `sevenzip` reads them yet."""
-    if found == "sevenzip":
-        encrypted = sevenzip.encrypted(data)
-    elif found == "rar":
-        encrypted = rar.encrypted(data)
-    else:
-        encrypted = False
-    if encrypted is not True:
+    if archive_encrypted(data, found) is not True:
         named = _SEALED.get(found)
         why = (f"the files in a {named} archive are not read" if named else
                f"the files in this archive ({filetypes.detect(data[:PEEK])}) are not read")

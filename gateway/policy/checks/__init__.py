@@ -23,10 +23,12 @@ from gateway.policy.checks import (
     from_in,
     inspection_incomplete,
     link_domain,
+    marking_mismatch,
     message_size,
     mime_defect,
     null_sender,
     office_macros,
+    password_in_message,
     recipient_domain,
     recipient_outside_agency,
     sender_auth,
@@ -34,9 +36,11 @@ from gateway.policy.checks import (
     sender_identity,
     sender_in,
     subject_matches,
+    subject_quotes_tag,
     type_mismatch,
     unencrypted_attachments,
     virus,
+    weak_encryption,
 )
 from gateway.policy.checks.base import Check
 
@@ -47,6 +51,7 @@ REGISTRY: dict[str, Check[Any]] = {
         classification.CHECK,
         unencrypted_attachments.CHECK,
         attachment_unreadable.CHECK,
+        marking_mismatch.CHECK,
         office_macros.CHECK,
         sender_domain.CHECK,
         from_domain.CHECK, from_in.CHECK,
@@ -56,6 +61,7 @@ REGISTRY: dict[str, Check[Any]] = {
         sender_in.CHECK,
         client_ip.CHECK,
         subject_matches.CHECK,
+        subject_quotes_tag.CHECK,
         body_matches.CHECK,
         attachment_type.CHECK,
         attachment_name.CHECK,
@@ -69,5 +75,8 @@ REGISTRY: dict[str, Check[Any]] = {
         virus.CHECK,
         antivirus_failed.CHECK,
         antivirus_skipped.CHECK,
+        # issue 14 items 1 and 2: the password in the same message, weak encryption
+        password_in_message.CHECK,
+        weak_encryption.CHECK,
     )
 }
