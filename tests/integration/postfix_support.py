@@ -24,10 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gateway.policy_state import load_policy
-from gateway.service import Gateway
-
-from .support import GatewayHandle
+from .support import GatewayHandle, started_gateway
 
 POSTFIX = "/usr/sbin/postfix"
 START_TIMEOUT = 30.0
@@ -235,12 +232,7 @@ async def milter_gateway_behind_postfix(config: Path, next_hop_port: int
     """The gateway of `config` (its listener named "milter" in milter mode) as the
     milter of a private Postfix that relays to 127.0.0.1:`next_hop_port`; both stopped
     at the end. The handle's log is `rejections.jsonl` beside the config."""
-    gateway = Gateway(load_policy(config))
-    await gateway.start()
-    try:
-        host, port = gateway.address("milter")
+    async with started_gateway(config) as gw:
+        host, port = gw.gateway.address("milter")
         async with running(next_hop_port, f"inet:{host}:{port}") as postfix:
-            yield GatewayHandle(gateway, config.parent,
-                                config.parent / "rejections.jsonl"), postfix
-    finally:
-        await gateway.stop(drain_timeout=1.0)
+            yield gw, postfix

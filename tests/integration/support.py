@@ -7,15 +7,17 @@ standard library's smtplib, run in a worker thread so the loop keeps serving.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import smtplib
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 
+from gateway.policy_state import load_policy
 from gateway.service import Gateway
 
 T = TypeVar("T")
@@ -199,10 +201,44 @@ async def in_thread(fn: Callable[[], T]) -> T:
     return await asyncio.wait_for(asyncio.to_thread(fn), 8.0)
 
 
+@contextlib.asynccontextmanager
+async def started_gateway(config: Path) -> AsyncIterator[GatewayHandle]:
+    """The gateway of `config`, started, as a handle whose log is `rejections.jsonl`
+    beside the config (write_config's layout); stopped at the end."""
+    gateway = Gateway(load_policy(config))
+    await gateway.start()
+    try:
+        yield GatewayHandle(gateway, config.parent, config.parent / "rejections.jsonl")
+    finally:
+        await gateway.stop(drain_timeout=1.0)
+
+
 def client(addr: tuple[str, int]) -> smtplib.SMTP:
     s = smtplib.SMTP(addr[0], addr[1], timeout=CLIENT_TIMEOUT)
     s.ehlo("client.test")
     return s
+
+
+def transaction(addr: tuple[str, int], msg: bytes, *, mail_from: str,
+                rcpts: tuple[str, ...] | list[str], helo: str = "client.test",
+                source: str | None = None) -> tuple[int, bytes]:
+    """One SMTP transaction through smtplib from the client address `source` (default:
+    the system's choice): the first refusal of MAIL or a RCPT, else the reply to DATA,
+    as (code, text)."""
+    s = smtplib.SMTP(addr[0], addr[1], timeout=CLIENT_TIMEOUT,
+                     source_address=None if source is None else (source, 0))
+    try:
+        s.ehlo(helo)
+        code, text = s.mail(mail_from)
+        if code != 250:
+            return code, text
+        for rcpt in rcpts:
+            code, text = s.rcpt(rcpt)
+            if code not in (250, 251):
+                return code, text
+        return s.data(msg)
+    finally:
+        s.close()
 
 
 def message(subject: str = "Ujian", body: bytes = b"Hello.\r\n", sender: str = "a@anm.gov.my",

@@ -10,7 +10,6 @@ shows the removal when no rule evaluated sender authentication.
 
 from __future__ import annotations
 
-import smtplib
 from collections.abc import AsyncIterator, Iterator
 from functools import partial
 from pathlib import Path
@@ -28,11 +27,12 @@ from tests.support.dnsmasq import Dnsmasq
 from .milter_client import MilterClient
 from .postfix_support import Postfix, available, running
 from .support import (
-    CLIENT_TIMEOUT,
     FakeUpstream,
     GatewayFactory,
     GatewayHandle,
     in_thread,
+    started_gateway,
+    transaction,
     write_config,
 )
 from .test_milter_postfix import delivered, through
@@ -99,18 +99,7 @@ def assert_ours(field: str) -> None:
 
 
 def send(addr: tuple[str, int], msg: bytes, sender: str, rcpt: str) -> tuple[int, bytes]:
-    s = smtplib.SMTP(addr[0], addr[1], timeout=CLIENT_TIMEOUT)
-    try:
-        s.ehlo("mx.pengirim.test")
-        code, text = s.mail(sender)
-        if code != 250:
-            return code, text
-        code, text = s.rcpt(rcpt)
-        if code != 250:
-            return code, text
-        return s.data(msg)
-    finally:
-        s.close()
+    return transaction(addr, msg, mail_from=sender, rcpts=[rcpt], helo="mx.pengirim.test")
 
 
 @pytest.fixture
@@ -183,12 +172,8 @@ async def milter_gateway(tmp_path: Path, dnsmasq: Dnsmasq) -> AsyncIterator[Gate
                                  rules=SENDER_AUTH_RULE, relay_networks=["127.0.0.5/32"]),
                     dnsmasq, [{"name": "milter", "listen": "127.0.0.1:0",
                                "direction": "inbound", "mode": "milter"}])
-    gateway = Gateway(load_policy(path))
-    await gateway.start()
-    try:
-        yield GatewayHandle(gateway, tmp_path, tmp_path / "rejections.jsonl")
-    finally:
-        await gateway.stop(drain_timeout=1.0)
+    async with started_gateway(path) as gw:
+        yield gw
 
 
 async def test_milter_deletes_forgeries_last_first_then_inserts_its_field_at_the_top(

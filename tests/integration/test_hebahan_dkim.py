@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import re
 import shutil
-import smtplib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from functools import partial
 from pathlib import Path
@@ -30,7 +29,7 @@ from tests.support.dkim_signer import SigningKey
 from tests.support.dnsmasq import Dnsmasq
 
 from .milter_client import MilterClient
-from .support import CLIENT_TIMEOUT, FakeUpstream, GatewayHandle, in_thread
+from .support import FakeUpstream, GatewayHandle, in_thread, transaction
 
 REPO = Path(__file__).resolve().parents[2]
 RCPT = "semua@anm.gov.my"
@@ -119,18 +118,8 @@ async def gateway(tmp_path: Path, upstream: FakeUpstream) -> AsyncIterator[Facto
 
 def send(addr: tuple[str, int], msg: bytes, *, source: str = FORWARDER,
          mail_from: str = "hebahan@anm.gov.my") -> tuple[int, bytes]:
-    s = smtplib.SMTP(addr[0], addr[1], timeout=CLIENT_TIMEOUT, source_address=(source, 0))
-    try:
-        s.ehlo("mx.forwarder.example")
-        code, text = s.mail(mail_from)
-        if code != 250:
-            return code, text
-        code, text = s.rcpt(RCPT)
-        if code != 250:
-            return code, text
-        return s.data(msg)
-    finally:
-        s.close()
+    return transaction(addr, msg, mail_from=mail_from, rcpts=[RCPT],
+                       helo="mx.forwarder.example", source=source)
 
 
 def authentication_results(data: bytes) -> str:

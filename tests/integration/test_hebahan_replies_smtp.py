@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import shutil
-import smtplib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from functools import partial
 from pathlib import Path
@@ -32,7 +31,7 @@ from gateway.service import Gateway
 from tests.support.dnsmasq import Dnsmasq
 
 from .milter_client import MilterClient
-from .support import CLIENT_TIMEOUT, FakeUpstream, GatewayHandle, in_thread
+from .support import FakeUpstream, GatewayHandle, in_thread, transaction
 
 REPO = Path(__file__).resolve().parents[2]
 RCPT = "semua@anm.gov.my"
@@ -101,18 +100,7 @@ def message(subject: str, *, sender: str, thread: bool = True) -> bytes:
 
 
 def send(addr: tuple[str, int], msg: bytes, *, mail_from: str) -> tuple[int, bytes]:
-    s = smtplib.SMTP(addr[0], addr[1], timeout=CLIENT_TIMEOUT)
-    try:
-        s.ehlo("mx.pengirim.test")
-        code, text = s.mail(mail_from)
-        if code != 250:
-            return code, text
-        code, text = s.rcpt(RCPT)
-        if code != 250:
-            return code, text
-        return s.data(msg)
-    finally:
-        s.close()
+    return transaction(addr, msg, mail_from=mail_from, rcpts=[RCPT], helo="mx.pengirim.test")
 
 
 def b64(text: str) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import smtplib
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -27,7 +26,7 @@ from gateway.policy_state import load_policy
 from gateway.service import Gateway
 from tests.support.dnsmasq import Dnsmasq, free_port
 
-from .support import CLIENT_TIMEOUT, FakeUpstream, GatewayHandle, in_thread
+from .support import FakeUpstream, GatewayHandle, in_thread, transaction
 
 REPO = Path(__file__).resolve().parents[2]
 TAG = b"[HEBAHAN JANM]"
@@ -104,18 +103,8 @@ def message(subject: str, *, sender: str = "Hebahan JANM <hebahan@anm.gov.my>") 
 def send(addr: tuple[str, int], msg: bytes, *, mail_from: str, source: str = "127.0.0.1"
          ) -> tuple[int, bytes]:
     """One transaction from the client address `source`; the reply to DATA (or refusal)."""
-    s = smtplib.SMTP(addr[0], addr[1], timeout=CLIENT_TIMEOUT, source_address=(source, 0))
-    try:
-        s.ehlo("mx.pengirim.test")
-        code, text = s.mail(mail_from)
-        if code != 250:
-            return code, text
-        code, text = s.rcpt(RCPT)
-        if code != 250:
-            return code, text
-        return s.data(msg)
-    finally:
-        s.close()
+    return transaction(addr, msg, mail_from=mail_from, rcpts=[RCPT],
+                       helo="mx.pengirim.test", source=source)
 
 
 def split_authentication_results(data: bytes) -> tuple[str, bytes]:

@@ -20,13 +20,11 @@ import pytest
 import yaml
 
 from gateway.frontends.milter import protocol as p
-from gateway.policy_state import load_policy
-from gateway.service import Gateway
 from tests.corpus.make_labels import CASES, GUID_RAHSIA, LABEL_MAP
 from tests.support import encrypted_files as ef
 
 from .milter_client import MilterClient
-from .support import GatewayHandle, write_config
+from .support import GatewayHandle, started_gateway, write_config
 
 REPO = Path(__file__).resolve().parents[2]
 PASSWORD = "Kunci#Rahsia9"
@@ -54,12 +52,8 @@ async def milter_gw(tmp_path: Path) -> AsyncIterator[GatewayHandle]:
         {"name": "milter", "listen": "127.0.0.1:0", "direction": "inbound", "mode": "milter"}]
     config["label_map"] = LABEL_MAP
     path.write_text(yaml.safe_dump(config))
-    gateway = Gateway(load_policy(path))
-    await gateway.start()
-    try:
-        yield GatewayHandle(gateway, tmp_path, tmp_path / "rejections.jsonl")
-    finally:
-        await gateway.stop(drain_timeout=1.0)
+    async with started_gateway(path) as gw:
+        yield gw
 
 
 def mail(subject: str, body: str, *, sender: str = "rakan@syarikat.com.my",

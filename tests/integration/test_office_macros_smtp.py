@@ -17,11 +17,16 @@ import pytest
 import yaml
 
 from gateway.frontends.milter import protocol as p
-from gateway.policy_state import load_policy
-from gateway.service import Gateway
 
 from .milter_client import MilterClient
-from .support import FakeUpstream, GatewayFactory, GatewayHandle, in_thread, write_config
+from .support import (
+    FakeUpstream,
+    GatewayFactory,
+    GatewayHandle,
+    in_thread,
+    started_gateway,
+    write_config,
+)
 from .test_smtp_proxy import send
 
 REPO = Path(__file__).resolve().parents[2]
@@ -106,12 +111,8 @@ async def milter_gw(tmp_path: Path) -> AsyncIterator[GatewayHandle]:
     config["listeners"] += [
         {"name": "milter", "listen": "127.0.0.1:0", "direction": "inbound", "mode": "milter"}]
     path.write_text(yaml.safe_dump(config))
-    gateway = Gateway(load_policy(path))
-    await gateway.start()
-    try:
-        yield GatewayHandle(gateway, tmp_path, tmp_path / "rejections.jsonl")
-    finally:
-        await gateway.stop(drain_timeout=1.0)
+    async with started_gateway(path) as gw:
+        yield gw
 
 
 async def test_milter_refuses_an_autoexec_suspicious_spreadsheet(

@@ -17,6 +17,7 @@ from .support import (
     client,
     in_thread,
     message,
+    transaction,
 )
 
 RCPT = "b@example.com"
@@ -25,18 +26,7 @@ RCPT = "b@example.com"
 def send(addr: tuple[str, int], msg: bytes, sender: str = "a@anm.gov.my",
          rcpts: tuple[str, ...] = (RCPT,)) -> tuple[int, bytes]:
     """One transaction; the reply to the end of DATA (or the first refusal)."""
-    s = client(addr)
-    try:
-        code, text = s.mail(sender)
-        if code != 250:
-            return code, text
-        for r in rcpts:
-            code, text = s.rcpt(r)
-            if code not in (250, 251):
-                return code, text
-        return s.data(msg)
-    finally:
-        s.close()
+    return transaction(addr, msg, mail_from=sender, rcpts=rcpts)
 
 
 async def test_accepted_mail_reaches_upstream_byte_for_byte(

@@ -33,7 +33,15 @@ from gateway.policy_state import load_policy
 from gateway.service import Gateway
 
 from .milter_client import MilterClient
-from .support import FakeUpstream, GatewayFactory, GatewayHandle, in_thread, message, write_config
+from .support import (
+    FakeUpstream,
+    GatewayFactory,
+    GatewayHandle,
+    in_thread,
+    message,
+    started_gateway,
+    write_config,
+)
 
 SMTP_LOG = "gateway.smtp"
 
@@ -101,12 +109,8 @@ async def milter_gw(tmp_path: Path) -> AsyncIterator[GatewayHandle]:
     config["listeners"].append({"name": "submission", "listen": "127.0.0.1:0",
                                 "direction": "outbound", "mode": "milter"})
     path.write_text(yaml.safe_dump(config))
-    gateway = Gateway(load_policy(path))
-    await gateway.start()
-    try:
-        yield GatewayHandle(gateway, tmp_path, tmp_path / "rejections.jsonl")
-    finally:
-        await gateway.stop(drain_timeout=1.0)
+    async with started_gateway(path) as gw:
+        yield gw
 
 
 async def test_milter_refusals_at_mail_from_are_logged_with_the_sender(
