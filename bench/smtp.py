@@ -142,6 +142,8 @@ def gateway(tmp: Path, sink_port: int, workers: str, extra: dict[str, object] | 
         "rules_dir": str(REPO / "rules"),
         "rejection_log": str(tmp / "rejections.jsonl"),
         "workers": int(workers) if workers.isdigit() else workers,
+        # Without clamd, as bench/inspect.py: the gateway's own cost, not clamd's.
+        "antivirus": None,
         **COMMON_CONFIG,
         **(extra or {}),
     })
