@@ -45,7 +45,7 @@ from email.utils import format_datetime, make_msgid
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from gateway.config import GatewayConfig, IncidentSettings
+from gateway.config import DEFAULT_TIMEZONE, GatewayConfig, IncidentSettings
 from gateway.envelope import Envelope
 from gateway.observe.report import printable
 from gateway.policy.rules import Rule, RuleSet
@@ -55,7 +55,6 @@ from gateway.relay.smtp import UpstreamSession, UpstreamUnavailable
 
 log = logging.getLogger("gateway.incidents")
 
-DEFAULT_TIMEZONE = "Asia/Kuala_Lumpur"
 # Alerts in one mail at most; more wait for the next mail (sent right after).
 MAX_PER_MAIL = 100
 # Alerts waiting (new and failed) at most; beyond, the oldest is logged as lost.

@@ -37,6 +37,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
+from gateway.config import DEFAULT_TIMEZONE
 from gateway.message.subject_prefix import HEBAHAN_DEFANG, tag_pattern
 from gateway.message.text import fold
 from gateway.policy.checks import REGISTRY
@@ -53,7 +54,6 @@ RULE_KEYS = frozenset({"id", "description", "reference", "direction", "mode", "w
                        "defang"})
 EXCEPTION_KEYS = frozenset({"id", "rules", "when", "reason", "expires"})
 # The gateway's local date, for exceptions' `expires`, unless the config names a zone.
-DEFAULT_TIMEZONE = "Asia/Kuala_Lumpur"
 COMBINATORS = frozenset({"any", "all", "not"})
 _ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})$")
