@@ -146,7 +146,8 @@ def check_rcpt(*, direction: str, recipient: str, path: str,
     """
     form = routing_form(path) or routing_form(recipient)
     if form is not None:
-        return Refusal(RELAY_ADDRESS, f"recipient uses a {form}", replies.bad_address)
+        return Refusal(RELAY_ADDRESS, f"recipient uses sender-specified routing ({form})",
+                       replies.bad_address)
     if direction == "inbound" and not domain_in(address_domain(recipient), agency_domains) \
             and recipient.strip().lower() != "postmaster":
         # `<Postmaster>` without a domain MUST be accepted (RFC 5321 4.5.1); the next

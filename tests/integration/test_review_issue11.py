@@ -177,10 +177,11 @@ async def test_a_refused_sender_cannot_forge_journal_fields(
 
 # -- a balancer the listener does not trust ----------------------------------------------
 # The usual mistake behind HAProxy: `proxy_protocol.from` names the balancer's public
-# (bind) address, while it connects to the gateways from another one. HAProxy then marks
+# (bind) address, while it connects to the gateways from another one. HAProxy marked
 # every gateway DOWN with "500 5.5.2 Error: bad syntax" (the v2 signature read as
-# commands), and the gateway's journal says nothing at all, where a v1 header from the
-# same peer is named ("PROXY header from X, not a trusted balancer").
+# commands), and the gateway's journal said nothing at all, where a v1 header from the
+# same peer is named ("PROXY header from X, not a trusted balancer"). README.md, "HAProxy
+# in front", quotes what both say now.
 async def test_a_v2_header_from_an_untrusted_balancer_is_named_in_the_journal(
         tmp_path: Path, upstream: FakeUpstream, caplog: pytest.LogCaptureFixture) -> None:
     path = write_config(tmp_path, upstream=f"smtp://127.0.0.1:{upstream.port}")

@@ -41,6 +41,21 @@ CLIENT_HELO = "mx.pengirim.test"
 POSTFIX_HELO = "mx.postfix.test"  # Postfix's myhostname, its EHLO to the proxy filter
 RELAY_CLIENT = "127.0.0.5"  # the gateway's relay_networks
 OUTSIDER = "127.0.0.7"  # an internal address outside relay_networks
+FORGER = "127.0.0.2"  # not allowed by anm.gov.my's SPF
+BLOCKED = "127.0.0.11"  # refused by a `client_ip` rule
+BLOCKED_RULE = f"""
+rules:
+  - id: klien-disekat
+    description: "Pelanggan yang disekat"
+    reference: "ujian xforward"
+    direction: inbound
+    when: {{client_ip: ["{BLOCKED}/32"]}}
+    action: reject
+    reply:
+      code: 550
+      enhanced: "5.7.1"
+      text: {{ms: "Pelanggan disekat.", en: "Client blocked."}}
+"""
 ZONE: dict[str, list[str]] = {
     "anm.gov.my": [f"v=spf1 ip4:{CLIENT} -all"],
     "_dmarc.anm.gov.my": ["v=DMARC1; p=reject"],
@@ -60,6 +75,7 @@ async def start_gateway(tmp: Path, reinject: int, dns_port: int, *, xforward: bo
                         ) -> GatewayHandle:
     rules = tmp / "rules"
     shutil.copytree(REPO / "rules", rules, ignore=shutil.ignore_patterns("examples"))
+    (rules / "00-klien-disekat.yaml").write_text(BLOCKED_RULE)
     config: dict[str, Any] = {
         "listeners": [
             {"name": "outbound", "listen": "127.0.0.1:0", "direction": "outbound"},
@@ -213,6 +229,30 @@ async def test_an_announcement_gets_the_same_verdict_behind_postfix_as_directly(
             for r in records] == \
         [("tag", "hebahan-tag-masuk", CLIENT, CLIENT_HELO, "pass")] * 3
     assert setup.plain.records() == []
+
+
+async def test_refusals_are_the_same_behind_postfix_as_directly(
+        setup: Setup, upstream: FakeUpstream) -> None:
+    # The forged announcement (SPF fails for 127.0.0.2) and a client a `client_ip` rule
+    # blocks get the same refusal through the proxy filter, the milter and directly:
+    # only the original client's address, carried by XFORWARD, can decide either.
+    paths = [("proxy filter", setup.ports["inbound"]), ("milter", setup.ports["milter"]),
+             ("direct", setup.trusting.inbound[1])]
+    seen: list[tuple[str, str, int, str]] = []
+    for n, (path, port) in enumerate(paths):
+        for source, rule in ((FORGER, "hebahan-spf-gagal"), (BLOCKED, "klien-disekat")):
+            code, text = await through(port, announcement(f"r-{n}-{rule}"),
+                                       "hebahan@anm.gov.my", "semua@anm.gov.my", source)
+            seen.append((path, source, code, "rule=" + rule if f"rule={rule} " in text
+                         else text))
+    assert seen == [(path, source, 550, "rule=" + rule) for path, _ in paths
+                    for source, rule in ((FORGER, "hebahan-spf-gagal"),
+                                         (BLOCKED, "klien-disekat"))], \
+        (seen, setup.postfix.log())
+    assert [(r["rule_id"], r["client_ip"], r["helo"]) for r in setup.trusting.records()] == \
+        [("hebahan-spf-gagal", FORGER, CLIENT_HELO), ("klien-disekat", BLOCKED, CLIENT_HELO)] * 3
+    await asyncio.sleep(0.5)
+    assert upstream.messages == []
 
 
 async def test_without_xforward_peers_the_proxy_filter_hides_the_client(
