@@ -602,10 +602,25 @@ CUT_REPEATS = 3
 PACED_SIZE, PACED_RATE, PACED_COUNT = 10 * MiB, 10 * MiB, 5
 
 
-def dot_waits(port: int, size: int, rate: float, count: int) -> list[float]:
+def attachment_message(size: int) -> bytes:
+    """A short text and one attachment (random bytes in base64) of about `size` bytes
+    on the wire: what an officer sends, where smtp-source sends text."""
+    data = random.Random(size).randbytes(size * 3 // 4)
+    encoded = base64.encodebytes(data).replace(b"\n", b"\r\n")
+    return (f"From: <{SENDER}>\r\nTo: <{RECIPIENT}>\r\nSubject: {SUBJECT}\r\n"
+            "Message-Id: <bench-attachment@bench.anm.gov.my>\r\nMIME-Version: 1.0\r\n"
+            'Content-Type: multipart/mixed; boundary="sempadan"\r\n\r\n'
+            "--sempadan\r\nContent-Type: text/plain\r\n\r\nLampiran.\r\n"
+            "--sempadan\r\nContent-Type: application/octet-stream; name=data.bin\r\n"
+            "Content-Disposition: attachment; filename=data.bin\r\n"
+            "Content-Transfer-Encoding: base64\r\n\r\n").encode() + encoded + \
+        b"--sempadan--\r\n"
+
+
+def dot_waits(port: int, message: bytes, rate: float, count: int) -> list[float]:
     """Seconds from the client's final dot to the gateway's reply, for messages sent at
     `rate` bytes a second (what a client on a slower link waits once it has sent all)."""
-    msg = latency_message(size).replace(b"\r\n.", b"\r\n..")
+    msg = message.replace(b"\r\n.", b"\r\n..")
     piece = 64 * KiB
     out = []
     with socket.create_connection(("127.0.0.1", port), timeout=RUN_TIMEOUT) as sock:
@@ -716,16 +731,18 @@ def cut_through_bench(workers: str, scale: float) -> int:
             latency.append(f"| direct to the sink | {size_label(size)} | {len(times)} "
                            f"| {pct(times, 50) * 1e3:.1f} | {pct(times, 99) * 1e3:.1f} |")
         paced: list[str] = []
-        waits: dict[bool, list[float]] = {False: [], True: []}
-        for _ in range(PACED_COUNT):
-            for _label, on in modes:
-                waits[on] += dot_waits(running[on][0], PACED_SIZE, PACED_RATE, 1)
-        direct = dot_waits(sink_port, PACED_SIZE, PACED_RATE, PACED_COUNT)
-        for label, values in (*((lb, waits[on]) for lb, on in modes),
-                              ("direct to the sink", direct)):
-            paced.append(f"| {label} | {size_label(PACED_SIZE)} at "
-                         f"{PACED_RATE // MiB} MB/s | {len(values)} "
-                         f"| {pct(values, 50) * 1e3:.1f} | {max(values) * 1e3:.1f} |")
+        for kind, message in (("text", latency_message(PACED_SIZE)),
+                              ("attachment", attachment_message(PACED_SIZE))):
+            waits: dict[bool, list[float]] = {False: [], True: []}
+            for _ in range(PACED_COUNT):
+                for _label, on in modes:
+                    waits[on] += dot_waits(running[on][0], message, PACED_RATE, 1)
+            direct = dot_waits(sink_port, message, PACED_RATE, PACED_COUNT)
+            for label, values in (*((lb, waits[on]) for lb, on in modes),
+                                  ("direct to the sink", direct)):
+                paced.append(f"| {label} | {size_label(PACED_SIZE)} {kind} at "
+                             f"{PACED_RATE // MiB} MB/s | {len(values)} "
+                             f"| {pct(values, 50) * 1e3:.1f} | {max(values) * 1e3:.1f} |")
         rejected = [p for p in tmp.glob("*/rejections.jsonl") if p.stat().st_size]
         if rejected:
             print(f"WARNING: the gateway logged refusals: {rejected[0].read_text()[:300]}")

@@ -45,6 +45,7 @@ from gateway.antivirus.facts import ScanFacts
 from gateway.auth import AuthResults, authres
 from gateway.auth.facts import AuthFacts
 from gateway.envelope import Envelope
+from gateway.message import prescan
 from gateway.message.headers import header_end
 from gateway.message.view import MessageView, NotInspectable
 from gateway.policy import builtin, replies
@@ -119,6 +120,8 @@ class Inspected:
     # The received header block when the verdict tags or defangs the subject (the milter
     # changes the Subject field from it); else b"".
     received_head: bytes = b""
+    # Parts the inspection took already decoded (gateway.message.prescan).
+    decoded_on_arrival: int = 0
 
     @property
     def relay(self) -> bool:
@@ -152,7 +155,7 @@ def summarize(inspection: Inspection) -> Inspected:
                      Summary(view.from_header, subject, view.message_id, view.size,
                              classification, view.secret_values),
                      inspection.reply, head, offset, inspection.trace_headers,
-                     inspection.removed_headers, received)
+                     inspection.removed_headers, received, view.decoded_on_arrival)
 
 
 def _relay_split(raw: bytes, relay: bytes) -> tuple[bytes, int]:
@@ -178,16 +181,19 @@ def _same(a: bytes, a_at: int, b: bytes, b_at: int, length: int) -> bool:
 
 
 def inspect(policy: PolicyState, raw: bytes, envelope: Envelope, ref: str | None = None,
-            *, auth: AuthResults | None = None) -> Inspection:
+            *, auth: AuthResults | None = None,
+            prescanned: prescan.Known | None = None) -> Inspection:
     """Decide one message. Exceptions propagate: the caller tempfails (fail closed).
 
     `auth`: the sender authentication already looked up for this message when its
     header block arrived (`decide_header`); rules that reach `sender_auth` read it
-    instead of asking DNS again, so both decisions see the same answer."""
+    instead of asking DNS again, so both decisions see the same answer.
+    `prescanned`: what was read of `raw` while it arrived (gateway.message.prescan):
+    work spared, the verdict unchanged."""
     ref = ref or new_ref()
     view = MessageView(raw, classification_headers=policy.config.classification_headers,
                        limits=policy.config.limits.inspection(),
-                       label_map=policy.config.label_map)
+                       label_map=policy.config.label_map, prescanned=prescanned)
     facts = AuthFacts(policy.resolver, envelope, view, looked_up=auth)
     antivirus = policy.config.antivirus
     scan = ScanFacts(antivirus, view) if antivirus is not None else None

@@ -14,6 +14,11 @@ message stops feeding it at the first piece it would not relay.
 `Spool` keeps the message: in memory up to `limits.spool_threshold`, then in a
 mode-0600 temporary file, so a flood of large messages costs disk, not memory. The
 owner closes it when the transaction ends, whatever happens; closing deletes the file.
+A spooled message is also read as it arrives (`gateway.message.prescan`): its
+top-level base64 parts are decoded into a second mode-0600 file beside it, which the
+inspection process reads instead of decoding them after the final dot (`prescanned`).
+That file is an aid, never needed: if it cannot be written, the prescan stops and
+the inspection decodes everything itself.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ import tempfile
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Literal
+
+from gateway.message.prescan import Prescan, Prescanned
 
 BareNewlines = Literal["reject", "normalize"]
 
@@ -56,27 +63,35 @@ def normalize(piece: bytes) -> bytes:
 class Spool:
     """The message bytes: memory below the threshold, a private temporary file above it."""
 
-    def __init__(self, threshold: int, directory: Path | None = None) -> None:
+    def __init__(self, threshold: int, directory: Path | None = None, *,
+                 decode_on_arrival: bool = True) -> None:
         self.threshold = threshold
         self.directory = directory
+        self.decode_on_arrival = decode_on_arrival
         self.size = 0
         self.path: str | None = None
         self.error: OSError | None = None
         self._mem = bytearray()
         self._fd: int | None = None
         self._dropped = False
+        self._prescan: Prescan | None = None
+        self._decoded: _DecodedFile | None = None
 
     def write(self, piece: bytes) -> None:
         if self._dropped:
             return
         self.size += len(piece)
         self._mem += piece
+        if self._prescan is not None:
+            self._prescan.feed(piece)
         try:
             if self._fd is None:
                 if len(self._mem) > self.threshold:
                     # mkstemp creates the file 0600 with O_EXCL: no other user reads it.
                     self._fd, self.path = tempfile.mkstemp(
                         prefix="gateway-", suffix=".msg", dir=self.directory)
+                    if self.decode_on_arrival:
+                        self._start_prescan()
                     self._flush()
             elif len(self._mem) >= FLUSH_SIZE:
                 self._flush()
@@ -94,6 +109,32 @@ class Spool:
         finally:
             view.release()
         self._mem = bytearray()
+
+    def _start_prescan(self) -> None:
+        """Read the message from here on as it arrives (from its first byte: all of
+        it is still in memory when the spool file is made)."""
+        self._decoded = _DecodedFile(self.directory)
+        self._prescan = Prescan(self._decoded.write)
+        self._prescan.feed(bytes(self._mem))
+
+    @property
+    def prescanned(self) -> tuple[Prescanned, str | None] | None:
+        """What was read of the message as it arrived and the file holding its
+        decoded parts (None without any), once everything is written (`sync`);
+        None when nothing was read or the file could not be written."""
+        if self._prescan is None or self._decoded is None:
+            return None
+        self._decoded.flush()
+        if self._decoded.failed:
+            self._stop_prescan()
+            return None
+        return self._prescan.result(), self._decoded.path
+
+    def _stop_prescan(self) -> None:
+        self._prescan = None
+        if self._decoded is not None:
+            self._decoded.close()
+            self._decoded = None
 
     def drop(self) -> None:
         """Keep nothing more (oversize or refused message): free memory and disk now."""
@@ -133,10 +174,60 @@ class Spool:
             yield piece
 
     def close(self) -> None:
-        """Delete the file (if any). Idempotent."""
+        """Delete the files (if any). Idempotent."""
+        self._stop_prescan()
         fd, path = self._fd, self.path
         self._fd = None
         self.path = None
+        if fd is not None:
+            os.close(fd)
+        if path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+
+
+class _DecodedFile:
+    """The prescan's sink: decoded parts appended to a mode-0600 file made at the first
+    write (a message without base64 parts makes none), written a megabyte at a time
+    like the spool. A write that fails marks it `failed` (the prescan's answer is then
+    not used) instead of failing the message."""
+
+    def __init__(self, directory: Path | None) -> None:
+        self._directory = directory
+        self._fd: int | None = None
+        self.path: str | None = None
+        self._mem = bytearray()
+        self.failed = False
+
+    def write(self, data: bytes) -> None:
+        if self.failed:
+            return
+        self._mem += data
+        if len(self._mem) >= FLUSH_SIZE:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.failed or not self._mem:
+            return
+        try:
+            if self._fd is None:
+                self._fd, self.path = tempfile.mkstemp(prefix="gateway-", suffix=".dec",
+                                                       dir=self._directory)
+            view = memoryview(self._mem)
+            try:
+                while view:
+                    view = view[os.write(self._fd, view):]
+            finally:
+                view.release()
+        except OSError:
+            self.failed = True
+        self._mem = bytearray()
+
+    def close(self) -> None:
+        fd, path = self._fd, self.path
+        self._fd = None
+        self.path = None
+        self._mem = bytearray()
         if fd is not None:
             os.close(fd)
         if path is not None:

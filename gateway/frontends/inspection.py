@@ -38,6 +38,7 @@ from gateway.frontends.pool import (
     Source,
     SpoolFile,
     TimedOut,
+    known_parts,
 )
 from gateway.observe.metrics import Metrics
 from gateway.pipeline import Inspected
@@ -122,7 +123,9 @@ async def inspect_spooled(policy: PolicyState, spool: Spool, envelope: Envelope,
             # The tail still in memory is under a megabyte: written here like the rest.
             spool.sync()
             assert spool.path is not None
-            source = SpoolFile(spool.path, spool.size)
+            prescanned = spool.prescanned
+            source = SpoolFile(spool.path, spool.size,
+                               *(prescanned if prescanned is not None else (None, None)))
         else:
             received = source = spool.read()
     except OSError:
@@ -146,6 +149,7 @@ async def inspect_spooled(policy: PolicyState, spool: Spool, envelope: Envelope,
         return NotInspected(replies.internal_error(ref), "internal error")
     metrics.inspection_time(time.monotonic() - started)
     metrics.inspected(envelope.direction, spool.size, outcome.verdict.hits)
+    metrics.decoded_on_arrival(outcome.decoded_on_arrival)
     relay = None
     if outcome.relay_head is not None:
         relay = Relay(outcome.relay_head, outcome.body_offset, received,
@@ -169,7 +173,9 @@ async def _in_thread(policy: PolicyState, source: Source, envelope: Envelope, re
 def _inspect_here(policy: PolicyState, source: Source, envelope: Envelope, ref: str,
                   auth: AuthResults | None) -> Inspected:
     raw = source if isinstance(source, bytes) else _pread(source.path, source.size, 0)
-    return pipeline.summarize(pipeline.inspect(policy, raw, envelope, ref, auth=auth))
+    with known_parts(raw, source) as known:
+        return pipeline.summarize(pipeline.inspect(policy, raw, envelope, ref, auth=auth,
+                                                   prescanned=known))
 
 
 def _pread(path: str, size: int, offset: int) -> bytes:

@@ -61,7 +61,7 @@ import signal
 import socket
 import time
 import traceback
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,6 +70,7 @@ from gateway import pipeline
 from gateway.auth import AuthResults
 from gateway.config import GatewayConfig
 from gateway.envelope import Envelope
+from gateway.message.prescan import Known, Prescanned
 from gateway.pipeline import Inspected
 from gateway.policy_state import PolicyState
 
@@ -151,10 +152,14 @@ class PoolSettings:
 
 @dataclass(frozen=True)
 class SpoolFile:
-    """A spooled message, read by the inspection process from the file itself."""
+    """A spooled message, read by the inspection process from the file itself; and
+    what was read of it as it arrived, its decoded parts in `decoded_path`
+    (gateway.message.prescan)."""
 
     path: str
     size: int
+    prescanned: Prescanned | None = None
+    decoded_path: str | None = None
 
 
 Source = bytes | SpoolFile
@@ -625,11 +630,33 @@ def _inspect(policy: PolicyState, envelope: Envelope, ref: str, source: Source,
              auth: AuthResults | None) -> tuple[str, object]:
     try:
         raw = _load(source)
-        # Through the module: the tests replace pipeline.inspect with one that fails.
-        inspection = pipeline.inspect(policy, raw, envelope, ref, auth=auth)
-        return "ok", pipeline.summarize(inspection)
+        with known_parts(raw, source) as known:
+            # Through the module: the tests replace pipeline.inspect with one that fails.
+            inspection = pipeline.inspect(policy, raw, envelope, ref, auth=auth,
+                                          prescanned=known)
+            return "ok", pipeline.summarize(inspection)
     except Exception:
         return "error", traceback.format_exc()
+
+
+@contextlib.contextmanager
+def known_parts(raw: bytes, source: Source) -> Iterator[Known | None]:
+    """The parts of a spooled message decoded while it arrived, read from the front
+    end's file for as long as the inspection runs; None when there are none (or the
+    file is gone: the inspection decodes them itself)."""
+    if isinstance(source, bytes) or source.prescanned is None \
+            or source.decoded_path is None or not source.prescanned.parts:
+        yield None
+        return
+    try:
+        fd = os.open(source.decoded_path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        yield None
+        return
+    try:
+        yield Known(raw, source.prescanned, lambda offset, length: os.pread(fd, length, offset))
+    finally:
+        os.close(fd)
 
 
 def _load(source: Source) -> bytes:

@@ -115,6 +115,7 @@ class DataSettings:
     bare_newlines: BareNewlines = "reject"
     spool_threshold: int = 1024 * 1024
     spool_dir: Path | None = None
+    decode_on_arrival: bool = True
     max_header_bytes: int = 256 * 1024
     data_timeout: float = 900.0
     min_rate: float = 500.0
@@ -127,6 +128,7 @@ class DataSettings:
            ) -> DataSettings:
         return cls(ref=ref, max_size=max_size, bare_newlines=limits.bare_newlines,
                    spool_threshold=limits.spool_threshold, spool_dir=limits.spool_dir,
+                   decode_on_arrival=limits.decode_on_arrival,
                    max_header_bytes=limits.max_header_bytes, data_timeout=limits.data_timeout,
                    min_rate=float(limits.data_min_rate), rate_window=limits.data_rate_window,
                    rate_grace=limits.data_rate_grace, cut_through=cut_through)
@@ -408,7 +410,8 @@ class DataPhase:
     def __init__(self, settings: DataSettings) -> None:
         self.settings = settings
         self.cut_through = settings.cut_through
-        self.spool = Spool(settings.spool_threshold, settings.spool_dir)
+        self.spool = Spool(settings.spool_threshold, settings.spool_dir,
+                           decode_on_arrival=settings.decode_on_arrival)
         self.decoder = DataDecoder(settings.max_size, bare_newlines=settings.bare_newlines,
                                    spool=self.spool, tap=self._tap)
         self.clock = DataClock(settings.data_timeout, settings.min_rate,

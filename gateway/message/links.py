@@ -40,8 +40,47 @@ def host_of(url: str) -> str:
     return normalise_domain(host) if host else ""
 
 
-def _candidates(text: str) -> list[str]:
+# "www." in every case: literal finds run at memchr speed, a pattern tries each position.
+_WWW = tuple(a + b + c + "." for a in "wW" for b in "wW" for c in "wW")
+
+
+def _all(text: str, needle: str) -> list[int]:
+    found = []
+    at = text.find(needle)
+    while at >= 0:
+        found.append(at)
+        at = text.find(needle, at + len(needle))
+    return found
+
+
+def _candidates_reference(text: str) -> list[str]:
+    """`_candidates` by the pattern alone: what the fast path must equal."""
     return [m.group(0).rstrip(_TRAILING) for m in _URL.finditer(text)]
+
+
+def _candidates(text: str) -> list[str]:
+    """The URLs `_URL.finditer` finds in `text`, in order, trailing punctuation off.
+
+    finditer tries the pattern at every position of the text: on 10 MB of text
+    that was 1.5 s. Every match holds "://" a scheme's length after its start, or
+    starts at "www." (any case), so the pattern is tried only there, in order,
+    past the end of the previous match, as finditer goes: the same matches."""
+    schemes = _all(text, "://")
+    starts = [at - back for at in schemes for back in (3, 4, 5) if at >= back]
+    for www in _WWW:
+        if www in text:
+            starts += _all(text, www)
+    starts.sort()
+    out: list[str] = []
+    end = 0
+    for start in starts:
+        if start < end:
+            continue
+        found = _URL.match(text, start)
+        if found is not None:
+            out.append(found.group(0).rstrip(_TRAILING))
+            end = found.end()
+    return out
 
 
 def extract(texts: tuple[str, ...], hrefs: tuple[str, ...]) -> tuple[Link, ...]:
@@ -50,7 +89,7 @@ def extract(texts: tuple[str, ...], hrefs: tuple[str, ...]) -> tuple[Link, ...]:
     out: list[Link] = []
     urls = [h for h in hrefs if _URL.match(h.strip())]
     for text in texts:
-        if "://" in text or "www." in text.lower():
+        if "://" in text or any(www in text for www in _WWW):
             urls.extend(_candidates(text))
     hosts: set[str] = set()
     for url in urls:

@@ -72,7 +72,7 @@ import email.policy
 import email.utils
 import re
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -452,18 +452,31 @@ class Decoded:
     the message and its decoded attachments, once each. A body's bytes are handed
     to the one reader that turns them into text (`take`) and forgotten; `release`
     forgets every buffer when the inspection is over. Whether a part decoded
-    cleanly is kept either way. Entries hold their part, so no id is reused."""
+    cleanly is kept either way. Entries hold their part, so no id is reused.
 
-    def __init__(self) -> None:
+    `known`: decoded content found before the inspection (the parts decoded while
+    the message arrived, gateway.message.prescan.Known): (bytes, clean) for a part,
+    or None to decode it here."""
+
+    def __init__(self, known: Callable[[email.message.Message],
+                                       tuple[bytes, bool] | None] | None = None) -> None:
         self._data: dict[int, tuple[email.message.Message, bytes | None, bool]] = {}
         self._clean: dict[int, tuple[email.message.Message, bool]] = {}
+        self._known = known
+
+    def _decode(self, part: email.message.Message) -> tuple[bytes | None, bool]:
+        if self._known is not None:
+            found = self._known(part)
+            if found is not None:
+                return found
+        return decoded_payload(part)
 
     def get(self, part: email.message.Message) -> tuple[bytes | None, bool]:
         """`decoded_payload(part)`, decoded on first use and kept."""
         got = self._data.get(id(part))
         if got is not None:
             return got[1], got[2]
-        data, clean = decoded_payload(part)
+        data, clean = self._decode(part)
         self._data[id(part)] = (part, data, clean)
         self._clean[id(part)] = (part, clean)
         return data, clean
@@ -473,7 +486,7 @@ class Decoded:
         got = self._data.pop(id(part), None)
         if got is not None:
             return got[1], got[2]
-        data, clean = decoded_payload(part)
+        data, clean = self._decode(part)
         self._clean[id(part)] = (part, clean)
         return data, clean
 
@@ -621,13 +634,23 @@ def _boundaries_and_lines(raw: bytes) -> tuple[set[bytes], int]:
     return found, lines
 
 
-def too_many_delimiters(raw: bytes, limit: int) -> bool:
+BOUNDARY_PARAM_ANY_CASE = _BOUNDARY_PARAM_ANY_CASE
+
+
+def too_many_delimiters(raw: bytes, limit: int,
+                        counted: tuple[int, frozenset[bytes]] | None = None) -> bool:
     """`count_delimiters(raw, limit) > limit`, at a fraction of its cost for most mail.
 
     Every `\n--boundary` counted starts at a `\n--`, so each declared boundary counts
     at most the `\n--` in the message: the total is at most their product, and only a
-    message where that product passes the limit is counted the exact way."""
-    boundaries, lines = _boundaries_and_lines(raw)
+    message where that product passes the limit is counted the exact way.
+    `counted`: (the `\n--` in raw, a superset of its boundary values) found while the
+    message arrived (gateway.message.prescan): the product stays an upper bound."""
+    boundaries: set[bytes] | frozenset[bytes]
+    if counted is not None:
+        lines, boundaries = counted
+    else:
+        boundaries, lines = _boundaries_and_lines(raw)
     if lines * len(boundaries) <= limit:
         return False
     return count_delimiters(raw, limit) > limit
@@ -643,13 +666,14 @@ def parse(raw: bytes, max_parts: int = MAX_PARTS
     return root, reason
 
 
-def parse_bounded(raw: bytes, max_parts: int = MAX_PARTS
+def parse_bounded(raw: bytes, max_parts: int = MAX_PARTS, *,
+                  counted: tuple[int, frozenset[bytes]] | None = None
                   ) -> tuple[email.message.Message | None, str | None, str | None]:
     """`parse`, also naming the defect kind of a refusal (too_many_parts...).
 
     The byte-level parse (module docstring), or the feedparser's where that one
-    declines: the same tree either way."""
-    return _bounded(raw, max_parts, fast=True)
+    declines: the same tree either way. `counted`: see `too_many_delimiters`."""
+    return _bounded(raw, max_parts, fast=True, counted=counted)
 
 
 def parse_reference(raw: bytes, max_parts: int = MAX_PARTS
@@ -659,9 +683,10 @@ def parse_reference(raw: bytes, max_parts: int = MAX_PARTS
     return _bounded(raw, max_parts, fast=False)
 
 
-def _bounded(raw: bytes, max_parts: int, *, fast: bool
+def _bounded(raw: bytes, max_parts: int, *, fast: bool,
+             counted: tuple[int, frozenset[bytes]] | None = None
              ) -> tuple[email.message.Message | None, str | None, str | None]:
-    over = too_many_delimiters(raw, max_parts) if fast else \
+    over = too_many_delimiters(raw, max_parts, counted) if fast else \
         count_delimiters(raw, max_parts) > max_parts
     if over:
         return None, f"more than {max_parts} MIME parts", "too_many_parts"
@@ -689,6 +714,27 @@ _MAX_FAST_DEPTH = 60
 _BLANK_LINE = re.compile(rb"^\r?\n", re.MULTILINE)
 # Header blocks only (headersonly): what follows the block is the caller's business.
 _HEADER_PARSER = email.parser.BytesParser(RawPart, policy=email.policy.compat32)
+
+
+Unmodelled = _Unmodelled
+BLANK_LINE = _BLANK_LINE
+
+
+def header_block(raw: bytes, start: int, end: int) -> tuple[email.message.Message, int]:
+    """The header block of the part spanning raw[start:end] as the byte-level parse
+    reads it, and the offset its body starts at. Raises `Unmodelled` where the parse
+    leaves the message to the feedparser."""
+    return _headers(raw, start, end)
+
+
+def delimiter_pattern(part: email.message.Message) -> re.Pattern[bytes] | None:
+    """The pattern of a multipart's delimiter lines, from the line end before one
+    (`--b`, `--b--`, blanks, a line end), as the byte-level parse finds them; None
+    without a boundary. Raises `Unmodelled` for a boundary no line can hold."""
+    if not isinstance(part, RawPart):
+        raise _Unmodelled
+    found = _boundary_line(part)
+    return None if found is None else found[0]
 
 
 def _fast_parse(raw: bytes) -> email.message.Message | None:

@@ -140,6 +140,59 @@ def decode_base64(data: bytes | memoryview) -> tuple[bytes, bool]:
                      for s in streams if s]), False
 
 
+class Base64Stream:
+    """`decode_base64` fed a piece at a time, for content that arrives in pieces
+    (gateway.message.prescan): the decoded bytes of each piece as it comes, and at
+    the end the same (bytes, clean) `decode_base64` gives for the whole.
+
+    Only well-formed base64 is decoded on the way: the alphabet, whitespace, and
+    `=` padding at the end. Whole quanta are decoded as they complete (binascii
+    reads quanta on their own, so the pieces' outputs joined are the whole's);
+    what follows the last whole quantum is decoded at the end by `decode_base64`
+    itself. Anything else (junk, data after padding) makes the stream `broken`:
+    it gives up and the caller decodes the whole part the ordinary way."""
+
+    def __init__(self) -> None:
+        self.broken = False
+        self._carry = b""  # alphabet characters of a quantum not yet complete
+        self._padding = b""  # `=` seen: nothing but more of it may follow
+
+    def feed(self, data: bytes | memoryview) -> bytes:
+        """Decoded bytes of the whole quanta completed by `data` (b"" once broken)."""
+        if self.broken:
+            return b""
+        text = bytes(data).translate(None, _WHITESPACE)
+        if not text:
+            return b""
+        if text.translate(None, _ALPHABET):
+            pad = text.find(b"=")
+            if self._padding or pad < 0 or text[pad:].strip(b"=") \
+                    or text[:pad].translate(None, _ALPHABET):
+                if not (self._padding and not text.strip(b"=")):
+                    self.broken = True
+                    return b""
+                self._padding += text
+                return b""
+            self._padding = text[pad:]
+            text = text[:pad]
+        elif self._padding:
+            self.broken = True  # data after padding: several streams, decode_base64's case
+            return b""
+        text = self._carry + text
+        whole = len(text) - len(text) % 4
+        self._carry = text[whole:]
+        return _a2b(text[:whole]) if whole else b""
+
+    def end(self) -> tuple[bytes, bool]:
+        """(the last decoded bytes, clean): `decode_base64` of what the quanta left.
+        Not to be called on a broken stream."""
+        if self.broken:
+            raise ValueError("a broken Base64Stream has no end")
+        if not self._carry and not self._padding:
+            return b"", True
+        return decode_base64(self._carry + self._padding)
+
+
 def base64_damaged(data: bytes) -> bool:
     """Base64 text with characters outside the alphabet, data after padding, or a
     dangling character: what `decode_base64` calls not clean."""

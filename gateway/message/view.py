@@ -30,7 +30,16 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
 
-from gateway.message import containers, documents, encryption, filetypes, forwarding, identity, mime
+from gateway.message import (
+    containers,
+    documents,
+    encryption,
+    filetypes,
+    forwarding,
+    identity,
+    mime,
+    prescan,
+)
 from gateway.message import defects as defect_kinds
 from gateway.message import headers as hdr
 from gateway.message import links as links_mod
@@ -328,10 +337,12 @@ class MessageView:
     def __init__(self, raw: bytes, *, classification_headers: tuple[str, ...] = (
             "X-Classification", "X-Pengelasan"), limits: InspectionLimits | None = None,
             max_parts: int | None = None, max_depth: int | None = None,
-            label_map: Mapping[str, str] | None = None) -> None:
+            label_map: Mapping[str, str] | None = None,
+            prescanned: prescan.Known | None = None) -> None:
         """`limits`: the bounds (default: the shipped ones); `max_parts`/`max_depth`
         override those two; `label_map`: the config's Purview label GUIDs or names ->
-        marking levels (`gateway.message.labels.LabelMap`)."""
+        marking levels (`gateway.message.labels.LabelMap`); `prescanned`: what was
+        read of `raw` while it arrived (gateway.message.prescan), answers unchanged."""
         limits = limits or DEFAULT_LIMITS
         if max_parts is not None:
             limits = replace(limits, max_parts=max_parts)
@@ -346,7 +357,14 @@ class MessageView:
         self.budget = ExpansionBudget(limits.max_expansion_bytes)
         self._late_incomplete: str | None = None  # a limit met while reading documents
         # Every part's content decoded once for the whole inspection (mime.Decoded).
-        self._payloads = mime.Decoded()
+        self._payloads = mime.Decoded(prescanned)
+        self._counted = prescanned.counted if prescanned is not None else None
+        self._prescanned = prescanned
+
+    @property
+    def decoded_on_arrival(self) -> int:
+        """Parts whose decoded bytes came from the prescan (so far)."""
+        return self._prescanned.used if self._prescanned is not None else 0
 
     @property
     def size(self) -> int:
@@ -428,7 +446,8 @@ class MessageView:
         if len(self.header_block) > limit:
             return mime.Structure(root=None, incomplete=f"a header block over {limit} bytes",
                                   kinds=("header_too_large",))
-        root, problem, kind = mime.parse_bounded(self.raw, self.limits.max_parts)
+        root, problem, kind = mime.parse_bounded(self.raw, self.limits.max_parts,
+                                                counted=self._counted)
         found = mime.walk(root, problem, limits=self.limits, kind=kind,
                           payloads=self._payloads)
         self.budget.charge(found.expansion)

@@ -43,6 +43,9 @@ class Metrics:
                              ["rule_id", "mode"], registry=r)
         self._bytes = Counter("gateway_bytes", "Message bytes received in DATA",
                               ["direction"], registry=r)
+        self._prescanned = Counter(
+            "gateway_parts_decoded_on_arrival", "Parts decoded while their message arrived",
+            registry=self.registry)
         self._inspection = Histogram("gateway_inspection_seconds", "Time to inspect a message",
                                      buckets=_LATENCY_BUCKETS, registry=r)
         self._relay = Histogram("gateway_relay_seconds", "Time to relay a message upstream",
@@ -84,6 +87,11 @@ class Metrics:
     def rule_hit(self, rule_id: str, mode: str = "enforce") -> None:
         """A refusal by a built-in rule (relay control, size) that has no Hit."""
         self._hits.labels(rule_id, mode).inc()
+
+    def decoded_on_arrival(self, parts: int) -> None:
+        """Parts of an inspected message that the inspection took already decoded
+        (gateway.message.prescan)."""
+        self._prescanned.inc(parts)
 
     def inspection_time(self, seconds: float) -> None:
         self._inspection.observe(seconds)

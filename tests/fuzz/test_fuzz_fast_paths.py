@@ -5,7 +5,8 @@ Fast: the byte-level MIME parse (`mime.parse_bounded`), each part decoded once
 only candidate lines (`markings.in_text`). Reference: the stdlib feedparser
 (`mime.parse_reference`), every part decoded where it is read and bad_base64 by
 its own pass (`defects.bad_base64`), every line folded and judged
-(`markings.in_text_reference`). Demanded equal: the compat32 trees (headers,
+(`markings.in_text_reference`), links by their pattern tried everywhere
+(`links._candidates_reference`). Demanded equal: the compat32 trees (headers,
 defects, payloads, preamble, epilogue, serialisation), the views (subject, text
 parts, attachments' names, sizes, types, encryption, markings with their `at`,
 structure defects, completeness) and the verdicts under the shipped rules.
@@ -38,7 +39,7 @@ from hypothesis import strategies as st
 
 from gateway.config import load_config
 from gateway.envelope import Envelope
-from gateway.message import defects, markings, mime, transfer, view
+from gateway.message import defects, links, markings, mime, transfer, view
 from gateway.message.documents import LimitExceeded
 from gateway.message.limits import InspectionLimits
 from gateway.message.text import fold
@@ -99,13 +100,20 @@ _REFERENCE_KINDS: cached_property[frozenset[str]] = cached_property(_payload_kin
 _REFERENCE_KINDS.__set_name__(MessageView, "_payload_kinds")
 
 
+def _parse_reference(raw: bytes, max_parts: int = mime.MAX_PARTS, *,
+                     counted: tuple[int, frozenset[bytes]] | None = None
+                     ) -> tuple[email.message.Message | None, str | None, str | None]:
+    return mime.parse_reference(raw, max_parts)  # counts for itself
+
+
 @contextlib.contextmanager
 def reference() -> Iterator[None]:
     """Every fast path swapped for its reference, for the views made inside."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(mime, "parse_bounded", mime.parse_reference)
+        mp.setattr(mime, "parse_bounded", _parse_reference)
         mp.setattr(mime, "Decoded", _EveryTime)
         mp.setattr(markings, "in_text", markings.in_text_reference)
+        mp.setattr(links, "_candidates", links._candidates_reference)
         mp.setattr(view.MessageView, "_payload_kinds", _REFERENCE_KINDS)
         yield
 
@@ -368,3 +376,16 @@ def test_fuzz_marking_scan_is_the_full_scan(text: str) -> None:
         assert markings._may_hold(fold(text))
     if markings.in_label(text):
         assert markings._may_hold(fold(text))
+
+
+# -- links --------------------------------------------------------------------------------
+
+URL_PIECES = ("http://", "https://", "ftp://", "HTTP://", "httpſ://", "hTTpS://", "www.",
+              "WWW.", "wWw.", "wwww.", "://", ":/", "ftp", "x", "a.b", " ", "\n", "<", '"',
+              "é", "İ", "K", "/jalan", ")", ".", "w", "W", "_", "-")
+
+
+@MORE
+@given(st.lists(st.sampled_from(URL_PIECES), max_size=40).map("".join))
+def test_fuzz_link_search_is_the_pattern_everywhere(text: str) -> None:
+    assert links._candidates(text) == links._candidates_reference(text)

@@ -251,7 +251,8 @@ class MilterSession:
         limits = config.limits
         sender, _ = _path(cmd.args)
         self.txn = txn = Transaction(policy, self.direction(policy),
-                                     Spool(limits.spool_threshold, limits.spool_dir),
+                                     Spool(limits.spool_threshold, limits.spool_dir,
+                                           decode_on_arrival=limits.decode_on_arrival),
                                      mail_from=sender)
         refusal = relay_control.check_mail(
             direction=txn.direction, client_ip=self.client_ip, sender=sender,

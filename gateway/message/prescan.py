@@ -1,0 +1,353 @@
+"""Reading a message while it arrives: what its inspection can be spared after the final dot.
+
+The inspection of a message starts at its final dot (RFC 5321 4.1.1.4: only then
+is it whole), and for a large attachment most of that time went into two scans
+of bytes that had long arrived: the count of MIME delimiter lines that bounds the
+part count (`mime.too_many_delimiters`) and base64 decoding. `Prescan` is fed the
+message a piece at a time as the front end receives it (`feed`, in order, every
+byte once) and does both on the way:
+
+- the delimiter count's inputs: the number of `\\n--` and every `boundary=`
+  parameter value (a superset of what `mime._boundaries_and_lines` finds, which
+  keeps `too_many_delimiters` exact: it only uses them as an upper bound);
+- the top-level parts of a multipart message (RFC 2046 5.1.1): each part's header
+  block is parsed by the same code as the final parse (`mime.header_block`), and
+  the content of a leaf part in base64 is decoded as its lines arrive
+  (`transfer.Base64Stream`), written to a `Sink` (the front end's file beside the
+  spool file), and recorded as a `Part`: its span in the message and where its
+  decoded bytes are.
+
+Nothing here decides anything, and nothing is trusted: the inspection uses a
+part's decoded bytes only for a leaf of the final parse whose span is exactly the
+recorded one in the very message bytes (`mime.Decoded`), so a part the final
+parse reads differently (or through the feedparser) is decoded again, and the
+verdict is the one of the ordinary path. Anything this reader does not model
+(no top-level multipart, digests, nested multiparts, damaged base64, a header
+block past `MAX_HEADER`, a part header block past `MAX_PART_HEADER`) just gets
+no entry. Memory is bounded: the unread tail of a line or header block, a window
+for `boundary=` values, and one entry per part up to `MAX_PARTS`.
+"""
+
+from __future__ import annotations
+
+import email.message
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gateway.message import mime, transfer
+
+Sink = Callable[[bytes], object]
+
+MAX_HEADER = 1024 * 1024  # bytes of the top-level header block looked at
+MAX_PART_HEADER = 64 * 1024  # bytes of a part's header block looked at
+MAX_PARTS = 1000  # parts recorded: further ones are decoded after the dot as before
+# A `boundary=` value is at most 200 characters after any blanks: one that starts
+# within this many bytes of a piece's end waits for the next piece.
+_BOUNDARY_REACH = 512
+_MAX_BOUNDARY_WAIT = 64 * 1024  # blanks after `boundary` longer than this: no count given
+_WORD = b"boundary"
+_BLANKS = b" \t\n\r\x0b\x0c"  # what `\s` matches in a bytes pattern
+
+
+@dataclass(frozen=True)
+class Part:
+    """A top-level leaf part in base64: its content is raw[start:end] (as the final
+    parse spans it); its decoded bytes are `length` bytes at `offset` in the sink."""
+
+    start: int
+    end: int
+    offset: int
+    length: int
+    clean: bool
+
+
+@dataclass(frozen=True)
+class Prescanned:
+    """What a `Prescan` found in the `size` bytes fed to it (picklable).
+
+    `lines`: occurrences of `\\n--`; `boundaries`: lower-cased `boundary=` values,
+    None when they could not be gathered (the inspection counts them itself)."""
+
+    size: int
+    lines: int
+    boundaries: frozenset[bytes] | None
+    parts: tuple[Part, ...]
+
+
+class Prescan:
+    """A message fed a piece at a time (module docstring). Sans-io but for `sink`,
+    which gets the decoded bytes in order; `result()` once the last piece is fed."""
+
+    def __init__(self, sink: Sink) -> None:
+        self._sink = sink
+        self._written = 0
+        self._size = 0
+        # delimiter count
+        self._lines = 0
+        self._last2 = b""
+        self._window = b""  # the last bytes fed, from where `boundary` is still to be tried
+        self._window_at = 0  # offset of _window[0] in the message
+        self._tried_to = 0  # `boundary` occurrences starting before this were tried
+        self._boundaries: set[bytes] | None = set()
+        # structure
+        self._state = "head"  # head, preamble, part_head, body, skip, done
+        self._buf = bytearray()  # unread bytes from _buf_at (a line, a header block)
+        self._buf_at = 0
+        self._consumed = b""  # the last two bytes forgotten from _buf
+        self._line: re.Pattern[bytes] | None = None
+        self._part_begin = 0  # where the current part (its header block) starts
+        self._body_start = 0
+        self._stream: transfer.Base64Stream | None = None
+        self._part_offset = 0
+        self._parts: list[Part] = []
+
+    # -- feeding -------------------------------------------------------------------
+
+    def feed(self, piece: bytes) -> None:
+        """The next bytes of the message."""
+        if not piece:
+            return
+        self._count(piece)
+        self._size += len(piece)
+        if self._state != "done":
+            self._buf += piece
+            self._advance()
+
+    def result(self) -> Prescanned:
+        """What was found; the message ends here (a part still open gets no entry)."""
+        if self._boundaries is not None:
+            self._try_boundaries(final=True)
+        return Prescanned(self._size, self._lines,
+                          None if self._boundaries is None else frozenset(self._boundaries),
+                          tuple(self._parts))
+
+    # -- the delimiter count -------------------------------------------------------
+
+    def _count(self, piece: bytes) -> None:
+        # A `\n--` starting in the last two bytes of the previous piece is counted here.
+        self._lines += (self._last2 + piece).count(b"\n--")
+        self._last2 = piece[-2:] if len(piece) >= 2 else (self._last2 + piece)[-2:]
+        if self._boundaries is None:
+            return
+        self._window += piece
+        self._try_boundaries(final=False)
+
+    def _try_boundaries(self, *, final: bool) -> None:
+        assert self._boundaries is not None
+        window = self._window
+        low = window.lower()
+        at = low.find(_WORD, max(0, self._tried_to - self._window_at))
+        keep_from = max(0, len(window) - len(_WORD) + 1)
+        while at >= 0:
+            found = self._boundary_at(window, at, final=final)
+            if found is _WAIT:
+                keep_from = at
+                break
+            if isinstance(found, bytes):
+                self._boundaries.add(found)
+            at = low.find(_WORD, at + 1)
+        # Occurrences from keep_from on are tried again: a WAIT, or a word not yet whole.
+        self._tried_to = self._window_at + keep_from
+        if not final:
+            if len(window) - keep_from > _MAX_BOUNDARY_WAIT:
+                self._boundaries = None  # hostile blanks: the inspection counts alone
+                self._window = b""
+                return
+            self._window = window[keep_from:]
+            self._window_at += keep_from
+
+    @staticmethod
+    def _boundary_at(window: bytes, at: int, *, final: bool) -> bytes | object | None:
+        """The value `mime._BOUNDARY_PARAM` takes at `at` in the whole message: bytes,
+        None (no match), or _WAIT when bytes not yet fed could change the answer."""
+        found = mime.BOUNDARY_PARAM_ANY_CASE.match(window, at)
+        if found is not None and (final or found.end() < len(window)):
+            return found.group(1).lower()
+        if final:
+            return None
+        if found is not None:
+            return _WAIT  # the value may go on in the next piece
+        rest = window[at + len(_WORD):].lstrip(_BLANKS)
+        if not rest:
+            return _WAIT
+        if not rest.startswith(b"="):
+            return None
+        rest = rest[1:].lstrip(_BLANKS)
+        if rest.startswith(b'"'):
+            rest = rest[1:]
+        return _WAIT if not rest else None
+
+    # -- the structure -------------------------------------------------------------
+
+    def _give_up(self) -> None:
+        self._state = "done"
+        self._buf = bytearray()
+        self._stream = None
+
+    def _advance(self) -> None:
+        # Bounded: every turn consumes bytes of _buf or leaves for more input.
+        for _ in range(len(self._buf) + 2):
+            before = (self._state, self._buf_at)
+            if self._state == "head":
+                self._head()
+            elif self._state == "preamble":
+                self._delimited(content=None)
+            elif self._state == "part_head":
+                self._part_head()
+            elif self._state in ("body", "skip"):
+                self._delimited(content=self._stream)
+            if self._state == "done" or (self._state, self._buf_at) == before:
+                return
+
+    def _head(self) -> None:
+        buf = bytes(self._buf)
+        blank = mime.BLANK_LINE.search(buf)
+        if blank is None:
+            if len(buf) > MAX_HEADER:
+                self._give_up()
+            return
+        try:
+            part, body = mime.header_block(buf, 0, blank.end())
+            pattern = mime.delimiter_pattern(part)
+        except mime.Unmodelled:
+            self._give_up()
+            return
+        if body != blank.end() or pattern is None \
+                or part.get_content_type() == "multipart/digest" \
+                or part.get_content_maintype() != "multipart":
+            self._give_up()
+            return
+        self._line = pattern
+        self._consume(body)
+        self._state = "preamble"
+
+    def _consume(self, upto: int) -> None:
+        """Forget _buf before `upto` (an offset into _buf)."""
+        if upto:
+            self._consumed = (self._consumed + bytes(self._buf[max(0, upto - 2):upto]))[-2:]
+        del self._buf[:upto]
+        self._buf_at += upto
+
+    def _delimited(self, content: transfer.Base64Stream | None) -> None:
+        """Read whole lines up to the next delimiter line: decode them when in a
+        base64 part; at the delimiter, end the part and start the next."""
+        assert self._line is not None
+        last = self._buf.rfind(b"\n")
+        if last < 0:
+            return
+        # The pattern starts at the line end before a delimiter: every line read here
+        # starts after one (the blank line, the delimiter line, the previous line).
+        lines = b"\n" + bytes(self._buf[:last + 1])
+        found = self._line.search(lines)
+        if found is None:
+            if self._state == "body" and content is not None:
+                self._emit(content.feed(memoryview(lines)[1:]))
+            self._consume(last + 1)
+            return
+        here = self._buf_at + found.start() - 1  # the \n before the delimiter line
+        if self._state == "body" and content is not None:
+            self._emit(content.feed(memoryview(lines)[1:found.start() + 1]))
+            self._end_part(here)
+        elif self._state == "preamble" and found.group(1):
+            self._give_up()  # closing delimiter first: no parts
+            return
+        if found.group(1):
+            self._state = "done"
+            self._buf = bytearray()
+            return
+        self._consume(found.end() - 1)
+        self._part_begin = self._buf_at
+        self._stream = None
+        self._state = "part_head"
+
+    def _part_head(self) -> None:
+        assert self._line is not None
+        buf = bytes(self._buf[:MAX_PART_HEADER + 2])
+        blank = mime.BLANK_LINE.search(buf)
+        delimiter = self._line.search(b"\n" + buf)
+        if delimiter is not None and (blank is None or delimiter.start() < blank.start()):
+            self._state = "skip"  # a part with no body: its header block is all it has
+            return
+        if blank is None:
+            if len(self._buf) > MAX_PART_HEADER:
+                self._state = "skip"
+            return
+        try:
+            part, body = mime.header_block(buf, 0, blank.end())
+        except mime.Unmodelled:
+            self._state = "skip"
+            return
+        leaf = part.get_content_maintype() not in ("multipart", "message")
+        if body == blank.end() and leaf and mime.transfer_encoding(part) == "base64" \
+                and len(self._parts) < MAX_PARTS:
+            self._stream = transfer.Base64Stream()
+            self._part_offset = self._written
+            self._state = "body"
+        else:
+            self._state = "skip"
+        self._consume(blank.end())
+        self._body_start = self._buf_at
+
+    def _emit(self, data: bytes) -> None:
+        if data:
+            self._sink(data)
+            self._written += len(data)
+
+    def _end_part(self, newline: int) -> None:
+        """The part whose content ends at the line end `newline` (offset of its \\n)."""
+        stream, self._stream = self._stream, None
+        if stream is None or stream.broken:
+            return
+        last, clean = stream.end()
+        self._emit(last)
+        # RFC 2046 5.1.1: the CRLF before a delimiter belongs to the delimiter; the
+        # final parse strips it as `mime._strip_eol` does. Pieces here are CRLF lines.
+        start, end = self._body_start, newline + 1
+        if end - start >= 2 and self._byte(newline - 1) == b"\r":
+            end -= 2
+        elif end > start:
+            end -= 1
+        else:
+            return
+        self._parts.append(Part(self._body_start, end, self._part_offset,
+                                self._written - self._part_offset, clean))
+
+    def _byte(self, offset: int) -> bytes:
+        at = offset - self._buf_at
+        if at < 0:  # consumed: only the last two bytes are kept
+            return self._consumed[at:len(self._consumed) + at + 1] if -at <= 2 else b""
+        return bytes(self._buf[at:at + 1])
+
+
+_WAIT = object()
+
+
+class Known:
+    """The prescanned parts of one message for `mime.Decoded`: a part's decoded bytes
+    when the final parse spans it exactly as recorded in these very bytes, read back
+    with `read(offset, length)` (the inspection process reads the front end's file)."""
+
+    def __init__(self, raw: bytes, found: Prescanned,
+                 read: Callable[[int, int], bytes]) -> None:
+        self._raw = raw
+        whole = found.size == len(raw)
+        self._parts = {(p.start, p.end): p for p in found.parts} if whole else {}
+        self._read = read
+        self.counted: tuple[int, frozenset[bytes]] | None = (
+            (found.lines, found.boundaries)
+            if whole and found.boundaries is not None else None)
+        self.used = 0  # parts served: what tests and the bench look at
+
+    def __call__(self, part: email.message.Message) -> tuple[bytes, bool] | None:
+        span = mime.wire_span(part)
+        if span is None or span[0] is not self._raw:
+            return None
+        found = self._parts.get((span[1], span[2]))
+        if found is None or mime.transfer_encoding(part) != "base64":
+            return None
+        data = self._read(found.offset, found.length)
+        if len(data) != found.length:
+            return None  # the file lost bytes: decode the part here
+        self.used += 1
+        return data, found.clean
