@@ -68,7 +68,7 @@ def zip_protection(data: bytes, limits: InspectionLimits = DEFAULT_LIMITS) -> Pr
     try:
         with archives.open_zip(data, limits) as zf:
             infos = zf.infolist()
-            if odf.is_odf({i.filename for i in infos[:1000]}):
+            if odf.is_odf({i.filename for i in infos}):
                 encrypted, scheme = odf.encryption(zf)
                 return Protection(encrypted, scheme)
             files = [i for i in infos if not archives.is_dir(i)]

@@ -29,7 +29,6 @@ from gateway.message.text import fold
 _GUID = re.compile(r"\{?([0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-"
                    r"[0-9A-Fa-f]{12})\}?")
 _PAIR = re.compile(r"MSIP_Label_(\{?[0-9A-Za-z-]+\}?)_([A-Za-z]+)\s*=\s*([^;]*)")
-MAX_LABELS = 50  # per text: a real header names one or two
 
 
 def guid(text: str) -> str | None:
@@ -58,15 +57,15 @@ class Label:
 
 def parse(value: str) -> list[Label]:
     """The labels of `MSIP_Label_<id>_<Field>=value;` pairs (a header value or the
-    pairs of a document's properties), in order of first mention, at most MAX_LABELS.
-    A label without an `Enabled` pair counts as enabled: a marking is never lost for a
-    missing field. Never raises."""
+    pairs of a document's properties), in order of first mention, every one of them
+    (a real header names one or two; a label after fifty decoys is still a label, and
+    the text is bounded by the header and document limits). A label without an
+    `Enabled` pair counts as enabled: a marking is never lost for a missing field.
+    Never raises."""
     fields: dict[str, dict[str, str]] = {}
     for m in _PAIR.finditer(value):
         raw_id = m.group(1)
         key = guid(raw_id) or raw_id.strip("{}").lower()
-        if key not in fields and len(fields) >= MAX_LABELS:
-            continue
         fields.setdefault(key, {}).setdefault(m.group(2).lower(), m.group(3).strip())
     return [Label(id=key, name=f.get("name", "").strip().strip("\"'"),
                   enabled=f.get("enabled", "true").strip().lower() not in ("false", "0"),

@@ -54,9 +54,6 @@ if TYPE_CHECKING:
 LEVELS = ("TERHAD", "SULIT", "RAHSIA", "RAHSIA BESAR")  # lowest first
 MAX_FOUND = 50  # per message: enough to say where, bounded for the log
 MAX_PER_PART = 3
-# Longest text the subject rules judge as one segment of a document header or footer;
-# a longer one is still judged line by line by the body rules, whatever its length.
-MAX_LINE = 1000
 
 
 @dataclass(frozen=True)
@@ -115,15 +112,21 @@ def _level(token: str) -> str:
 _M = r"(?<![A-Za-z0-9])(RAHSIA[ \t]+BESAR|RAHSIA|SULIT|TERHAD)(?![A-Za-z0-9])"
 _D = r"[:\-–—|/]"
 _OPEN, _CLOSE = r"[\[({<【〔「『]", r"[\])}>】〕」』]"
+# Every leading prefix at once, however many (`Re: Fwd: [EXTERNAL] ...`): possessive,
+# so one linear match; a loop that peeled twenty of them left a marking behind the
+# twenty-first unread.
 _SUBJECT_PREFIX = re.compile(
-    r"(?i)^\s*(?:(?:re|fw|fwd|aw|wg|sv|vs|tr|rv|r|bls|balas|mk|majukan|fyi)"
-    r"\s*(?:\[\d+\]|\(\d+\))?\s*[:：]|" + _OPEN + r"[^\])}>】〕」』]{0,60}" + _CLOSE + r")\s*")
+    r"(?i)^(?:\s*(?:(?:re|fw|fwd|aw|wg|sv|vs|tr|rv|r|bls|balas|mk|majukan|fyi)"
+    r"\s*(?:\[\d+\]|\(\d+\))?\s*[:：]|" + _OPEN + r"[^\])}>】〕」』]{0,60}" + _CLOSE +
+    r"))*+\s*")
 # In brackets the marking counts in any case: `Minit mesyuarat (Sulit)`.
 _S_BRACKET = re.compile(_OPEN + r"[\s*_\-=]*(?i:" + _M + r")[\s*_\-=]*" + _CLOSE)
 # Quotes and emphasis a sender puts round the marking (`"RAHSIA" Pelan`, `*SULIT*:`),
 # and the punctuation after it (`RAHSIA. Pelan`), leave it the marking.
 _Q_OPEN = r"[\"'“”‘’«»„‹›*#]*"
-_Q_CLOSE = r"[\"'“”‘’«»„‹›*.,;!]*"
+# Possessive: `.` and `!` may also end a subject (`[\s.!]*$` after it), and two greedy
+# runs over the same dots made `- RAHSIA........x` quadratic (seconds per subject).
+_Q_CLOSE = r"[\"'“”‘’«»„‹›*.,;!]*+"
 _S_ALONE = re.compile(r"^[\s*_\-=\"'.]*" + _M + r"[\s*_\-=\"'.!]*$")
 _S_START = re.compile(r"^\s*" + _Q_OPEN + _M + _Q_CLOSE + r"\s*" + _D)
 _S_END = re.compile(_D + r"\s*" + _Q_OPEN + _M + _Q_CLOSE + r"[\s.!]*$")
@@ -147,11 +150,9 @@ def in_subject(subject: str) -> list[str]:
     if not re.search(r"(?i)RAHSIA|SULIT|TERHAD", s):
         return []
     found = [_level(m.group(1)) for m in _S_BRACKET.finditer(s)]
-    for _ in range(20):  # peel `Re: Fwd: [EXTERNAL] ...` one prefix at a time
-        m = _SUBJECT_PREFIX.match(s)
-        if not m or not m.end():
-            break
-        s = s[m.end():]
+    prefixes = _SUBJECT_PREFIX.match(s)  # `Re: Fwd: [EXTERNAL] ...`, all of them
+    if prefixes:
+        s = s[prefixes.end():]
     for rx in (_S_ALONE, _S_START, _S_END):
         m = rx.search(s)
         if m:
@@ -461,7 +462,9 @@ def in_label(text: str) -> list[str]:
         line = in_line(fold(segment))
         if line is not None:
             found.append(line)
-        elif len(segment) <= MAX_LINE:
+        else:
+            # Whatever its length (the subject rules are linear): a segment of more
+            # than a thousand characters ending `- RAHSIA` was never judged.
             found.extend(in_subject(segment))
     return list(dict.fromkeys(found))
 
@@ -538,12 +541,14 @@ def _join(name: str, path: str) -> str:
     return f"{name}/{path}" if path else name
 
 
-def detect(view: MessageView) -> Markings:
+def detect(view: MessageView, *, attachments: bool = True) -> Markings:
     """Every marking in the message, in the places MARKINGS.md lists.
 
     Raises NotInspectable when an attachment's documents are beyond the inspection
     bounds (a ZIP bomb, nesting, bytes or time): such a message cannot be called
-    unmarked."""
+    unmarked. `attachments=False`: the subject, headers, forwarded headers and bodies
+    only (never raises): what the view keeps for the log of a message that could not
+    be inspected, bounded like the rest (a higher marking is never dropped)."""
     out = _Collector(view.label_map)
     for marking in in_subject(view.subject):
         out.add(marking, {"in": "subject", "at": "subject"})
@@ -571,7 +576,7 @@ def detect(view: MessageView) -> Markings:
         if part.nested:
             where["nested"] = part.nested
         out.text(part.text, where)
-    for att in view.attachments:
+    for att in view.attachments if attachments else ():
         base = {"in": "attachment", "index": att.index, "name": att.filename}
         prefix = f"{att.container_path}/" if att.container_path else ""
         if att.container is not None:

@@ -210,12 +210,15 @@ _BLOCK = frozenset({
     "table", "tbody", "td", "tfoot", "th", "thead", "title", "tr", "ul",
 })
 # A regex renderer rather than html.parser: about ten times faster on the HTML mail
-# clients write, and possessive quantifiers keep hostile markup linear.
+# clients write, and possessive quantifiers keep hostile markup linear. No length cap
+# on an attribute value: a tag with a longer one (a long inline style) was left as
+# text, and the marking after it on the same line went unread. Each quoted value runs
+# to the next quote, so hostile markup stays linear all the same.
 _HIDDEN_START = re.compile(r"(?i)<(script|style|template)\b|<!--")
 _HIDDEN_END = {name: re.compile(rf"(?i)</{name}\s*>") for name in ("script", "style", "template")}
 _TAG = re.compile(
-    r"""<(/?)([A-Za-z][A-Za-z0-9:-]*+)((?>[^<>"']++|"[^"]{0,4000}+"|'[^']{0,4000}+')*+)/?>"""
-    r"|<![^<>]{0,4000}+>|<\?[^<>]{0,4000}+>")
+    r"""<(/?)([A-Za-z][A-Za-z0-9:-]*+)((?>[^<>"']++|"[^"]*+"|'[^']*+')*+)/?>"""
+    r"|<![^<>]*+>|<\?[^<>]*+>")
 _HREF = re.compile(r"""(?i)\bhref\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""")
 
 

@@ -169,7 +169,7 @@ def _zip_opener(data: bytes, bounds: Bounds) -> Any:
     except Exception:  # pyzipper raises what zipfile does, and more, on damage
         raise _Unsupported("zip") from None
     archives.check_directory(data, infos, bounds.limits)
-    if odf_mod.is_odf({i.filename for i in infos[:1000]}):
+    if odf_mod.is_odf({i.filename for i in infos}):
         raise _Unsupported("opendocument")
     entries = [i for i in infos if not archives.is_dir(i) and i.flag_bits & 0x1]
     if not entries:

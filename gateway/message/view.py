@@ -647,17 +647,9 @@ class MessageView:
             return markings_mod.detect(self)
         except NotInspectable as exc:
             self._late_incomplete = exc.reason
-        found = [markings_mod.Found(m, {"in": "subject", "at": "subject"})
-                 for m in markings_mod.in_subject(self.subject)]
-        for value in self.header_values("msip_labels"):
-            found += [markings_mod.Found(m, {"in": "header", "header": "msip_labels",
-                                             "at": "header:msip_labels"})
-                      for m in markings_mod.in_msip_labels(value, self.label_map)]
-        for part in self.text_parts:
-            found += [markings_mod.Found(m, {"in": "body", "part": part.index, "at": part.where,
-                                             "lineno": n})
-                      for n, m in markings_mod.in_text(part.text)]
-        return markings_mod.Markings(tuple(found[:markings_mod.MAX_FOUND]))
+        # Bounded as `detect` bounds evidence: a RAHSIA line after fifty TERHAD ones is
+        # kept (cutting the list at fifty lost it, and with it the log's withholding).
+        return markings_mod.detect(self, attachments=False)
 
     @property
     def classification(self) -> str | None:

@@ -14,6 +14,9 @@ It rewrites every generated case and its `.expect.yaml` sidecar:
 - LibreOffice 7.4 writes no HeaderFooter record (first-page and even-page sheet
   headers, [MS-XLS] 2.4.137), so `Bajet-first-header.xls` is LibreOffice's workbook
   with one added just before its sheet's EOF, repacked by `cfb`;
+- `Minit-berkata-laluan.doc` and `Bajet-berkata-laluan.xls` are saved with a password
+  by LibreOffice itself (RC4, as an officer's "Save with password" writes them), through
+  make_odf_rtf.py's Basic macro and profile: `--convert-to` takes no password;
 - the real password-protected and plain files of tests/corpus/fixtures/office/
   (msoffcrypto-tool's test inputs, MIT licence, Copyright (c) 2015 nolze; see that
   folder's README) are copied with sidecars for their encryption scheme.
@@ -95,8 +98,8 @@ def watermark(text: str) -> str:
             '</draw:custom-shape></text:p>')
 
 
-def frame(text: str) -> str:
-    return ('<draw:frame draw:name="Bingkai1" text:anchor-type="paragraph" svg:width="6cm" '
+def frame(text: str, name: str = "Bingkai1") -> str:
+    return (f'<draw:frame draw:name="{name}" text:anchor-type="paragraph" svg:width="6cm" '
             f'svg:height="2cm"><draw:text-box>{_p(text)}</draw:text-box></draw:frame>')
 
 
@@ -161,6 +164,18 @@ def word_cases() -> dict[str, tuple[str, dict[str, object]]]:
             "classification": "RAHSIA BESAR",
             "where": ["attachment:Minit-even-footer.doc:footer"],
             "note": "only the even-page footer carries the marking"}),
+        "Minit-even-header.doc": (fodt(MINIT, {
+            "header": [_p("Kementerian Contoh Malaysia")],
+            "header-left": [_p("TERHAD")]}), {
+            "classification": "TERHAD",
+            "where": ["attachment:Minit-even-header.doc:header"],
+            "note": "only the even-page header carries the marking"}),
+        "Minit-first-footer.doc": (fodt(MINIT, {
+            "footer": [_p("Muka surat")],
+            "footer-first": [_p("RAHSIA")]}), {
+            "classification": "RAHSIA",
+            "where": ["attachment:Minit-first-footer.doc:footer"],
+            "note": "only the first-page footer carries the marking"}),
         "Minit-header-subject.doc": (fodt(MINIT, {
             "header": [_p("Minit Mesyuarat Pengurusan - TERHAD")]}), {
             "classification": "TERHAD",
@@ -173,6 +188,21 @@ def word_cases() -> dict[str, tuple[str, dict[str, object]]]:
             "header": [f"<text:p>{frame('SULIT')}Kementerian Contoh</text:p>"]}), {
             "classification": "SULIT",
             "where": ["attachment:Minit-header-textbox.doc:header"]}),
+        "Minit-footer-textbox.doc": (fodt(MINIT, {
+            "footer": [f"<text:p>{frame('SULIT')}Kementerian Contoh</text:p>"]}), {
+            "classification": "SULIT",
+            "where": ["attachment:Minit-footer-textbox.doc:footer"],
+            "not_where": ["attachment:Minit-footer-textbox.doc:header"],
+            "note": "a text box in the footer: header and footer text boxes share one "
+                    "story, told apart by their shapes' anchors"}),
+        "Minit-header-footer-textbox.doc": (fodt(MINIT, {
+            "header": [f"<text:p>{frame('SULIT')}Minit Mesyuarat</text:p>"],
+            "footer": [f"<text:p>{frame('Kementerian Contoh', 'Bingkai2')}Muka surat"
+                       "</text:p>"]}), {
+            "classification": "SULIT",
+            "where": ["attachment:Minit-header-footer-textbox.doc:header"],
+            "not_where": ["attachment:Minit-header-footer-textbox.doc:footer"],
+            "note": "a marked text box in the header beside an unmarked one in the footer"}),
         "Minit-jadual.doc": (fodt([MINIT[0], _table([["SULIT", "Rujukan: ANM.100-1/2/3"],
                                                      ["Tarikh", "3 Mac 2025"]]),
                                    *MINIT[1:]]), {
@@ -472,6 +502,39 @@ def convert(sources: dict[str, str], fmt: str) -> dict[str, bytes]:
                 for name in sources}
 
 
+def with_password(sources: dict[str, str], filter_name: str) -> dict[str, bytes]:
+    """LibreOffice's own password-protected save of each flat ODF source (name -> XML)
+    with `filter_name` (`MS Word 97`, `MS Excel 97`): `--convert-to` takes no password,
+    so make_odf_rtf.py's Basic macro stores it (XStorable.storeToURL with `Password`)."""
+    import make_odf_rtf as odf
+    suffix = ".fods" if "Excel" in filter_name else ".fodt"
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        odf._prepare_profile(odf.PROFILE, work, odf11=False)
+        out = {}
+        for name, xml in sources.items():
+            src = work / (Path(name).stem + suffix)
+            src.write_text(xml, encoding="utf-8")
+            dst = work / name
+            odf.soffice(odf.PROFILE, f'macro:///Standard.Module1.Encrypt("{src}","{dst}",'
+                                     f'"{filter_name}","{odf.PASSWORD}")')
+            out[name] = dst.read_bytes()
+        return out
+
+
+def encrypted_cases() -> dict[str, tuple[str, str, dict[str, object]]]:
+    """Name -> (flat source, LibreOffice filter, expectation): marked documents saved
+    with a password by LibreOffice (RC4, [MS-OFFCRYPTO] 2.3.6), nothing readable."""
+    return {
+        "Minit-berkata-laluan.doc": (fodt(MINIT, {"header": [_p("SULIT")]}), "MS Word 97", {
+            "classification": None, "encrypted": [True], "schemes": ["rc4"],
+            "categories": ["office"]}),
+        "Bajet-berkata-laluan.xls": (fods([["SULIT"], *SENARAI]), "MS Excel 97", {
+            "classification": None, "encrypted": [True], "schemes": ["rc4"],
+            "categories": ["office"]}),
+    }
+
+
 def write(name: str, data: bytes, expect: dict[str, object]) -> None:
     expect.setdefault("source", "LibreOffice 7.4, by tests/corpus/make_legacy_office.py")
     (CASES / name).write_bytes(data)
@@ -503,6 +566,15 @@ def main() -> None:
     write("Bajet-first-header.xls", cfb(streams), {
         "classification": "SULIT", "where": ["attachment:Bajet-first-header.xls:header"],
         "note": "first-page header in a HeaderFooter record (0x089C)"})
+
+    # Saved with a password by LibreOffice itself.
+    for filter_name in ("MS Word 97", "MS Excel 97"):
+        chosen = {name: case for name, case in encrypted_cases().items()
+                  if case[1] == filter_name}
+        made = with_password({name: source for name, (source, _f, _e) in chosen.items()},
+                             filter_name)
+        for name, (_source, _filter, expect) in chosen.items():
+            write(name, made[name], expect)
 
     # Real files: encrypted (with their scheme) and plain.
     real = {

@@ -463,6 +463,12 @@ def eml_with_tnef(data: bytes) -> bytes:
 # tests/corpus/fixtures/README.md): AES, ECMA-376 agile encryption.
 ENCRYPTED_DOCX = (Path(__file__).parent / "fixtures" / "office" /
                   "example_password.docx").read_bytes()
+# Legacy Office files with a password, from the same MIT-licensed inputs: Word 97 with
+# RC4 CryptoAPI encryption, Excel 97 with XOR obfuscation.
+RC4_DOC = (Path(__file__).parent / "fixtures" / "office" /
+           "rc4cryptoapi_password.doc").read_bytes()
+XOR_XLS = (Path(__file__).parent / "fixtures" / "office" /
+           "xor_password_123456789012345.xls").read_bytes()
 
 
 def cases() -> dict[str, tuple[bytes, dict[str, object]]]:
@@ -567,6 +573,33 @@ def cases() -> dict[str, tuple[bytes, dict[str, object]]]:
                            message=Message(subject="[SULIT] Bajet 2026", body="Bajet.\n"))])),
             {"classification": "SULIT",
              "where": ["attachment:Diteruskan-winmail.dat/Bajet:subject"]}),
+        "Berkata-laluan-winmail.dat": (
+            tnef(Message(subject="[SULIT] Bajet 2026", body="Kata laluan melalui SMS.\n",
+                         attachments=[Attachment(long_name="Bajet.docx",
+                                                 short_name="BAJET~1.DOC",
+                                                 data=ENCRYPTED_DOCX,
+                                                 mime=make_documents.DOCX)])),
+            {"classification": "SULIT", "encrypted": [True, True], "schemes": ["aes", "aes"],
+             "outcome_outbound": "accept", "rule_outbound": None,
+             "note": "a SULIT TNEF whose only file is encrypted (AES): encrypted as a whole"}),
+        "Lama-berkata-laluan-winmail.dat": (
+            tnef(Message(subject="[SULIT] Bajet 2026", body="Kata laluan melalui SMS.\n",
+                         attachments=[
+                             Attachment(long_name="Bajet.doc", short_name="BAJET.DOC",
+                                        data=RC4_DOC, mime="application/msword"),
+                             Attachment(long_name="Jadual.xls", short_name="JADUAL.XLS",
+                                        data=XOR_XLS, mime="application/vnd.ms-excel")]),
+                 legacy=False),
+            {"classification": "SULIT", "encrypted": [True, True, True],
+             "schemes": [None, "rc4", "xor"],
+             "note": "legacy Office files with a password inside TNEF: each file's scheme, "
+                     "none for the wrapper whose files differ"}),
+        "Lama-berkata-laluan.msg": (
+            outlook_msg(Message(subject="[SULIT] Bajet 2026", body="Dilampirkan.\n",
+                                attachments=[Attachment(long_name="Bajet.doc", data=RC4_DOC,
+                                                        mime="application/msword")])),
+            {"classification": "SULIT", "encrypted": [True, True], "schemes": ["rc4", "rc4"],
+             "note": "a Word 97 file with an RC4 password inside an Outlook item"}),
         "Prosa-winmail.dat": (
             tnef(Message(subject=PROSE_SUBJECT, body=PROSE_BODY, attachments=[
                 Attachment(long_name="nota.txt", data=b"Tempat terhad.\r\n")])),

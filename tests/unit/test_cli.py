@@ -181,8 +181,24 @@ def test_check_json_reports_the_encryption_scheme(tmp_path: Path) -> None:
     data = (REPO / "tests" / "corpus" / "fixtures" / "office" /
             "example_password.docx").read_bytes()
     r = check_json(tmp_path, message("Laporan", attachment=("laporan.docx", data)))
-    assert [(a["encrypted"], a["encryption_scheme"]) for a in r["attachments"]] == [
-        (True, "aes")]
+    assert [(a["encrypted"], a["encryption_scheme"])
+            for a in r["attachments"]] == [(True, "aes")]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(("case", "expected"), [
+    ("office/odf/Berkata-laluan-lama.odt", [(True, "blowfish")]),
+    ("office/legacy/Minit-berkata-laluan.doc", [(True, "rc4")]),
+    ("office/legacy/xor_password_123456789012345.xls", [(True, "xor")]),
+    ("pdf/Kata-laluan-RC4.pdf", [(True, "pdf-rc4")]),
+    ("outlook/Lama-berkata-laluan-winmail.dat", [(True, None), (True, "rc4"), (True, "xor")]),
+])
+def test_check_json_reports_the_scheme_of_every_format(
+        tmp_path: Path, case: str, expected: list[tuple[bool, str | None]]) -> None:
+    # Issue 10 item 2: ODF, legacy Office, PDF, and the files inside a TNEF stream.
+    path = REPO / "tests" / "corpus" / "cases" / case
+    r = check_json(tmp_path, message("Dokumen", attachment=(path.name, path.read_bytes())))
+    assert [(a["encrypted"], a["encryption_scheme"])
+            for a in r["attachments"]] == expected  # type: ignore[attr-defined]
 
 
 def test_check_json_reports_the_macro_state(tmp_path: Path) -> None:

@@ -57,6 +57,9 @@ def streams(name: str) -> dict[str, bytes]:
     ("Minit-header-subject.doc", ("label", "header", "Minit Mesyuarat Pengurusan - TERHAD")),
     ("Minit-textbox.doc", ("lines", "textbox", "TERHAD")),
     ("Minit-header-textbox.doc", ("label", "header", "SULIT")),
+    ("Minit-footer-textbox.doc", ("label", "footer", "SULIT")),
+    ("Minit-header-footer-textbox.doc", ("label", "header", "SULIT")),
+    ("Minit-header-footer-textbox.doc", ("label", "footer", "Kementerian Contoh")),
     ("Minit-nota-kaki.doc", ("lines", "footnote", "RAHSIA")),
     ("Minit-tera-air.doc", ("label", "watermark", "SULIT")),
 ])
@@ -74,6 +77,80 @@ def test_word_even_footer_is_a_footer_not_a_header() -> None:
     got = read(case("Minit-even-footer.doc"))
     assert {p.part for p in got if p.text.strip() in ("RAHSIA BESAR", "Muka surat")} == {
         "footer"}
+
+
+def test_word_header_and_footer_text_boxes_are_told_apart() -> None:
+    # Both boxes are in the one header text box story, the footer's after the header's.
+    got = [(p.part, p.text.strip()) for p in read(case("Minit-header-footer-textbox.doc"))
+           if p.text.strip() in ("SULIT", "Kementerian Contoh")]
+    assert got == [("header", "SULIT"), ("footer", "Kementerian Contoh")]
+
+
+def _pair(word: bytes, index: int) -> tuple[int, int]:
+    """(fc, lcb) of FibRgFcLcb97 pair `index`."""
+    _lw, fclcb = _fib_offsets(word)
+    fc, lcb = struct.unpack_from("<II", word, fclcb + 8 * index)
+    return fc, lcb
+
+
+def _set_lcb(word: bytearray, table: bytearray, index: int) -> None:
+    _lw, fclcb = _fib_offsets(bytes(word))
+    struct.pack_into("<I", word, fclcb + 8 * index + 4, 0)
+
+
+def _zero_ftxbxs_lid(word: bytearray, table: bytearray) -> None:
+    fc, lcb = _pair(bytes(word), 58)  # PlcfHdrtxbxTxt: 3 CPs, 2 FTXBXS
+    assert lcb == 3 * 4 + 2 * 22
+    struct.pack_into("<I", table, fc + 3 * 4 + 14, 0)
+
+
+def _cps(index: int, *cps: int) -> Callable[[bytearray, bytearray], None]:
+    def mutate(word: bytearray, table: bytearray) -> None:
+        fc, _lcb = _pair(bytes(word), index)
+        struct.pack_into(f"<{len(cps)}I", table, fc, *cps)
+    return mutate
+
+
+def _both(*steps: Callable[[bytearray, bytearray], None]
+          ) -> Callable[[bytearray, bytearray], None]:
+    def mutate(word: bytearray, table: bytearray) -> None:
+        for step in steps:
+            step(word, table)
+    return mutate
+
+
+def _drop(index: int) -> Callable[[bytearray, bytearray], None]:
+    return lambda word, table: _set_lcb(word, table, index)
+
+
+@pytest.mark.parametrize(("mutation", "part"), [
+    pytest.param(None, "footer", id="intact"),
+    # One link lost, another still names the shape: FTXBXS.lid without the drawing,
+    # the drawing's lTxid without FTXBXS.lid.
+    pytest.param(_drop(50), "footer", id="no_drawing"),
+    pytest.param(_zero_ftxbxs_lid, "footer", id="no_ftxbxs_lid"),
+    # The chain broken: the box is read as before, `header`, never lost.
+    pytest.param(_both(_drop(50), _zero_ftxbxs_lid), "header", id="no_shape"),
+    pytest.param(_drop(58), "header", id="no_plcfhdrtxbxtxt"),
+    pytest.param(_cps(58, 7, 0, 8), "header", id="plcfhdrtxbxtxt_descends"),
+    pytest.param(_cps(58, 0, 7, 0x7FFFFFFF), "header", id="plcfhdrtxbxtxt_past_story"),
+    pytest.param(_drop(41), "header", id="no_plcspahdr"),
+    pytest.param(_cps(41, 30, 212), "header", id="anchor_outside_every_story"),
+    pytest.param(_cps(41, 300, 212), "header", id="plcspahdr_descends"),
+    pytest.param(_drop(11), "header", id="no_plcfhdd"),
+    pytest.param(_cps(11, 5, 0), "header", id="plcfhdd_descends"),
+])
+def test_word_footer_text_box_chain(mutation: Callable[[bytearray, bytearray], None] | None,
+                                    part: str) -> None:
+    parts = streams("Minit-footer-textbox.doc")
+    word = bytearray(parts["WordDocument"])
+    name = "1Table" if struct.unpack_from("<H", word, 10)[0] & 0x0200 else "0Table"
+    table = bytearray(parts[name])
+    if mutation is not None:
+        mutation(word, table)
+    parts["WordDocument"], parts[name] = bytes(word), bytes(table)
+    got = {p.part for p in msdoc.pieces(parts, Bounds()) if p.text.strip() == "SULIT"}
+    assert got == {part}
 
 
 def test_word_table_cells_are_lines_of_their_own() -> None:

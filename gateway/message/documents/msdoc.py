@@ -7,7 +7,8 @@ written from the published specification:
   by walking its counted parts (csw, cslw, cbRgFcLcb) rather than fixed offsets:
   wIdent 0xA5EC, fEncrypted / fObfuscated, fWhichTblStm (the `1Table` or `0Table`
   stream), the story lengths ccpText, ccpFtn, ccpHdd, ccpMcr, ccpAtn, ccpEdn, ccpTxbx,
-  ccpHdrTxbx, and fcClx, fcPlcfHdd, fcDggInfo in the table stream;
+  ccpHdrTxbx, and fcClx, fcPlcfHdd, fcPlcSpaHdr, fcDggInfo, fcPlcfHdrtxbxTxt in the
+  table stream;
 - the piece table (2.9.38 Clx: Prc entries then a Pcdt, 2.8.35 PlcPcd, 2.9.177 Pcd,
   2.9.73 FcCompressed; algorithm 2.4.1 Retrieving Text): compressed pieces hold one byte
   per character, Latin-1 except the 2.9.73 table (0x82 -> U+201A ... 0x9F -> U+0178),
@@ -19,6 +20,18 @@ written from the published specification:
   even footer, odd footer, first-page header, first-page footer. A damaged Plcfhdd
   (not ascending, out of range) leaves the whole header document read as `header`:
   the label rules are the same for both, so only the evidence name is less precise;
+- header text boxes: Word keeps the text boxes of every header and footer in one
+  story (ccpHdrTxbx). Which header or footer a box stands in is found by following its
+  shape: PlcfHdrtxbxTxt (2.8.23) splits the story into text boxes, one FTXBXS (2.9.106)
+  each (fReusable ones and the last are spares, not boxes); the header drawing's shape
+  that shows box n (1-based) has lTxid ([MS-ODRAW] 2.3.21.1; the same value as
+  OfficeArtClientTextbox, [MS-DOC] 2.9.170) with n in its high 16 bits and 0, the first
+  of a linked chain, in the low 16; failing that, FTXBXS.lid names the shape. The
+  shape's Spa (2.9.253, lid = OfficeArtFSP spid) in PlcSpaHdr (a PlcfSpa, 2.8.27,
+  fcPlcSpaHdr) gives its anchor CP in the header document, and the Plcfhdd story that
+  CP falls in says header or footer. A box whose chain breaks anywhere (no PLC, a
+  damaged one, no shape, no anchor, an anchor in a separator story) is read as
+  `header`, as is any text of the story outside the boxes: its text is never lost;
 - watermarks: WordArt shapes in the header drawing keep their text in the shape
   property gtextUNICODE, not in any story. The drawings are OfficeArtContent (2.9.171)
   at fcDggInfo: an OfficeArtDggContainer, then OfficeArtWordDrawing entries whose
@@ -30,9 +43,10 @@ written from the published specification:
 Pieces: main text paragraphs and table cells (`lines`, `body`; the cell mark 0x07 ends a
 cell as a paragraph mark ends a paragraph, so each cell is its own line); footnotes and
 endnotes (`lines`, `footnote`); header and footer stories (`label`, `header`/`footer`,
-every kind: odd, even, first page); text boxes (`lines`, `textbox`); header text boxes
-(`label`, `header`); WordArt in a header (`label`, `watermark`) or in the main document
-(`lines`, `textbox`). Field instructions (between 0x13 and 0x14) are dropped, field
+every kind: odd, even, first page); text boxes (`lines`, `textbox`); header and footer
+text boxes (`label`, `header` or `footer` by their anchor, `header` when unknown);
+WordArt in a header (`label`, `watermark`) or in the main document (`lines`,
+`textbox`). Field instructions (between 0x13 and 0x14) are dropped, field
 results kept. Comments and macros are not read. Word 6/95 files (no table stream) and
 encrypted files give nothing.
 
@@ -42,6 +56,7 @@ was read still counts. Every decoded character is charged to the bounds.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import re
 import struct
@@ -59,7 +74,22 @@ F_OBFUSCATED = 0x8000
 # Indexes of fc/lcb pairs in FibRgFcLcb97 ([MS-DOC] 2.5.6).
 _PLCF_HDD = 11
 _CLX = 33
+_PLC_SPA_HDR = 41
 _DGG_INFO = 50
+_PLCF_HDRTXBX_TXT = 58
+# Data element sizes of PlcfSpa (2.9.253 Spa) and PlcfHdrtxbxTxt (2.9.106 FTXBXS).
+_SPA_SIZE = 26
+_FTXBXS_SIZE = 22
+# Plcfhdd: six separator stories come before the first section's six.
+_SEPARATORS = 6
+# OfficeArt records ([MS-ODRAW] 2.2.14 OfficeArtSpContainer, 2.2.40 OfficeArtFSP,
+# [MS-DOC] 2.9.170 OfficeArtClientTextbox) and the lTxid property (2.3.21.1).
+_RT_SP_CONTAINER = 0xF004
+_RT_FSP = 0xF00A
+_RT_CLIENT_TEXTBOX = 0xF00D
+_LTXID = 0x0080
+# Entries of a PLC between two clock checks.
+_CHECK_EVERY = 4096
 # FibRgLw97 fields, in order from ccpText ([MS-DOC] 2.5.5), and what each story is.
 _STORIES = ("text", "ftn", "hdd", "mcr", "atn", "edn", "txbx", "hdrtxbx")
 
@@ -180,8 +210,7 @@ def pieces(streams: Mapping[str, bytes], bounds: Bounds, path: str = "") -> Iter
     yield from _headers(story("hdd"), table, found, bounds, path)
     for para in _paragraphs(story("txbx")):
         yield Piece("lines", "textbox", para, path=path)
-    for para in _paragraphs(story("hdrtxbx")):
-        yield Piece("label", "header", para, path=path)
+    yield from _header_textboxes(story("hdrtxbx"), table, found, bounds, path)
     yield from _drawings(table, found, bounds, path)
 
 
@@ -289,33 +318,177 @@ def _headers(story: str, table: bytes, found: Fib, bounds: Bounds, path: str
     even/odd/first headers and footers."""
     if not story:
         return
-    fc, lcb = found.pair(_PLCF_HDD)
-    cps: tuple[int, ...] = ()
-    if lcb >= 8 and fc + lcb <= len(table):
-        cps = struct.unpack_from(f"<{lcb // 4}I", table, fc)
-    ends = cps[:-1]  # the last CP is undefined ([MS-DOC] 2.8.22)
-    if not ends or any(b < a for a, b in itertools.pairwise(ends)) or \
-            ends[-1] > len(story):
+    ends = _hdd_starts(table, found)
+    if not ends or ends[-1] > len(story):
         for para in _paragraphs(story):
             yield Piece("label", "header", para, path=path)
         return
     for i in range(len(ends) - 1):
-        if i % 4096 == 0:
+        if i % _CHECK_EVERY == 0:
             bounds.check_time()
         text = story[ends[i]:ends[i + 1]]
-        if i < 6:
-            for para in _paragraphs(text):
-                yield Piece("lines", "footnote", para, path=path)
-            continue
-        # Per section: even header, odd header, even footer, odd footer, first header,
-        # first footer.
-        part = "header" if (i - 6) % 6 in (0, 1, 4) else "footer"
+        part = _hdd_part(i)
         for para in _paragraphs(text):
+            yield Piece("lines" if part == "footnote" else "label", part, para, path=path)
+
+
+def _hdd_starts(table: bytes, found: Fib) -> tuple[int, ...]:
+    """Plcfhdd's CPs but the last (undefined, [MS-DOC] 2.8.22): story i is the header
+    document's [ends[i], ends[i + 1]). () when missing, not ascending or past ccpHdd."""
+    fc, lcb = found.pair(_PLCF_HDD)
+    if lcb < 8 or fc + lcb > len(table):
+        return ()
+    ends = struct.unpack_from(f"<{lcb // 4}I", table, fc)[:-1]
+    if any(b < a for a, b in itertools.pairwise(ends)) or ends[-1] > found.ccp["hdd"]:
+        return ()
+    return ends
+
+
+def _hdd_part(index: int) -> str:
+    """`footnote` for the six separator stories; then per section: even header, odd
+    header, even footer, odd footer, first-page header, first-page footer."""
+    if index < _SEPARATORS:
+        return "footnote"
+    return "header" if (index - _SEPARATORS) % 6 in (0, 1, 4) else "footer"
+
+
+def _hdd_story_part(ends: tuple[int, ...], cp: int) -> str | None:
+    """`header` or `footer`: the Plcfhdd story that header document CP `cp` is in;
+    None in a separator story or outside every story."""
+    i = bisect.bisect_right(ends, cp) - 1  # the non-empty story when empty ones share cp
+    if i < _SEPARATORS or i >= len(ends) - 1:
+        return None
+    return _hdd_part(i)
+
+
+def _header_textboxes(story: str, table: bytes, found: Fib, bounds: Bounds, path: str
+                      ) -> Iterator[Piece]:
+    """The header text box story (module docstring): each box `header` or `footer` by
+    where its shape is anchored, the rest of the story `header`."""
+    if not story:
+        return
+    try:
+        boxes = _header_textbox_parts(table, found, bounds)
+    except _Damaged:
+        boxes = []
+    pos = 0
+    for start, end, part in boxes:  # ascending, apart, within ccpHdrTxbx
+        for para in _paragraphs(story[pos:start]):
+            yield Piece("label", "header", para, path=path)
+        for para in _paragraphs(story[start:end]):
             yield Piece("label", part, para, path=path)
+        pos = end
+    for para in _paragraphs(story[pos:]):
+        yield Piece("label", "header", para, path=path)
+
+
+def _header_textbox_parts(table: bytes, found: Fib, bounds: Bounds
+                          ) -> list[tuple[int, int, str]]:
+    """(start CP, end CP, `header`/`footer`) in the header text box story of each box
+    whose shape's anchor is known, in CP order; raises _Damaged when a PLC does not
+    fit (the caller then reads the whole story as `header`)."""
+    ends = _hdd_starts(table, found)
+    if not ends:
+        return []
+    cps, data = _plc(table, *found.pair(_PLCF_HDRTXBX_TXT), _FTXBXS_SIZE)
+    if cps[-1] > found.ccp["hdrtxbx"]:
+        raise _Damaged("PlcfHdrtxbxTxt past ccpHdrTxbx")
+    spa_cps, spa_data = _plc(table, *found.pair(_PLC_SPA_HDR), _SPA_SIZE)
+    anchors: dict[int, int] = {}  # spid -> anchor CP in the header document
+    for i in range(len(spa_cps) - 1):
+        if i % _CHECK_EVERY == 0:
+            bounds.check_time()
+        spid, = struct.unpack_from("<I", table, spa_data + _SPA_SIZE * i)
+        anchors.setdefault(spid, spa_cps[i])
+    shapes = _header_shapes(table, found, bounds)
+    out = []
+    for k in range(len(cps) - 2):  # the last FTXBXS is a spare, never a box
+        if k % _CHECK_EVERY == 0:
+            bounds.check_time()
+        at = data + _FTXBXS_SIZE * k
+        reusable, = struct.unpack_from("<H", table, at + 8)
+        if reusable & 0x0001:
+            continue
+        lid, = struct.unpack_from("<I", table, at + 14)
+        cp = anchors.get(shapes.get(k + 1, lid))
+        part = None if cp is None else _hdd_story_part(ends, cp)
+        if part is not None:
+            out.append((cps[k], cps[k + 1], part))
+    return out
+
+
+def _plc(table: bytes, fc: int, lcb: int, size: int) -> tuple[tuple[int, ...], int]:
+    """A PLC ([MS-DOC] PLC: CPs, then data elements) of `size`-byte elements at
+    table[fc:fc+lcb]: its CPs (one more than elements) and where its data begin; raises
+    _Damaged when it does not fit or its CPs descend."""
+    if lcb < 4 or (lcb - 4) % (4 + size) or fc + lcb > len(table):
+        raise _Damaged("PLC does not fit")
+    count = (lcb - 4) // (4 + size)
+    cps = struct.unpack_from(f"<{count + 1}I", table, fc)
+    if any(b < a for a, b in itertools.pairwise(cps)):
+        raise _Damaged("PLC CPs descend")
+    return cps, fc + 4 * (count + 1)
+
+
+def _header_shapes(table: bytes, found: Fib, bounds: Bounds) -> dict[int, int]:
+    """Header text box number (1-based, in PlcfHdrtxbxTxt) -> spid of the header
+    drawing's shape that shows it first: lTxid in the shape's OfficeArtFOPT, or its
+    OfficeArtClientTextbox, with that number in the high 16 bits and chain position 0."""
+    out: dict[int, int] = {}
+    for label, body, body_end in _drawing_bodies(table, found, bounds):
+        if label != 1:
+            continue
+        spid: int | None = None
+        txid: int | None = None
+        shape_end = body
+        for rec in msppt.records(table, body, body_end, bounds):
+            if rec.type == _RT_SP_CONTAINER:
+                spid, txid, shape_end = None, None, rec.end
+                continue
+            if rec.start >= shape_end:
+                continue  # not inside a shape's container
+            if rec.type == _RT_FSP and rec.end - rec.start >= 4:
+                spid, = struct.unpack_from("<I", table, rec.start)
+            elif rec.type in msppt.OPT_TYPES:
+                txid = _ltxid(table, rec) if txid is None else txid
+            elif rec.type == _RT_CLIENT_TEXTBOX and rec.end - rec.start >= 4:
+                txid, = struct.unpack_from("<I", table, rec.start)
+            if spid is not None and txid is not None and txid & 0xFFFF == 0:
+                out.setdefault(txid >> 16, spid)
+    return out
+
+
+def _ltxid(table: bytes, rec: msppt.Record) -> int | None:
+    """The lTxid property (0x0080, not complex) of an OfficeArtFOPT-like record."""
+    if rec.start + 6 * rec.instance > rec.end:
+        return None
+    for i in range(rec.instance):
+        opid, op = struct.unpack_from("<HI", table, rec.start + 6 * i)
+        if opid & 0x3FFF == _LTXID and not opid & 0x8000:
+            return int(op)
+    return None
 
 
 def _drawings(table: bytes, found: Fib, bounds: Bounds, path: str) -> Iterator[Piece]:
     """WordArt text of the main (dgglbl 0) and header (dgglbl 1) drawings."""
+    for label, body, body_end in _drawing_bodies(table, found, bounds):
+        for rec in msppt.records(table, body, body_end, bounds):
+            if rec.type not in msppt.OPT_TYPES:
+                continue
+            text = msppt.gtext(table, rec)
+            if not text or not text.strip():
+                continue
+            bounds.charge(2 * len(text))
+            if label == 1:
+                yield Piece("label", "watermark", text, path=path)
+            else:
+                yield Piece("lines", "textbox", text, path=path)
+
+
+def _drawing_bodies(table: bytes, found: Fib, bounds: Bounds
+                    ) -> Iterator[tuple[int, int, int]]:
+    """(dgglbl, body start, body end) of each OfficeArtWordDrawing's OfficeArtDgContainer
+    in the OfficeArtContent at fcDggInfo ([MS-DOC] 2.9.171, 2.9.172)."""
     fc, lcb = found.pair(_DGG_INFO)
     end = min(fc + lcb, len(table))
     if lcb <= 0 or fc + msppt.HEADER.size > end:
@@ -332,15 +505,5 @@ def _drawings(table: bytes, found: Fib, bounds: Bounds, path: str) -> Iterator[P
         if rtype != 0xF002:  # OfficeArtDgContainer
             return
         body_end = min(body + length, end)
-        for rec in msppt.records(table, body, body_end, bounds):
-            if rec.type not in msppt.OPT_TYPES:
-                continue
-            text = msppt.gtext(table, rec)
-            if not text or not text.strip():
-                continue
-            bounds.charge(2 * len(text))
-            if label == 1:
-                yield Piece("label", "watermark", text, path=path)
-            else:
-                yield Piece("lines", "textbox", text, path=path)
+        yield label, body, body_end
         pos = body_end

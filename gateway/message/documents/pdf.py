@@ -388,7 +388,9 @@ def _glyph(char: str, x: float, y: float, box: Any, matrix: Any, size: float,
 
 
 def _has_image(page: Any, bounds: Bounds) -> bool:
-    """Whether a page draws an image, also inside form XObjects (lock held)."""
+    """Whether a page draws an image, also inside form XObjects (lock held). Past
+    `MAX_PAGE_OBJECTS` objects or `MAX_FORM_DEPTH` nested forms: True, "cannot tell"
+    (the page is reported unreadable, never called a blank page unseen)."""
     seen = 0
     stack: list[tuple[Any, bool, int]] = [(page, True, 0)]  # (container, is_page, depth)
     while stack:
@@ -398,7 +400,7 @@ def _has_image(page: Any, bounds: Bounds) -> bool:
         for i in range(max(count, 0)):
             seen += 1
             if seen > MAX_PAGE_OBJECTS:
-                return False
+                return True
             if seen % _CHECK_EVERY == 0:
                 bounds.check_time()
             obj = (pdfium.FPDFPage_GetObject(container, i) if is_page
@@ -408,7 +410,9 @@ def _has_image(page: Any, bounds: Bounds) -> bool:
             kind = int(pdfium.FPDFPageObj_GetType(obj))
             if kind == pdfium.FPDF_PAGEOBJ_IMAGE:
                 return True
-            if kind == pdfium.FPDF_PAGEOBJ_FORM and depth < MAX_FORM_DEPTH:
+            if kind == pdfium.FPDF_PAGEOBJ_FORM:
+                if depth >= MAX_FORM_DEPTH:
+                    return True
                 stack.append((obj, False, depth + 1))
     return False
 

@@ -259,7 +259,9 @@ def _zip(data: bytes, bounds: Bounds, path: str, depth: int) -> Iterator[Piece]:
         return
     with zf:
         infos = zf.infolist()
-        names = {i.filename for i in infos[:1000]}
+        # Every name (open_zip bounds their number): a package whose
+        # [Content_Types].xml comes after a thousand other entries is still one.
+        names = {i.filename for i in infos}
         if ooxml.is_ooxml(names):
             yield from ooxml.pieces(zf, bounds, path)
             members = ooxml.embedded(zf)
