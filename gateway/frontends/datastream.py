@@ -102,12 +102,7 @@ class Spool:
 
     def _flush(self) -> None:
         assert self._fd is not None
-        view = memoryview(self._mem)
-        try:
-            while view:
-                view = view[os.write(self._fd, view):]
-        finally:
-            view.release()
+        _write_all(self._fd, self._mem)
         self._mem = bytearray()
 
     def _start_prescan(self) -> None:
@@ -179,11 +174,7 @@ class Spool:
         fd, path = self._fd, self.path
         self._fd = None
         self.path = None
-        if fd is not None:
-            os.close(fd)
-        if path is not None:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
+        _remove(fd, path)
 
 
 class _DecodedFile:
@@ -213,12 +204,7 @@ class _DecodedFile:
             if self._fd is None:
                 self._fd, self.path = tempfile.mkstemp(prefix="gateway-", suffix=".dec",
                                                        dir=self._directory)
-            view = memoryview(self._mem)
-            try:
-                while view:
-                    view = view[os.write(self._fd, view):]
-            finally:
-                view.release()
+            _write_all(self._fd, self._mem)
         except OSError:
             self.failed = True
         self._mem = bytearray()
@@ -228,11 +214,26 @@ class _DecodedFile:
         self._fd = None
         self.path = None
         self._mem = bytearray()
-        if fd is not None:
-            os.close(fd)
-        if path is not None:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
+        _remove(fd, path)
+
+
+def _write_all(fd: int, data: bytearray) -> None:
+    """All of `data` to the file (os.write may write less than asked)."""
+    view = memoryview(data)
+    try:
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        view.release()
+
+
+def _remove(fd: int | None, path: str | None) -> None:
+    """Close and delete a private file (either may be gone already)."""
+    if fd is not None:
+        os.close(fd)
+    if path is not None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
 
 
 class DataDecoder:
