@@ -42,6 +42,7 @@ Sink = Callable[[bytes], object]
 MAX_HEADER = 1024 * 1024  # bytes of the top-level header block looked at
 MAX_PART_HEADER = 64 * 1024  # bytes of a part's header block looked at
 MAX_PARTS = 1000  # parts recorded: further ones are decoded after the dot as before
+MAX_LINE = 1024 * 1024  # a line longer than this ends the prescan (decoded after the dot)
 # A `boundary=` value is at most 200 characters after any blanks: one that starts
 # within this many bytes of a piece's end waits for the next piece.
 _BOUNDARY_REACH = 512
@@ -110,9 +111,34 @@ class Prescan:
             return
         self._count(piece)
         self._size += len(piece)
-        if self._state != "done":
-            self._buf += piece
-            self._advance()
+        if self._state == "done":
+            return
+        if self._state in ("preamble", "body", "skip") and self._content_lines(piece):
+            return
+        self._buf += piece
+        self._advance()
+
+    def _content_lines(self, piece: bytes) -> bool:
+        """The common case without copying the piece into _buf: no line of it can be
+        a delimiter line (none starts with `--`), so its whole lines are content.
+        False, nothing done, when one may be: the general path reads it."""
+        end = piece.rfind(b"\n") + 1
+        if end == 0:
+            if len(self._buf) + len(piece) > MAX_LINE:
+                self._give_up()  # a line this long is no MIME we read on the way
+                return True
+            return False
+        first = bytes(self._buf[:2]) + piece[:2]
+        if first.startswith(b"--") or piece.find(b"\n--", 0, end) >= 0:
+            return False
+        if self._state == "body" and self._stream is not None:
+            lines = bytes(self._buf) + piece[:end] if self._buf else piece[:end]
+            self._emit(self._stream.feed(lines))
+        before = len(self._buf)
+        self._consumed = (self._consumed + bytes(self._buf) + piece[max(0, end - 2):end])[-2:]
+        self._buf_at += before + end
+        self._buf = bytearray(piece[end:])
+        return True
 
     def result(self) -> Prescanned:
         """What was found; the message ends here (a part still open gets no entry)."""
@@ -126,9 +152,20 @@ class Prescan:
 
     def _count(self, piece: bytes) -> None:
         # A `\n--` starting in the last two bytes of the previous piece is counted here.
-        self._lines += (self._last2 + piece).count(b"\n--")
-        self._last2 = piece[-2:] if len(piece) >= 2 else (self._last2 + piece)[-2:]
+        edge = self._last2 + piece[:2]
+        self._lines += piece.count(b"\n--") + sum(
+            1 for k in range(len(self._last2)) if edge[k:k + 3] == b"\n--")
+        self._last2 = (self._last2 + piece[-2:])[-2:]
         if self._boundaries is None:
+            return
+        edge = self._window + piece[:len(_WORD) - 1]
+        if len(self._window) < len(_WORD) and _WORD not in edge.lower() \
+                and _WORD not in piece.lower():
+            # Nothing to try: keep only what may begin a word across the next edge.
+            end = self._window_at + len(self._window) + len(piece)
+            self._window = (self._window + piece[-(len(_WORD) - 1):])[-(len(_WORD) - 1):]
+            self._window_at = end - len(self._window)
+            self._tried_to = self._window_at
             return
         self._window += piece
         self._try_boundaries(final=False)

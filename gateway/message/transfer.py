@@ -164,21 +164,37 @@ class Base64Stream:
         text = bytes(data).translate(None, _WHITESPACE)
         if not text:
             return b""
-        if text.translate(None, _ALPHABET):
-            pad = text.find(b"=")
-            if self._padding or pad < 0 or text[pad:].strip(b"=") \
-                    or text[:pad].translate(None, _ALPHABET):
-                if not (self._padding and not text.strip(b"=")):
-                    self.broken = True
-                    return b""
-                self._padding += text
+        if self._padding or text.translate(None, _ALPHABET):
+            return self._feed_odd(text)
+        start = 0
+        head = b""
+        if self._carry:
+            start = 4 - len(self._carry)
+            if len(text) < start:
+                self._carry += text
                 return b""
-            self._padding = text[pad:]
-            text = text[:pad]
-        elif self._padding:
-            self.broken = True  # data after padding: several streams, decode_base64's case
+            head = _a2b(self._carry + text[:start])
+        whole = start + (len(text) - start) // 4 * 4
+        self._carry = text[whole:]
+        # binascii reads the view in place: no copy of the piece's quanta.
+        body = _a2b(memoryview(text)[start:whole]) if whole > start else b""
+        return head + body if head else body
+
+    def _feed_odd(self, text: bytes) -> bytes:
+        """`feed` of text holding `=` or junk, or after padding: only the final
+        padding is well-formed; anything else breaks the stream."""
+        pad = text.find(b"=")
+        if self._padding:
+            if text.strip(b"="):
+                self.broken = True  # data after padding: several streams, decode_base64's
+                return b""
+            self._padding += text
             return b""
-        text = self._carry + text
+        if pad < 0 or text[pad:].strip(b"=") or text[:pad].translate(None, _ALPHABET):
+            self.broken = True
+            return b""
+        self._padding = text[pad:]
+        text = self._carry + text[:pad]
         whole = len(text) - len(text) % 4
         self._carry = text[whole:]
         return _a2b(text[:whole]) if whole else b""
