@@ -1,4 +1,5 @@
-"""Text out of bytes: charset decoding, HTML rendered to text, and Unicode folding.
+"""Text out of bytes: charset decoding, HTML rendered to text as it is shown (text
+CSS shows in capitals is in capitals: see "CSS capitals"), and Unicode folding.
 
 Decoding never raises: an unknown or bogus charset (including codecs that are not
 text encodings, such as `zlib`) falls back to UTF-8, then Windows-1252. The 7-bit
@@ -222,14 +223,17 @@ _TAG = re.compile(
 _HREF = re.compile(r"""(?i)\bhref\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""")
 
 
-def _drop_hidden(html: str) -> str:
-    """Remove comments and script/style/template content in one forward pass.
+def _drop_hidden(html: str, sheets: list[str] | None = None) -> str:
+    """Remove comments and script/style/template content in one forward pass; with
+    `sheets`, append the text of each `<style>` element to it (MAX_STYLE_CHARS in
+    all: the rest is not read).
 
     An unclosed one hides the rest of the document, as in a browser; scanning
     only forward keeps hostile input (thousands of unclosed `<script>`) linear.
     """
     out: list[str] = []
     pos = 0
+    room = MAX_STYLE_CHARS
     while True:
         m = _HIDDEN_START.search(html, pos)
         if m is None:
@@ -239,6 +243,12 @@ def _drop_hidden(html: str) -> str:
         if m.group(1):
             close = _HIDDEN_END[m.group(1).lower()].search(html, m.end())
             end = close.end() if close else -1
+            if sheets is not None and room > 0 and m.group(1).lower() == "style":
+                stop = close.start() if close else len(html)
+                gt = html.find(">", m.end(), stop)
+                if gt >= 0:
+                    sheets.append(html[gt + 1:min(stop, gt + 1 + room)])
+                    room -= len(sheets[-1])
         else:
             found = html.find("-->", m.end())
             end = found + 3 if found >= 0 else -1
@@ -248,23 +258,389 @@ def _drop_hidden(html: str) -> str:
     return "".join(out)
 
 
-def html_to_text(html: str) -> tuple[str, tuple[str, ...]]:
-    """Render HTML to plain text lines, and collect link targets (href) on the way."""
-    hrefs: list[str] = []
+# -- CSS capitals ----------------------------------------------------------------------
+#
+# Text a mail client shows in capitals is read in capitals, as the document readers
+# read Word's All caps: CSS `text-transform: uppercase`, and small capitals by
+# `font-variant` or `font-variant-caps` (small-caps, all-small-caps, petite-caps,
+# all-petite-caps, unicase) or the `font` shorthand. `capitalize` (a capital first
+# letter only) and `lowercase` leave the text as typed. Both properties are inherited;
+# a declaration on an element holds for its content up to its end tag; an element left
+# open ends where HTML parsing ends it: with the element holding it (`</td>` closes
+# an open `<span>` in the cell), at an implied end (a new `<p>` or block closes an
+# open paragraph, `<li>` an item, `<dd>`/`<dt>` a definition, `<tr>`/`<td>` a row or
+# cell), or at the end of the document. Declarations come from the `style` attribute
+# of any element and from the message's `<style>` elements: rules whose selector is a
+# type, `*`, a class or an id or a compound of them (`span`, `.x`, `p.x`, `#y`,
+# `td.a.b`; in selector lists; inside `@media` blocks whatever the medium), in the
+# cascade's order: `!important`, then inline, then specificity, then order. Classes
+# and ids match in any case, as in quirks mode, which most mail is in.
+#
+# Not modelled (that text is read as typed): selectors with combinators, attributes
+# or pseudo-classes (`.a p`, `p > span`, `[lang]`, `:first-child`, `::first-line`),
+# external style sheets (`<link>`, `@import`), CSS nesting, scripts, and the
+# re-opening of formatting elements across paragraphs (HTML's adoption agency).
+# Bounds, past which text is read as typed: MAX_STYLE_CHARS of style sheet text and
+# MAX_CSS_RULES capital-making selectors are read; elements nest MAX_HTML_DEPTH deep
+# (Blink's parser bound; a deeper element's own style is not applied, it takes its
+# parent's); MATCH_BUDGET selector tests per document. Every step is linear in the
+# input.
 
-    def tag(m: re.Match[str]) -> str:
-        name = (m.group(2) or "").lower()
-        if name in ("a", "area", "base") and not m.group(1):
-            h = _HREF.search(m.group(3) or "")
+MAX_STYLE_CHARS = 256 * 1024
+MAX_CSS_RULES = 4096
+MAX_HTML_DEPTH = 512
+MATCH_BUDGET = 300_000
+_TRANSFORM, _VARIANT = 1, 2  # bits of an element's capitals state
+_CAPS_PROPERTIES = {"text-transform": _TRANSFORM, "font-variant": _VARIANT,
+                    "font-variant-caps": _VARIANT, "font": _VARIANT}
+_TRANSFORM_WORDS = frozenset({"none", "capitalize", "uppercase", "lowercase", "full-width",
+                              "full-size-kana", "initial", "revert", "revert-layer"})
+_CAPS_VARIANTS = frozenset({"small-caps", "all-small-caps", "petite-caps", "all-petite-caps",
+                            "unicase"})
+_OTHER_VARIANTS = frozenset({
+    "normal", "none", "titling-caps", "initial", "revert", "revert-layer",
+    "common-ligatures", "no-common-ligatures", "discretionary-ligatures",
+    "no-discretionary-ligatures", "historical-ligatures", "no-historical-ligatures",
+    "contextual", "no-contextual", "lining-nums", "oldstyle-nums", "proportional-nums",
+    "tabular-nums", "diagonal-fractions", "stacked-fractions", "ordinal", "slashed-zero",
+    "jis78", "jis83", "jis90", "jis04", "simplified", "traditional", "full-width",
+    "proportional-width", "ruby", "historical-forms", "sub", "super"})
+# The `font` shorthand resets the variant when it is valid: a size then a family, or
+# a system font.
+_FONT_SIZE = re.compile(
+    r"(?:^|\s)(?:[+-]?(?:\d++\.?\d*+|\.\d++)(?:[a-z]++|%)?|xx-small|x-small|small|medium|"
+    r"large|x-large|xx-large|xxx-large|larger|smaller)(?:\s*+/\s*+\S++)?\s++\S")
+_SYSTEM_FONTS = frozenset({"caption", "icon", "menu", "message-box", "small-caption",
+                           "status-bar", "initial", "revert", "revert-layer"})
+_CAPS_HINT = re.compile(r"(?i)transform|variant|font\s*+:|\\")
+_CSS_COMMENT = re.compile(r"/\*(?:[^*]++|\*(?!/))*+(?:\*/)?")
+_CSS_ESCAPE = re.compile(r"\\([0-9A-Fa-f]{1,6})[ \t\r\n\f]?|\\(.)", re.S)
+_DECLARATION = re.compile(r"""(?:[^;"']++|"[^"]*+"?|'[^']*+'?)++""")
+_IMPORTANT = re.compile(r"!\s*+important$")
+_CSS_STOP = re.compile(r"[{};]")
+_COMPOUND = re.compile(r"(\*|[a-z][a-z0-9_-]*+)?((?:[.#][^\s.#:\[\]>+~*(),{}]++)*+)")
+_ATTRIBUTE = re.compile(
+    r"""([^\s"'<>/=]++)(?:\s*+=\s*+(?:"([^"]*+)"|'([^']*+)'|([^\s>]*+)))?""")
+_STYLED = re.compile(r"(?i)style")
+
+# property bit: (True capitals, False as typed, None inherit; !important)
+_Declarations = dict[int, tuple[bool | None, bool]]
+# a rule: type ("" for any), classes, id (""), specificity, order, its declarations
+_Rule = tuple[str, frozenset[str], str, tuple[int, int, int], int, _Declarations]
+
+
+def _css_unescape(text: str) -> str:
+    """CSS escapes (`\\74`, `\\t`) resolved (CSS Syntax 3, 4.3.7)."""
+    if "\\" not in text:
+        return text
+
+    def one(m: re.Match[str]) -> str:
+        if m.group(2) is not None:
+            return m.group(2)
+        code = int(m.group(1), 16)
+        return chr(code) if 0 < code <= 0x10FFFF and not 0xD800 <= code <= 0xDFFF else "\ufffd"
+
+    return _CSS_ESCAPE.sub(one, text)
+
+
+def _caps_value(name: str, value: str) -> bool | str | None:
+    """A declaration's value: True (capitals), False (as typed), None (inherit), or
+    "" when the value is not valid for the property (the declaration is dropped)."""
+    words = value.split()
+    if value in ("inherit", "unset"):
+        return None
+    if name == "text-transform":
+        return "uppercase" in words if words and set(words) <= _TRANSFORM_WORDS else ""
+    if name == "font":
+        if "small-caps" in words:
+            return True
+        return False if value in _SYSTEM_FONTS or _FONT_SIZE.search(value) else ""
+    if any(w in _CAPS_VARIANTS for w in words):
+        return True
+    return False if words and set(words) <= _OTHER_VARIANTS else ""
+
+
+def _declarations(block: str) -> _Declarations:
+    """The capitals properties a declaration block (a `style` attribute, a rule's body)
+    sets: the last valid declaration of each wins, unless an earlier one is
+    `!important` (CSS Cascade 4, 6.4)."""
+    out: _Declarations = {}
+    if not _CAPS_HINT.search(block):
+        return out
+    if "/*" in block:
+        block = _CSS_COMMENT.sub("", block)
+    for m in _DECLARATION.finditer(block):
+        name, sep, value = m.group().partition(":")
+        name = _css_unescape(name).strip().lower()
+        prop = _CAPS_PROPERTIES.get(name) if sep else None
+        if prop is None:
+            continue
+        value = _css_unescape(value).strip().lower()
+        important = _IMPORTANT.search(value)
+        if important:
+            value = value[:important.start()].rstrip()
+        parsed = _caps_value(name, value)
+        if parsed == "" or (prop in out and out[prop][1] and not important):
+            continue
+        out[prop] = (parsed if isinstance(parsed, bool) else None, bool(important))
+    return out
+
+
+class _StyleSheet:
+    """The capital-making rules of a message's `<style>` elements, each indexed by the
+    key an element finds it by: its id, else one of its classes, else its type."""
+
+    def __init__(self, sheets: list[str]) -> None:
+        self.by_key: dict[str, list[_Rule]] = {}
+        self.count = 0
+        self.budget = MATCH_BUDGET
+        for sheet in sheets:
+            # `<!--` and `-->` around a style sheet (Word, Outlook) are no part of it.
+            sheet = sheet.replace("<!--", " ").replace("-->", " ")
+            self._read(_CSS_COMMENT.sub("", sheet) if "/*" in sheet else sheet)
+
+    def _read(self, css: str) -> None:
+        # Rules at the top level and inside at-rule blocks alike; statements
+        # (`@import ...;`) and stray braces skipped. Every step moves forward.
+        pos = 0
+        while self.count < MAX_CSS_RULES:
+            m = _CSS_STOP.search(css, pos)
+            if m is None:
+                return
+            prelude = css[pos:m.start()].strip()
+            pos = m.end()
+            if m.group() != "{" or prelude.startswith("@"):
+                continue  # an at-rule block's rules are read as they come
+            close = css.find("}", pos)
+            end = close if close >= 0 else len(css)
+            declared = _declarations(css[pos:end])
+            pos = end + 1
+            if declared:
+                for selector in prelude.split(","):
+                    self._add(_css_unescape(selector).strip(), declared)
+
+    def _add(self, selector: str, declared: _Declarations) -> None:
+        m = _COMPOUND.fullmatch(selector.lower())
+        if m is None or not selector or self.count >= MAX_CSS_RULES:
+            return  # not modelled: combinators, attributes, pseudo-classes
+        kind = m.group(1) if m.group(1) not in (None, "*") else ""
+        parts = re.findall(r"[.#][^.#]+", m.group(2))
+        ids = [p[1:] for p in parts if p[0] == "#"]
+        classes = frozenset(p[1:] for p in parts if p[0] == ".")
+        if len(set(ids)) > 1:
+            return  # `#a#b` matches nothing
+        ident = ids[0] if ids else ""
+        rule: _Rule = (kind, classes, ident, (len(ids), len(parts) - len(ids),
+                                              1 if kind else 0), self.count, declared)
+        key = f"#{ident}" if ident else f".{min(classes)}" if classes else kind
+        self.by_key.setdefault(key, []).append(rule)
+        self.count += 1
+
+    def matching(self, name: str, classes: list[str], ident: str) -> list[_Rule]:
+        """The rules an element (lower-case name, classes, id) matches."""
+        keys = [name, ""] + [f".{c}" for c in classes] + ([f"#{ident}"] if ident else [])
+        found: list[_Rule] = []
+        for key in keys:
+            for rule in self.by_key.get(key, ()):
+                self.budget -= 1
+                if self.budget < 0:
+                    return found  # past the budget: read as typed
+                kind, want, rule_id, _spec, _order, _decl = rule
+                if (not kind or kind == name) and (not rule_id or rule_id == ident) and \
+                        want.issubset(classes):
+                    found.append(rule)
+        return found
+
+
+def _attributes(text: str, wanted: tuple[str, ...]) -> dict[str, str]:
+    """The first value of each `wanted` attribute of a start tag's attribute text,
+    character references resolved (HTML: a repeated attribute is ignored)."""
+    out: dict[str, str] = {}
+    for m in _ATTRIBUTE.finditer(text):
+        name = m.group(1).lower()
+        if name in wanted and name not in out:
+            value = m.group(2) or m.group(3) or m.group(4) or ""
+            out[name] = unescape(value) if "&" in value else value
+    return out
+
+
+def _cascade(state: int, rules: list[_Rule], inline: _Declarations) -> int:
+    """An element's capitals state from its parent's `state`, the style sheet rules it
+    matches and its own `style` attribute (CSS Cascade 4, 6: importance, then
+    inline, then specificity, then order)."""
+    for prop in (_TRANSFORM, _VARIANT):
+        best: tuple[bool, bool, tuple[int, int, int], int] | None = None
+        value: bool | None = None
+        for _k, _c, _i, spec, order, declared in rules:
+            if prop in declared:
+                rank = (declared[prop][1], False, spec, order)
+                if best is None or rank > best:
+                    best, value = rank, declared[prop][0]
+        if prop in inline:
+            rank = (inline[prop][1], True, (0, 0, 0), 0)
+            if best is None or rank > best:
+                best, value = rank, inline[prop][0]
+        if best is not None and value is not None:
+            state = state | prop if value else state & ~prop
+    return state
+
+
+# Implied ends (HTML Living Standard, 13.2.6.4.7): a start tag closes the nearest open
+# element of a group unless an element of the group's scope boundary is nearer.
+# Group: (elements it closes, scope boundary, start tags that close it).
+_SCOPE = frozenset({"applet", "caption", "html", "table", "td", "th", "marquee", "object",
+                    "template", "foreignobject", "desc", "title", "mi", "mo", "mn", "ms",
+                    "mtext", "annotation-xml"})
+_TABLE_SCOPE = frozenset({"html", "table", "template"})
+_P_CLOSERS = frozenset({
+    "address", "article", "aside", "blockquote", "center", "details", "dialog", "dir",
+    "div", "dl", "fieldset", "figcaption", "figure", "footer", "form", "h1", "h2", "h3",
+    "h4", "h5", "h6", "header", "hgroup", "hr", "main", "menu", "nav", "ol", "p", "pre",
+    "listing", "section", "summary", "ul", "xmp", "li", "dd", "dt", "plaintext", "search"})
+_GROUPS = (
+    (frozenset({"p"}), _SCOPE | {"button"}, _P_CLOSERS),
+    (frozenset({"li"}), _SCOPE | {"ol", "ul"}, frozenset({"li"})),
+    (frozenset({"dd", "dt"}), _SCOPE | {"dl", "ol", "ul", "li"}, frozenset({"dd", "dt"})),
+    (frozenset({"td", "th"}), _TABLE_SCOPE,
+     frozenset({"td", "th", "tr", "tbody", "thead", "tfoot"})),
+    (frozenset({"tr"}), _TABLE_SCOPE, frozenset({"tr", "tbody", "thead", "tfoot"})),
+    (frozenset({"tbody", "thead", "tfoot"}), _TABLE_SCOPE,
+     frozenset({"tbody", "thead", "tfoot"})),
+)
+# Per element name: (group, True when the group closes it, False when it bounds the
+# group's scope).
+_GROUP_ROLES = {name: tuple((g, name in closes) for g, (closes, scope, _t) in enumerate(_GROUPS)
+                            if name in closes or name in scope)
+                for name in frozenset().union(*(c | s for c, s, _t in _GROUPS))}
+_CLOSED_BY = {name: tuple(g for g, (_c, _s, starts) in enumerate(_GROUPS) if name in starts)
+              for name in frozenset().union(*(t for _c, _s, t in _GROUPS))}
+_NO_GROUP = (-1,) * len(_GROUPS)
+_VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link",
+                   "meta", "param", "source", "track", "wbr", "keygen", "basefont",
+                   "bgsound", "frame", "image"})
+
+
+def _shown(text: str) -> str:
+    """Raw HTML text in capitals, with its character references resolved first (and
+    `&` escaped again for the one `unescape` of the whole rendering)."""
+    if "&" in text:
+        text = unescape(text)
+    return text.upper().replace("&", "&amp;")
+
+
+def html_to_text(html: str) -> tuple[str, tuple[str, ...]]:
+    """Render HTML to plain text lines, and collect link targets (href) on the way.
+
+    Text is as a mail client shows it: without tags, comments, scripts and styles, a
+    line break at each block element, runs of spaces collapsed, and in capitals where
+    CSS shows it in capitals (see "CSS capitals" above for what is modelled and what is
+    not). Never raises; linear in the length of `html`."""
+    shown, _typed, hrefs = html_to_texts(html)
+    return shown, hrefs
+
+
+def html_to_texts(html: str) -> tuple[str, str | None, tuple[str, ...]]:
+    """`html_to_text`, and the text as typed where CSS shows some of it in capitals
+    (None when it shows none): a password written in a styled block is the typed
+    one (gateway.message.unlock), a marking the shown one."""
+    hrefs: list[str] = []
+    sheets: list[str] = []
+    html = _drop_hidden(html, sheets)
+    sheet = _StyleSheet(sheets) if sheets else None
+    if sheet is not None and not sheet.count:
+        sheet = None
+    wanted = ("style", "class", "id") if sheet is not None else ("style",)
+    # Open elements: (name, capitals state, index of the open element of each group
+    # the next start tag may close, or -1). Deeper than MAX_HTML_DEPTH: only counted.
+    stack: list[tuple[str, int, tuple[int, ...]]] = []
+    open_count: dict[str, int] = {}
+    too_deep: dict[str, int] = {}
+    state = 0
+    out: list[str] = []
+    typed: list[str] | None = None  # `out` as typed, from the first segment shown in capitals
+    pos = 0
+    for m in _TAG.finditer(html):
+        start, end = m.span()
+        if start > pos:
+            if state and typed is None:
+                typed = list(out)
+            out.append(_shown(html[pos:start]) if state else html[pos:start])
+            if typed is not None:
+                typed.append(html[pos:start])
+        pos = end
+        slash, name, attrs = m.groups()
+        if name is None:
+            continue  # <!DOCTYPE>, <![CDATA[...]]>, <?...?>
+        name = name.lower()
+        if name in ("a", "area", "base") and not slash:
+            h = _HREF.search(attrs)
             if h:
                 hrefs.append(unescape(h.group(1) or h.group(2) or h.group(3) or "").strip())
-        return "\n" if name in _BLOCK else ""
+        if name in _BLOCK:
+            out.append("\n")
+            if typed is not None:
+                typed.append("\n")
+        if slash:  # an end tag: close the nearest open one of its name
+            if too_deep.get(name):
+                too_deep[name] -= 1
+            elif open_count.get(name):
+                while stack:
+                    top = stack.pop()[0]
+                    open_count[top] -= 1
+                    if top == name:
+                        break
+                state = stack[-1][1] if stack else 0
+            continue
+        closes = _CLOSED_BY.get(name)
+        if closes and stack:
+            groups = stack[-1][2]
+            cut = -1
+            for g in closes:
+                if groups[g] >= 0 and (cut < 0 or groups[g] < cut):
+                    cut = groups[g]
+            if cut >= 0:
+                for closed in stack[cut:]:
+                    open_count[closed[0]] -= 1
+                del stack[cut:]
+                state = stack[-1][1] if stack else 0
+        if name in _VOID or ((open_count.get("svg") or open_count.get("math"))
+                             and html[end - 2] == "/"):
+            continue
+        if len(stack) >= MAX_HTML_DEPTH:
+            too_deep[name] = too_deep.get(name, 0) + 1
+            continue
+        found = _attributes(attrs, wanted) if attrs and (
+            sheet is not None or _STYLED.search(attrs)) else {}
+        own = state
+        inline = _declarations(found["style"]) if "style" in found else {}
+        rules = sheet.matching(
+            name, list(dict.fromkeys(found.get("class", "").lower().split()[:64])),
+            found.get("id", "").strip().lower()) if sheet is not None else []
+        if inline or rules:
+            own = _cascade(state, rules, inline)
+        groups = stack[-1][2] if stack else _NO_GROUP
+        roles = _GROUP_ROLES.get(name)
+        if roles:
+            changed = list(groups)
+            for g, closes_it in roles:
+                changed[g] = len(stack) if closes_it else -1
+            groups = tuple(changed)
+        stack.append((name, own, groups))
+        open_count[name] = open_count.get(name, 0) + 1
+        state = own
+    if pos < len(html):
+        if state and typed is None:
+            typed = list(out)
+        out.append(_shown(html[pos:]) if state else html[pos:])
+        if typed is not None:
+            typed.append(html[pos:])
+    return _lines(out), None if typed is None else _lines(typed), tuple(hrefs)
 
-    html = _drop_hidden(html)
-    text = unescape(_TAG.sub(tag, html)).replace("\xa0", " ")
+
+def _lines(out: list[str]) -> str:
+    text = unescape("".join(out)).replace("\xa0", " ")
     # Collapse runs of spaces inside a line the way a browser does, keep line breaks.
-    lines = (" ".join(line.split()) for line in text.splitlines())
-    return "\n".join(lines), tuple(hrefs)
+    return "\n".join(" ".join(line.split()) for line in text.splitlines())
 
 
 # -- folding -------------------------------------------------------------------------

@@ -114,6 +114,8 @@ def candidates(view: Any) -> list[_Source]:
         add(fwd.subject, f"forwarded:{fwd.nested}:subject")
     for part in view.text_parts:
         add(part.text, part.where)
+        if part.typed is not None:  # `Kata laluan: abc123` in a block shown in capitals
+            add(part.typed, part.where)
     for att in view.attachments:
         for name in att.filenames:
             # `kata laluan abc123.txt`: the name without its extension too.

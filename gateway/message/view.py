@@ -50,7 +50,7 @@ from gateway.message.documents.enclosure import BadEnclosure, Enclosure
 from gateway.message.documents.walk import enclosure_pieces
 from gateway.message.labels import LabelMap
 from gateway.message.limits import DEFAULT_LIMITS, ExpansionBudget, InspectionLimits
-from gateway.message.text import decode_bytes, html_to_text
+from gateway.message.text import decode_bytes, html_to_text, html_to_texts
 
 # Categories whose content may hold documents (ZIP, OOXML, ODF, RTF, PDF, legacy Office,
 # Outlook items); the rest (pictures, programs, text) are read otherwise.
@@ -313,6 +313,9 @@ class TextPart:
     content_type: str = "text/plain"
     nested: int = 0  # levels of message/rfc822 around this part
     hrefs: tuple[str, ...] = ()  # link targets of an HTML part
+    # An HTML part's text as typed where CSS shows some in capitals (`text` is as
+    # shown): where a password is read (gateway.message.unlock). None: as `text`.
+    typed: str | None = None
 
 
 @dataclass(frozen=True)
@@ -553,15 +556,16 @@ class MessageView:
             data, _clean = self._payloads.take(leaf.part)
             text = decode_bytes(data or b"", mime.params(leaf.part).get("charset"))
             hrefs: tuple[str, ...] = ()
+            typed: str | None = None
             where = "body"
             if leaf.content_type == "text/html":
-                text, hrefs = html_to_text(text)
+                text, typed, hrefs = html_to_texts(text)
                 where = "body:html"
             if leaf.nested:
                 where = f"forwarded:{leaf.nested}:{where}"
             out.append(TextPart(where=where, text=text, index=leaf.index,
                                 content_type=leaf.content_type, nested=leaf.nested,
-                                hrefs=hrefs))
+                                hrefs=hrefs, typed=typed))
         return tuple(out)
 
     @cached_property

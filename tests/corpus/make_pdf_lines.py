@@ -255,6 +255,26 @@ def rotated_frame(text: str, radians: float = 0.785398) -> str:
             "</text:p>")
 
 
+# Character styles: a letter raised by a third of an em at full size (Format > Character
+# > Position: raise 33%, relative size 100%), and a footnote-style superscript.
+RAISED_STYLES = (
+    '<style:style style:name="Naik" style:family="text"><style:text-properties '
+    'style:text-position="33% 100%"/></style:style>'
+    '<style:style style:name="Atas" style:family="text"><style:text-properties '
+    'style:text-position="super 58%"/></style:style>')
+
+
+def raised(text: str, style: str = "Naik") -> str:
+    """`text` in the character style `style` (RAISED_STYLES), as ODF XML."""
+    return f'<text:span text:style-name="{style}">{_esc(text)}</text:span>'
+
+
+def marked_para(xml: str, style: str = "") -> str:
+    """A paragraph of ODF XML (spans included), not escaped."""
+    attr = f' text:style-name="{style}"' if style else ""
+    return f"<text:p{attr}>{xml}</text:p>"
+
+
 def png_grey(width: int = 32, height: int = 32) -> bytes:
     """A small grey-gradient PNG (what a scanner's picture looks like to a reader)."""
     def chunk(kind: bytes, data: bytes) -> bytes:
@@ -359,6 +379,22 @@ def soffice_sources() -> dict[str, tuple[str, dict[str, object]]]:
         "Imbasan-gambar.pdf": (fodt(picture_only()), {
             "classification": None, "unreadable": [True],
             "note": "a page with only a picture on it"}),
+        "Huruf-naik-SULIT.pdf": (fodt(
+            marked_para(f"SU{raised('L')}IT", "Tengah")
+            + para("Minit Mesyuarat Pengurusan Bil. 4/2025") + para(PROSE),
+            styles=RAISED_STYLES), {
+                "classification": "SULIT", "where": ["attachment:Huruf-naik-SULIT.pdf:page1"],
+                "note": "the heading SULIT with its L raised by 33% at full size (text rise)"}),
+        "Nota-kaki-rahsia.pdf": (fodt(
+            marked_para(f"Kata laluan anda adalah rahsia{raised('1', 'Atas')}. Maklumat ini "
+                        f"sulit{raised('2', 'Atas')} dan tempat terhad{raised('3', 'Atas')}.")
+            + marked_para(f"MAKLUMAT INI ADALAH RAHSIA{raised('4', 'Atas')} SYARIKAT KAMI",
+                          "Tengah")
+            + marked_para(f"Dokumen ini ra{raised('h')}sia dan su{raised('l')}it.")
+            + para("1 Nota kaki."), styles=RAISED_STYLES), {
+                "classification": None,
+                "note": "footnote marks (superscript digits) after rahsia, sulit, terhad and "
+                        "RAHSIA in a capitalised sentence; a raised letter in lower-case prose"}),
     }
 
 

@@ -8,10 +8,14 @@ committed, so the tests never need either.
 
 - LibreOffice converts flat OpenDocument sources written here (the builders of
   `make_odf_rtf`) into `.docx`, `.doc`, `.odt`, `.rtf`, `.xlsx`, `.xls`, `.ppt`:
-  a header typed `rahsia` and formatted All caps (shown `RAHSIA`); the document
-  title and a custom property shown by fields in a header; a formula whose result
-  is the marking; a text box on a sheet; a presentation footer set in Insert >
-  Header and Footer; prose and a table with the words, formatted All caps too;
+  a header typed `rahsia` and formatted All caps (shown `RAHSIA`), also in `.doc` by
+  a paragraph or a character style (and a style's capitals switched off on the run:
+  shown `rahsia`); the document title and a custom property shown by fields in a
+  header; a formula whose result is the marking; a text box on a sheet; a
+  presentation footer set in Insert > Header and Footer; prose and a table with the
+  words, formatted All caps too;
+- LibreOffice `.docx` files whose header (and prose) is in a paragraph style set
+  UPPERCASE: All caps set in word/styles.xml, not on the run;
 - a LibreOffice `.docx` whose header part is renamed (Office finds parts by their
   relationships, whatever their names);
 - by hand: PDFs marked by an annotation (a text box, a stamp, a form field), a word
@@ -22,9 +26,9 @@ committed, so the tests never need either.
   prefix, a damaged Outlook item inside a ZIP.
 
 Cases with a `.expect.yaml` sidecar are checked by tests/unit/test_corpus.py. The
-files without one are checked by tests/unit/test_redteam_issue10.py itself: a `.doc`
-header in All caps (still `xfail(strict=True)`), a plain tar.gz (read since
-documents/compressed.py) and a plain 7z (its files are not read: reported unreadable).
+files without one are checked by tests/unit/test_redteam_issue10.py itself: a plain
+tar.gz (read since documents/compressed.py) and a plain 7z (its files are not read:
+reported unreadable).
 
 LibreOffice stamps dates into what it writes, so those files change from run to
 run; their expectations do not.
@@ -71,6 +75,43 @@ def _caps(source: str, old: str, text: str) -> str:
                                   "</text:span></text:p>")
 
 
+def _styled_header(text: str, *, paragraph: bool = True, off: bool = False) -> str:
+    """A header `text` in a common style shown in capitals: a paragraph style, or a
+    character style on its one span; `off`: the span switches capitals off again
+    (direct formatting over the style, Word's toggle)."""
+    family = "paragraph" if paragraph else "text"
+    style = (f'<style:style style:name="Klasifikasi" style:family="{family}">'
+             '<style:text-properties fo:text-transform="uppercase"/></style:style>')
+    source = fodt((p(BODY),), header="PLACE").replace("<office:styles/>",
+                                                       f"<office:styles>{style}</office:styles>")
+    if off:
+        source = source.replace("<office:automatic-styles>", '<office:automatic-styles>'
+                                '<style:style style:name="T2" style:family="text">'
+                                '<style:text-properties fo:text-transform="none"/>'
+                                "</style:style>")
+        text = f'<text:span text:style-name="T2">{text}</text:span>'
+    if paragraph:
+        return source.replace(p("PLACE"), f'<text:p text:style-name="Klasifikasi">{text}'
+                                          "</text:p>")
+    return source.replace(p("PLACE"), f'<text:p><text:span text:style-name="Klasifikasi">'
+                                      f"{text}</text:span></text:p>")
+
+
+# A paragraph style (Format > Paragraph Style, Font Effects > Case: UPPERCASE):
+# LibreOffice writes it to a .docx as `w:style/w:rPr/w:caps` in word/styles.xml, and
+# the paragraph names it (`w:pStyle`) with no formatting of its own.
+_CAPS_PARAGRAPH_STYLE = ('<office:styles><style:style style:name="Klasifikasi" '
+                         'style:family="paragraph"><style:text-properties '
+                         'fo:text-transform="uppercase"/></style:style></office:styles>')
+
+
+def _caps_style(source: str, old: str, text: str) -> str:
+    """`source` with the paragraph `old` replaced by `text` in the capitals paragraph
+    style."""
+    source = source.replace("<office:styles/>", _CAPS_PARAGRAPH_STYLE)
+    return source.replace(p(old), f'<text:p text:style-name="Klasifikasi">{text}</text:p>')
+
+
 def _header_xml(source: str, xml: str) -> str:
     return source.replace(p("PLACE"), f"<text:p>{xml}</text:p>")
 
@@ -81,6 +122,9 @@ def _lo_cases() -> list[tuple[str, str, str, dict[str, Any] | None]]:
     caps_header = _caps(fodt((p(BODY),), header="PLACE"), "PLACE", "rahsia")
     caps_prose = _caps(fodt((p(BODY),), header="PLACE"), "PLACE",
                        "Pendaftaran dibuka - tempat terhad")
+    style_header = _caps_style(fodt((p(BODY),), header="PLACE"), "PLACE", "rahsia")
+    style_prose = _caps_style(fodt((p("PLACE"), p(BODY)), header="Minit"), "PLACE",
+                              "Pendaftaran dibuka - tempat terhad")
     title = _header_xml(fodt((p(BODY),), header="PLACE"), "<text:title>RAHSIA</text:title>")
     title = title.replace("<office:meta>", "<office:meta><dc:title>RAHSIA</dc:title>")
     custom = _header_xml(fodt((p(BODY),), header="PLACE"),
@@ -113,8 +157,18 @@ def _lo_cases() -> list[tuple[str, str, str, dict[str, Any] | None]]:
                                                                "header")),
         ("Kepala-huruf-besar.rtf", caps_header, "rtf", marked("Kepala-huruf-besar.rtf",
                                                                "header")),
-        ("Kepala-huruf-besar.doc", caps_header, "doc", None),
+        ("Kepala-huruf-besar.doc", caps_header, "doc", marked("Kepala-huruf-besar.doc",
+                                                              "header")),
+        ("Kepala-gaya-perenggan.doc", _styled_header("rahsia"), "doc",
+         marked("Kepala-gaya-perenggan.doc", "header")),
+        ("Kepala-gaya-aksara.doc", _styled_header("rahsia", paragraph=False), "doc",
+         marked("Kepala-gaya-aksara.doc", "header")),
+        ("Kepala-gaya-dimatikan.doc", _styled_header("rahsia", off=True), "doc", none),
+        ("Prosa-huruf-besar.doc", caps_prose, "doc", none),
         ("Prosa-huruf-besar.docx", caps_prose, "docx", none),
+        ("Kepala-gaya-huruf-besar.docx", style_header, "docx",
+         marked("Kepala-gaya-huruf-besar.docx", "header")),
+        ("Prosa-gaya-huruf-besar.docx", style_prose, "docx", none),
         ("Prosa-huruf-besar.odt", caps_prose, "odt", none),
         ("Prosa-huruf-besar.rtf", caps_prose, "rtf", none),
         ("Kepala-tajuk.odt", title, "odt", marked("Kepala-tajuk.odt", "header")),

@@ -202,6 +202,170 @@ def test_word_obfuscated_file_is_xor_and_unread() -> None:
     assert read(data) == []
 
 
+# -- Word: text shown in capitals (All caps / Small caps, [MS-DOC] sprmCFCaps) ----------
+
+RED = Path(__file__).resolve().parents[1] / "corpus" / "cases" / "redteam"
+
+
+def _red_streams(name: str) -> dict[str, bytes]:
+    parts: dict[str, bytes] = make.ole_streams((RED / name).read_bytes())
+    return parts
+
+
+def _header(parts: dict[str, bytes]) -> list[str]:
+    return [p.text for p in msdoc.pieces(parts, Bounds()) if p.part == "header"]
+
+
+@pytest.mark.parametrize(("name", "shown"), [
+    ("Kepala-huruf-besar.doc", "RAHSIA"),  # direct formatting: sprmCFCaps 1
+    ("Kepala-gaya-perenggan.doc", "RAHSIA"),  # a paragraph style with caps (STSH)
+    ("Kepala-gaya-aksara.doc", "RAHSIA"),  # a character style with caps (sprmCIstd)
+    ("Kepala-gaya-dimatikan.doc", "rahsia"),  # caps style, switched off on the run
+    ("Prosa-huruf-besar.doc", "PENDAFTARAN DIBUKA - TEMPAT TERHAD"),
+])
+def test_word_text_in_capitals_is_read_as_shown(name: str, shown: str) -> None:
+    parts = _red_streams(name)
+    assert _header(parts) == [shown]
+    assert [p.text for p in msdoc.pieces(parts, Bounds()) if p.part == "body"] == [
+        "Laporan audit dalaman tahun 2025."]
+
+
+def _chpx_page(parts: dict[str, bytes]) -> tuple[str, int, int]:
+    """(table stream name, where the PlcBteChpx is in it, where its first ChpxFkp is in
+    the WordDocument stream)."""
+    word = parts["WordDocument"]
+    table = "1Table" if struct.unpack_from("<H", word, 10)[0] & 0x0200 else "0Table"
+    fc, _lcb = _pair(word, 12)
+    pn, = struct.unpack_from("<I", parts[table], fc + 8)
+    return table, fc, (pn & 0x3FFFFF) * 512
+
+
+def _edit_grpprl(parts: dict[str, bytes], old: bytes, new: bytes) -> None:
+    _table, _fc, page = _chpx_page(parts)
+    word = bytearray(parts["WordDocument"])
+    at = word.index(old, page, page + 512)
+    word[at:at + len(old)] = new
+    parts["WordDocument"] = bytes(word)
+
+
+@pytest.mark.parametrize(("name", "old", "new", "shown"), [
+    ("Kepala-huruf-besar.doc", b"\x3b\x08\x01", b"\x3b\x08\x00", "rahsia"),
+    ("Kepala-huruf-besar.doc", b"\x3b\x08\x01", b"\x3a\x08\x01", "RAHSIA"),  # small caps
+    # ToggleOperand (2.9.327): 0x80 as the style (Header: no caps), 0x81 its opposite.
+    ("Kepala-huruf-besar.doc", b"\x3b\x08\x01", b"\x3b\x08\x80", "rahsia"),
+    ("Kepala-huruf-besar.doc", b"\x3b\x08\x01", b"\x3b\x08\x81", "RAHSIA"),
+    ("Kepala-huruf-besar.doc", b"\x3b\x08\x01", b"\x3b\x08\x07", "rahsia"),  # no such value
+    # The paragraph style has caps: 0x80 keeps them, 0x81 switches them off.
+    ("Kepala-gaya-dimatikan.doc", b"\x3b\x08\x00", b"\x3b\x08\x80", "RAHSIA"),
+    ("Kepala-gaya-dimatikan.doc", b"\x3b\x08\x00", b"\x3b\x08\x81", "rahsia"),
+    ("Kepala-gaya-dimatikan.doc", b"\x3a\x08\x00", b"\x3a\x08\x01", "RAHSIA"),
+])
+def test_word_caps_operands(name: str, old: bytes, new: bytes, shown: str) -> None:
+    parts = _red_streams(name)
+    _edit_grpprl(parts, old, new)
+    assert _header(parts) == [shown]
+
+
+def test_word_caps_is_one_character_for_one() -> None:
+    # ß has no one-letter capital: it stays, so every CP after it keeps its place.
+    assert msdoc._upper("straße rahsia") == "STRAßE RAHSIA"
+
+
+def _damage_chpx(mutation: str, parts: dict[str, bytes]) -> None:
+    table_name, fc, page = _chpx_page(parts)
+    word = bytearray(parts["WordDocument"])
+    table = bytearray(parts[table_name])
+    crun = word[page + 511]
+    if mutation == "crun_zero":
+        word[page + 511] = 0
+    elif mutation == "crun_too_big":
+        word[page + 511] = 0x66
+    elif mutation == "fcs_descend":
+        struct.pack_into("<I", word, page + 4, 0xFFFFFFF0)
+    elif mutation == "chpx_in_rgfc":
+        word[page + 4 * (crun + 1):page + 4 * (crun + 1) + crun] = bytes([1]) * crun
+    elif mutation == "chpx_past_page":
+        at = page + 4 * (crun + 1) + 1  # the run of the header, which has a Chpx
+        word[page + 2 * word[at]] = 0xFF
+    elif mutation == "fkp_past_stream":
+        struct.pack_into("<I", table, fc + 8, 0x3FFFFF)
+    elif mutation == "bin_table_lcb":
+        _lw, fclcb = _fib_offsets(bytes(word))
+        struct.pack_into("<I", word, fclcb + 8 * 12 + 4, 13)
+    elif mutation == "papx_cpara":
+        papx_fc, _lcb = _pair(bytes(word), 13)
+        pn, = struct.unpack_from("<I", table, papx_fc + 8)
+        word[(pn & 0x3FFFFF) * 512 + 511] = 0xFF
+    parts["WordDocument"] = bytes(word)
+    parts[table_name] = bytes(table)
+
+
+@pytest.mark.parametrize("mutation", ["crun_zero", "crun_too_big", "fcs_descend",
+                                      "chpx_in_rgfc", "chpx_past_page", "fkp_past_stream",
+                                      "bin_table_lcb", "papx_cpara"])
+def test_word_damaged_formatting_reads_text_as_typed(mutation: str) -> None:
+    parts = _red_streams("Kepala-huruf-besar.doc")
+    _damage_chpx(mutation, parts)
+    assert _header(parts) == ["rahsia"]
+
+
+def test_word_style_sheet_loop_and_damage_never_hang() -> None:
+    parts = _red_streams("Kepala-gaya-perenggan.doc")
+    word = parts["WordDocument"]
+    name = "1Table" if struct.unpack_from("<H", word, 10)[0] & 0x0200 else "0Table"
+    fc, lcb = _pair(word, 1)
+    table = bytearray(parts[name])
+    styles = msdoc._style_sheet(bytes(table), msdoc.fib(word), Bounds())
+    istd = next(i for i, s in styles.items() if s.chpx)
+    # Every style its own base: the chain stops, the caps stay.
+    stsh = bytes(table[fc:fc + lcb])
+    looped = bytearray(table)
+    pos = fc + 2 + struct.unpack_from("<H", stsh, 0)[0]
+    for _istd in range(struct.unpack_from("<H", stsh, 2)[0]):
+        cb, = struct.unpack_from("<H", looped, pos)
+        if cb:
+            stk_base, = struct.unpack_from("<H", looped, pos + 4)
+            struct.pack_into("<H", looped, pos + 4, (stk_base & 0xF) | (istd << 4))
+        pos += 2 + cb + (cb & 1)
+    parts[name] = bytes(looped)
+    started = time.monotonic()
+    assert _header(parts) == ["RAHSIA"]
+    assert time.monotonic() - started < 5
+    # A style sheet cut short: no style known, the text as typed.
+    cut = bytearray(table)
+    struct.pack_into("<H", cut, fc + 2 + struct.unpack_from("<H", stsh, 0)[0], 0xFFFF)
+    parts[name] = bytes(cut)
+    assert _header(parts) == ["rahsia"]
+
+
+@pytest.mark.parametrize("name", ["Kepala-gaya-perenggan.doc", "Kepala-gaya-aksara.doc"])
+def test_random_damage_to_formatting(name: str) -> None:
+    # Random bytes in the FKPs, the bin tables and the style sheet: never raises, never
+    # hangs, and the text is always there, in capitals or as typed.
+    rng = random.Random(name)
+    original = _red_streams(name)
+    word = original["WordDocument"]
+    table_name = "1Table" if struct.unpack_from("<H", word, 10)[0] & 0x0200 else "0Table"
+    table_spans = [_pair(word, index) for index in (1, 12, 13)]
+    pages = sorted({(pn & 0x3FFFFF) * 512 for fc, lcb in table_spans[1:]
+                    for pn in struct.unpack_from(f"<{(lcb - 4) // 8}I", original[table_name],
+                                                 fc + 4 * ((lcb - 4) // 8 + 1))})
+    for _round in range(300):
+        parts = dict(original)
+        data, table = bytearray(word), bytearray(original[table_name])
+        for _ in range(rng.randint(1, 8)):
+            if rng.random() < 0.5:
+                data[rng.choice(pages) + rng.randrange(512)] = rng.randrange(256)
+            else:
+                fc, lcb = rng.choice(table_spans)
+                table[fc + rng.randrange(lcb)] = rng.randrange(256)
+        parts["WordDocument"], parts[table_name] = bytes(data), bytes(table)
+        started = time.monotonic()
+        headers = _header(parts)
+        assert time.monotonic() - started < 5
+        assert len(headers) == 1 and headers[0].upper() == "RAHSIA"
+
+
 # -- Excel --------------------------------------------------------------------------
 
 def test_excel_cells() -> None:

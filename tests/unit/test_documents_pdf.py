@@ -217,6 +217,58 @@ def test_one_baseline_within_a_quarter_em(rise: float, expected: list[str]) -> N
     assert page_texts(one_page(stream)) == expected
 
 
+@pytest.mark.parametrize(("shown", "rise"), [
+    ("(SU) Tj 4 Ts (L) Tj 0 Ts (IT) Tj", "a third of an em up"),
+    ("(SU) Tj -4 Ts (L) Tj 0 Ts (IT) Tj", "a third of an em down"),
+    ("(SU) Tj 5.5 Ts (LIT) Tj", "the end of the word up"),
+    ("(S) Tj 4 Ts (ULI) Tj 0 Ts (T) Tj", "most of the word up"),
+    ("(S) Tj 3 Ts (U) Tj 0 Ts (L) Tj -3 Ts (I) Tj 0 Ts (T) Tj", "up and down"),
+])
+def test_a_word_with_letters_raised_out_of_its_baseline_is_one_word(shown: str,
+                                                                   rise: str) -> None:
+    stream = f"BT /F1 12 Tf 250 750 Td {shown} ET"
+    data = one_page(stream, lines_make.text_line("Minit mesyuarat.", 72, 700))
+    assert page_texts(data) == ["SULIT\nMinit mesyuarat."], rise
+    assert view_with("n.pdf", data).classification == "SULIT"
+
+
+def test_a_raised_letter_in_the_middle_of_a_line_joins_its_word_only() -> None:
+    stream = "BT /F1 12 Tf 72 750 Td (Dokumen SU) Tj 4 Ts (L) Tj 0 Ts (IT ini.) Tj ET"
+    assert page_texts(one_page(stream)) == ["Dokumen SULIT ini."]
+
+
+@pytest.mark.parametrize(("mark", "expected"), [
+    ("4 Ts (1) Tj", "1\nSULIT"),  # a footnote digit at full size: not a letter
+    ("/F1 7 Tf 4 Ts (a) Tj", "a\nSULIT"),  # a superscript letter: a smaller font
+    ("/F1 7 Tf 4 Ts (1) Tj", "1\nSULIT"),
+    ("6 Ts (X) Tj", "X\nSULIT"),  # half an em up: another line
+])
+def test_a_footnote_mark_after_a_marking_stays_apart(mark: str, expected: str) -> None:
+    data = one_page(f"BT /F1 12 Tf 250 750 Td (SULIT) Tj {mark} ET")
+    assert page_texts(data) == [expected]
+    assert view_with("k.pdf", data).classification == "SULIT"
+
+
+def test_table_cells_on_baselines_a_third_of_an_em_apart_stay_apart() -> None:
+    # Cells apart by their padding (0.45 em), the second aligned a third of an em higher.
+    left, right = ROW
+    right_x = 72 + lines_make.COURIER * 12 / 1000 * len(left) + 0.45 * 12
+    data = one_page(lines_make.text_line(left, 72, 700, font="F2"),
+                    lines_make.text_line(right, right_x, 704, font="F2"))
+    assert page_texts(data) == [f"{right}\n{left}"]
+    assert view_with("t.pdf", data).classification == "RAHSIA BESAR"
+
+
+def test_many_raised_letters_are_read_in_one_pass() -> None:
+    # Every other letter of a long line (far wider than the page) raised: one word,
+    # built in O(n log n).
+    word = "".join(f"({c}) Tj {4 if i % 2 == 0 else 0} Ts " for i, c in enumerate("SULIT" * 2000))
+    start = time.monotonic()
+    (text,) = page_texts(one_page(f"BT /F1 12 Tf 10 750 Td {word} ET"))
+    assert text == "SULIT" * 2000
+    assert time.monotonic() - start < 10
+
+
 def test_lines_top_to_bottom_whatever_the_drawing_order() -> None:
     data = one_page(lines_make.text_line("bawah", 72, 100), lines_make.text_line("atas", 72, 700),
                     lines_make.text_line("tengah", 300, 400))

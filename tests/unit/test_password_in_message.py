@@ -114,6 +114,22 @@ def test_in_the_html_body_and_in_a_forwarded_subject() -> None:
     assert evidence["opened"][0]["found"] == {"in": "forwarded:1:subject"}
 
 
+def test_in_an_html_block_shown_in_capitals_the_typed_password_opens() -> None:
+    # The marking scan reads the HTML as shown (KATA LALUAN: RAHSIA#2025X); the
+    # password is what was typed. Only the HTML part carries it.
+    html = (f'<p>Tuan,</p><p style="text-transform: uppercase">Kata laluan: {PASSWORD}'
+            "</p>")
+    raw = mail(("laporan.zip", ef.zip_aes(PASSWORD)), body="Tuan,\n\nSila lihat.\n",
+               html=html)
+    view = MessageView(raw)
+    [part] = [p for p in view.text_parts if p.where == "body:html"]
+    assert PASSWORD.upper() in part.text and part.typed is not None
+    evidence = run("password_in_message", True, raw)
+    assert evidence is not None
+    assert evidence["opened"][0]["found"] == {"in": "body:html"}
+    assert PASSWORD not in json.dumps(evidence) and PASSWORD in view.secret_values
+
+
 def test_in_a_file_name_the_name_is_masked_in_the_evidence() -> None:
     raw = mail(("laporan.zip", ef.zip_aes(PASSWORD)),
                text_files=((f"kata laluan: {PASSWORD}.txt", "Lihat nama fail."),))

@@ -129,18 +129,11 @@ def test_odf_text_transform_uppercase_is_read_as_shown() -> None:
     assert ("label", "header", "RAHSIA") in texts(odf.flat_pieces(src.encode(), Bounds()))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "legacy Word: All caps is a character property (sprmCFCaps/sprmCFSmallCaps in the "
-    "CHPX of the FKPs), which msdoc does not read; the header text `rahsia` is shown "
-    "RAHSIA but read as typed. Needs the CHPX bin table walked per character run."))
 def test_doc_header_in_all_caps_formatting_is_read_as_shown() -> None:
     data = (CASES / "Kepala-huruf-besar.doc").read_bytes()
     assert classification("Kepala-huruf-besar.doc", data) == "RAHSIA"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Word: All caps set in a paragraph or character style (styles.xml, w:pStyle/w:rStyle) "
-    "is not followed; only direct run formatting is. Needs style inheritance resolved."))
 def test_word_caps_from_a_style_is_read_as_shown() -> None:
     styles = (f'<w:styles {W_NS}><w:style w:type="paragraph" w:styleId="Klas"><w:rPr><w:caps/>'
               "</w:rPr></w:style></w:styles>").encode()
@@ -152,9 +145,6 @@ def test_word_caps_from_a_style_is_read_as_shown() -> None:
     assert classification("Minit.docx", data) == "RAHSIA"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "HTML bodies: CSS (`text-transform: uppercase`) is not applied by the regex renderer; "
-    "a body line `sulit` styled in capitals is shown SULIT but read as typed."))
 def test_html_body_text_transform_uppercase() -> None:
     raw = (b"From: a@anm.gov.my\r\nTo: b@example.org\r\nSubject: x\r\nMIME-Version: 1.0\r\n"
            b"Content-Type: text/html; charset=utf-8\r\n\r\n<p style=\"text-transform:uppercase"
@@ -263,9 +253,6 @@ def test_pdf_behind_text_or_a_picture_is_read(prefix: bytes) -> None:
     assert classification("Laporan.pdf", prefix + red.marked_pdf()) == "RAHSIA"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "PDF: one letter raised by a third of an em (text rise `Ts`) falls outside the "
-    "baseline tolerance (BASELINE_EM 0.25) and splits the word into two lines."))
 def test_pdf_word_with_one_raised_letter_is_read() -> None:
     content = "BT /F1 12 Tf 250 750 Td (RAH) Tj 4 Ts (S) Tj 0 Ts (IA) Tj ET"
     assert classification("Laporan.pdf", red.hand_pdf([content])) == "RAHSIA"

@@ -32,6 +32,26 @@ written from the published specification:
   CP falls in says header or footer. A box whose chain breaks anywhere (no PLC, a
   damaged one, no shape, no anchor, an anchor in a separator story) is read as
   `header`, as is any text of the story outside the boxes: its text is never lost;
+- text shown in capitals: All caps and Small caps are character properties
+  ([MS-DOC] 2.4.6 Determining Formatting Properties, 2.4.6.2 Direct Character
+  Formatting; sprmCFCaps 0x083B, sprmCFSmallCaps 0x083A, their operand a
+  ToggleOperand, 2.9.327: 0 off, 1 on, 0x80 as the style, 0x81 the style's opposite).
+  Direct formatting is the Chpx (a grpprl of Prl; Sprm: the operand size by spra) of
+  each run of the ChpxFkps (512-byte pages of the WordDocument stream) that the bin
+  table PlcBteChpx (fcPlcfBteChpx) names, runs keyed by FC. The style is the
+  paragraph's (the istd of its PapxInFkp, in the PapxFkps of PlcBtePapx, 2.8.6) with
+  the run's character style (sprmCIstd 0x4A30) over it, each followed down its
+  istdBase chain in the STSH at fcStshf (2.9.271 STSH, 2.9.274 Stshif, 2.9.135 LPStd,
+  STD and StdfBase, 2.9.113 GrLPUpxSw, 2.9.138 LPUpxChpx). Every character whose FC
+  (through the piece table) falls in a run so shown is read in capitals, one letter
+  for one, in every story: `rahsia` shown `RAHSIA` reads `RAHSIA`. Paragraphs are
+  taken as the PapxFkps' FC ranges, exact for text stored in order (one piece, as
+  Word and LibreOffice save); piece-level formatting (Pcd.prm, fast-saved files) is
+  not applied. A bin table or FKP that does not fit (FCs not ascending, runs
+  overlapping, a page or a Chpx out of range, crun or cpara out of range) leaves the
+  whole document as typed; a style sheet that does not fit keeps the styles read
+  before the damage (an unknown style has no caps: 0x80 reads off, 0x81 on); an
+  istdBase loop ends after as many steps as there are styles;
 - watermarks: WordArt shapes in the header drawing keep their text in the shape
   property gtextUNICODE, not in any story. The drawings are OfficeArtContent (2.9.171)
   at fcDggInfo: an OfficeArtDggContainer, then OfficeArtWordDrawing entries whose
@@ -46,9 +66,10 @@ endnotes (`lines`, `footnote`); header and footer stories (`label`, `header`/`fo
 every kind: odd, even, first page); text boxes (`lines`, `textbox`); header and footer
 text boxes (`label`, `header` or `footer` by their anchor, `header` when unknown);
 WordArt in a header (`label`, `watermark`) or in the main document (`lines`,
-`textbox`). Field instructions (between 0x13 and 0x14) are dropped, field
-results kept. Comments and macros are not read. Word 6/95 files (no table stream) and
-encrypted files give nothing.
+`textbox`). Text formatted in capitals is read in capitals (above). Field
+instructions (between 0x13 and 0x14) are dropped, field results kept. Comments and
+macros are not read. Word 6/95 files (no table stream) and encrypted files give
+nothing.
 
 Damage never raises: a structure that does not fit ends what depends on it, and what
 was read still counts. Every decoded character is charged to the bounds.
@@ -72,7 +93,10 @@ F_ENCRYPTED = 0x0100
 F_WHICH_TBL_STM = 0x0200
 F_OBFUSCATED = 0x8000
 # Indexes of fc/lcb pairs in FibRgFcLcb97 ([MS-DOC] 2.5.6).
+_STSHF = 1
 _PLCF_HDD = 11
+_PLCF_BTE_CHPX = 12
+_PLCF_BTE_PAPX = 13
 _CLX = 33
 _PLC_SPA_HDR = 41
 _DGG_INFO = 50
@@ -88,6 +112,23 @@ _RT_SP_CONTAINER = 0xF004
 _RT_FSP = 0xF00A
 _RT_CLIENT_TEXTBOX = 0xF00D
 _LTXID = 0x0080
+# Character formatting ([MS-DOC] character sprms): sprmCFSmallCaps,
+# sprmCFCaps (ToggleOperand, 2.9.327: 0 off, 1 on, 0x80 as the style, 0x81 the
+# opposite of the style), sprmCIstd (the character style); a run is shown in capitals
+# when either flag is on. FKPs are 512-byte pages of the WordDocument stream
+# (ChpxFkp, PapxFkp) with at most 0x65 runs or 0x1D paragraphs.
+_SPRM_C_F_SMALL_CAPS = 0x083A
+_SPRM_C_F_CAPS = 0x083B
+_SPRM_C_ISTD = 0x4A30
+_SPRM_T_DEF_TABLE = 0xD608
+_SPRM_P_CHG_TABS = 0xC615
+_FKP = 512
+_MAX_CRUN = 0x65
+_MAX_CPARA = 0x1D
+_BX_PAP_SIZE = 13
+_ISTD_NIL = 0x0FFF
+# sprm.spra ([MS-DOC] Sprm) -> operand size; 6 is variable (a size byte).
+_OPERAND_SIZE = (1, 1, 2, 4, 2, 2, -1, 3)
 # Entries of a PLC between two clock checks.
 _CHECK_EVERY = 4096
 # FibRgLw97 fields, in order from ccpText ([MS-DOC] 2.5.5), and what each story is.
@@ -215,13 +256,15 @@ def pieces(streams: Mapping[str, bytes], bounds: Bounds, path: str = "") -> Iter
 
 
 def _document_text(word: bytes, table: bytes, found: Fib, bounds: Bounds) -> str:
-    """Every story's text, in CP order, from the piece table; what a damaged piece
-    table leaves readable (possibly nothing)."""
+    """Every story's text, in CP order, from the piece table, runs shown in capitals
+    in capitals; what a damaged piece table leaves readable (possibly nothing)."""
     total = sum(found.ccp.values()) + 1
     try:
         pieces_ = _piece_table(table, *found.pair(_CLX))
     except _Damaged:
         return ""
+    capitals = _capital_runs(word, table, found, bounds)
+    capital_starts = [start for start, _end in capitals]
     out: list[str] = []
     have = 0
     for n, (cp_start, cp_end, fc) in enumerate(pieces_):
@@ -237,16 +280,46 @@ def _document_text(word: bytes, table: bytes, found: Fib, bounds: Bounds) -> str
             raw = word[start:start + count]
             bounds.charge(2 * len(raw))
             chunk = raw.decode("latin-1").translate(_COMPRESSED_MAP)
+            width = 1
         else:
             start = fc & 0x3FFFFFFF
             raw = word[start:start + 2 * count]
             bounds.charge(len(raw))
             chunk = raw[:len(raw) & ~1].decode("utf-16le", "replace")
+            width = 2
+        if capitals:
+            chunk = _shown(chunk, start, width, capitals, capital_starts)
         out.append(chunk)
         have += len(chunk)
         if len(chunk) < count:
             break  # the piece runs past the stream: what follows would be misplaced
     return "".join(out)
+
+
+def _shown(chunk: str, fc: int, width: int, capitals: list[tuple[int, int]],
+           starts: list[int]) -> str:
+    """`chunk`, whose character i is at WordDocument offset fc + width * i, with the
+    characters in a `capitals` run (FC ranges, ascending; `starts` their starts) in
+    capitals. Each run taken moves on through the chunk's bytes, so the work is bounded
+    by its length."""
+    end = fc + width * len(chunk)
+    k = max(0, bisect.bisect_right(starts, fc) - 1)
+    parts: list[str] = []
+    done = 0
+    while k < len(capitals) and capitals[k][0] < end:
+        run_start, run_end = capitals[k]
+        k += 1
+        first = max(done, -(-(run_start - fc) // width))
+        last = min(len(chunk), -(-(run_end - fc) // width))
+        if first >= last:
+            continue
+        parts.append(chunk[done:first])
+        parts.append(_upper(chunk[first:last]))
+        done = last
+    if not parts:
+        return chunk
+    parts.append(chunk[done:])
+    return "".join(parts)
 
 
 def _piece_table(table: bytes, fc: int, lcb: int) -> list[tuple[int, int, int]]:
@@ -507,3 +580,263 @@ def _drawing_bodies(table: bytes, found: Fib, bounds: Bounds
         body_end = min(body + length, end)
         yield label, body, body_end
         pos = body_end
+
+
+# -- capitals by formatting ([MS-DOC] 2.4.6 Determining Formatting Properties) --------
+
+Caps = tuple[bool, bool]  # (fCaps, fSmallCaps)
+_PLAIN: Caps = (False, False)
+
+
+def _capital_runs(word: bytes, table: bytes, found: Fib, bounds: Bounds
+                  ) -> list[tuple[int, int]]:
+    """[start, end) WordDocument stream offsets (FCs) of the text shown in capitals,
+    ascending and apart: the CHPX runs whose All caps or Small caps, over the
+    paragraph's and the character style's, is on (module docstring). [] when the bin
+    tables or their FKPs do not fit: the text is then read as typed."""
+    try:
+        chpx = _chpx_runs(word, table, found, bounds)
+        papx = _papx_runs(word, table, found, bounds)
+    except _Damaged:
+        return []
+    styles = _style_sheet(table, found, bounds)
+    resolved: dict[tuple[int, Caps], Caps] = {}
+
+    def style_caps(istd: int, under: Caps) -> Caps:
+        key = (istd, under)
+        if key not in resolved:
+            resolved[key] = _style_caps(styles, istd, under)
+        return resolved[key]
+
+    out: list[tuple[int, int]] = []
+    i = j = 0
+    while i < len(chpx) and j < len(papx):  # each step moves i or j on
+        if (i + j) % _CHECK_EVERY == 0:
+            bounds.check_time()
+        c_start, c_end, grpprl = chpx[i]
+        p_start, p_end, istd = papx[j]
+        start, end = max(c_start, p_start), min(c_end, p_end)
+        if start < end:
+            shown = style_caps(istd, _PLAIN)
+            if grpprl:
+                character = _sprm_bytes(grpprl, _SPRM_C_ISTD)
+                if len(character) == 2:
+                    shown = style_caps(int.from_bytes(character, "little"), shown)
+                shown = _apply_caps(grpprl, shown, shown)
+            if any(shown):
+                if out and out[-1][1] == start:
+                    out[-1] = (out[-1][0], end)
+                else:
+                    out.append((start, end))
+        if c_end <= p_end:
+            i += 1
+        else:
+            j += 1
+    return out
+
+
+def _chpx_runs(word: bytes, table: bytes, found: Fib, bounds: Bounds
+               ) -> list[tuple[int, int, bytes]]:
+    """(start FC, end FC, Chpx grpprl) of every run of the ChpxFkps that PlcBteChpx
+    ([MS-DOC] PlcBteChpx, ChpxFkp, Chpx) names, ascending and apart; b"" for
+    a run of default properties. Raises _Damaged when anything does not fit."""
+    out: list[tuple[int, int, bytes]] = []
+    for n, page in enumerate(_fkp_pages(word, table, found.pair(_PLCF_BTE_CHPX))):
+        if n % 64 == 0:
+            bounds.check_time()
+        crun = page[_FKP - 1]
+        if not 1 <= crun <= _MAX_CRUN:
+            raise _Damaged("ChpxFkp crun")
+        rgfc = _fkp_fcs(page, crun, out[-1][1] if out else 0)
+        rgb = 4 * (crun + 1)
+        for k in range(crun):
+            offset = 2 * page[rgb + k]
+            grpprl = b""
+            if offset:
+                if offset < rgb + crun or offset + 1 + page[offset] > _FKP - 1:
+                    raise _Damaged("Chpx outside its FKP")
+                grpprl = page[offset + 1:offset + 1 + page[offset]]
+            out.append((rgfc[k], rgfc[k + 1], grpprl))
+    return out
+
+
+def _papx_runs(word: bytes, table: bytes, found: Fib, bounds: Bounds
+               ) -> list[tuple[int, int, int]]:
+    """(start FC, end FC, paragraph style istd) of every paragraph of the PapxFkps that
+    PlcBtePapx ([MS-DOC] 2.8.6 PlcBtePapx, PapxFkp, BxPap, PapxInFkp, GrpPrlAndIstd)
+    names, ascending and apart. Raises _Damaged when anything does not
+    fit."""
+    out: list[tuple[int, int, int]] = []
+    for n, page in enumerate(_fkp_pages(word, table, found.pair(_PLCF_BTE_PAPX))):
+        if n % 64 == 0:
+            bounds.check_time()
+        cpara = page[_FKP - 1]
+        if not 1 <= cpara <= _MAX_CPARA:
+            raise _Damaged("PapxFkp cpara")
+        rgfc = _fkp_fcs(page, cpara, out[-1][1] if out else 0)
+        rgbx = 4 * (cpara + 1)
+        for k in range(cpara):
+            offset = 2 * page[rgbx + _BX_PAP_SIZE * k]
+            istd = 0  # no PapxInFkp: the Normal style
+            if offset:
+                if offset < rgbx + _BX_PAP_SIZE * cpara or offset + 3 > _FKP - 1:
+                    raise _Damaged("PapxInFkp outside its FKP")
+                cb = page[offset]
+                size, at = (2 * cb - 1, offset + 1) if cb else (2 * page[offset + 1],
+                                                                offset + 2)
+                if size < 2 or at + size > _FKP - 1:
+                    raise _Damaged("GrpPrlAndIstd outside its FKP")
+                istd, = struct.unpack_from("<H", page, at)
+            out.append((rgfc[k], rgfc[k + 1], istd))
+    return out
+
+
+def _fkp_pages(word: bytes, table: bytes, pair: tuple[int, int]) -> Iterator[bytes]:
+    """The 512-byte FKPs a bin table (PlcBteChpx / PlcBtePapx: FCs, then 4-byte
+    PnFkp*, pn in the low 22 bits) at table[fc:fc+lcb] names, in order."""
+    fc, lcb = pair
+    if lcb < 12 or (lcb - 4) % 8 or fc + lcb > len(table):
+        raise _Damaged("bin table does not fit")
+    count = (lcb - 4) // 8
+    fcs = struct.unpack_from(f"<{count + 1}I", table, fc)
+    if any(b <= a for a, b in itertools.pairwise(fcs)):
+        raise _Damaged("bin table FCs not ascending")
+    for pn, in struct.iter_unpack("<I", table[fc + 4 * (count + 1):fc + lcb]):
+        start = (pn & 0x3FFFFF) * _FKP
+        if start + _FKP > len(word):
+            raise _Damaged("FKP past the stream")
+        yield word[start:start + _FKP]
+
+
+def _fkp_fcs(page: bytes, count: int, after: int) -> tuple[int, ...]:
+    """An FKP's rgfc (count + 1 FCs): ascending, never before `after` (the end of the
+    previous FKP's last run), so runs never overlap; raises _Damaged otherwise."""
+    rgfc = struct.unpack_from(f"<{count + 1}I", page, 0)
+    if rgfc[0] < after or any(b <= a for a, b in itertools.pairwise(rgfc)):
+        raise _Damaged("FKP FCs not ascending")
+    return rgfc
+
+
+def _prls(grpprl: bytes) -> Iterator[tuple[int, bytes]]:
+    """(sprm, operand) of each Prl ([MS-DOC] Prl, Sprm: the operand size by
+    spra); stops at the first Prl that does not fit. sprmTDefTable and
+    sprmPChgTabs (never character properties) end it too."""
+    pos = 0
+    while pos + 2 <= len(grpprl):  # every Prl moves pos on by 3 bytes or more
+        sprm, = struct.unpack_from("<H", grpprl, pos)
+        size = _OPERAND_SIZE[sprm >> 13]
+        pos += 2
+        if size < 0:
+            if sprm in (_SPRM_T_DEF_TABLE, _SPRM_P_CHG_TABS) or pos >= len(grpprl):
+                return
+            size = grpprl[pos]
+            pos += 1
+        if pos + size > len(grpprl):
+            return
+        yield sprm, grpprl[pos:pos + size]
+        pos += size
+
+
+def _sprm_bytes(grpprl: bytes, wanted: int) -> bytes:
+    """The operand of the last `wanted` sprm in `grpprl`, b"" without one."""
+    found = b""
+    for sprm, operand in _prls(grpprl):
+        if sprm == wanted:
+            found = operand
+    return found
+
+
+def _apply_caps(grpprl: bytes, value: Caps, style: Caps) -> Caps:
+    """`value` after the sprmCFCaps / sprmCFSmallCaps of `grpprl`; their ToggleOperand
+    ([MS-DOC] 2.9.327) 0x80 / 0x81 is `style`'s value / its opposite, any other value
+    than 0, 1, 0x80, 0x81 changes nothing."""
+    caps, small = value
+    for sprm, operand in _prls(grpprl):
+        if sprm not in (_SPRM_C_F_CAPS, _SPRM_C_F_SMALL_CAPS):
+            continue
+        index = 0 if sprm == _SPRM_C_F_CAPS else 1
+        toggle = {0x00: False, 0x01: True, 0x80: style[index],
+                  0x81: not style[index]}.get(operand[0])
+        if toggle is None:
+            continue
+        if index == 0:
+            caps = toggle
+        else:
+            small = toggle
+    return caps, small
+
+
+@dataclass(frozen=True)
+class _Style:
+    base: int  # istdBase, _ISTD_NIL for none
+    chpx: bytes  # the style's character grpprl (UpxChpx), b"" for none
+
+
+def _style_sheet(table: bytes, found: Fib, bounds: Bounds) -> dict[int, _Style]:
+    """istd -> style of the STSH at fcStshf ([MS-DOC] 2.9.271 STSH, 2.9.274 Stshif,
+    2.9.135 LPStd, STD, StdfBase, 2.9.113 GrLPUpxSw, 2.9.138 LPUpxChpx): the styles
+    read before anything that does not fit; {} when none (0x80 then reads as off,
+    0x81 as on)."""
+    fc, lcb = found.pair(_STSHF)
+    end = fc + lcb
+    if lcb < 6 or end > len(table):
+        return {}
+    cb_stshi, cstd, cb_base = struct.unpack_from("<3H", table, fc)
+    pos = fc + 2 + cb_stshi
+    out: dict[int, _Style] = {}
+    for istd in range(cstd):  # cstd < 0x10000; every style moves pos on
+        if istd % _CHECK_EVERY == 0:
+            bounds.check_time()
+        if pos + 2 > end:
+            break
+        cb_std, = struct.unpack_from("<H", table, pos)
+        std, pos = pos + 2, pos + 2 + cb_std + (cb_std & 1)
+        if cb_std == 0:
+            continue
+        if cb_std < max(cb_base, 10) + 2 or std + cb_std > end:
+            break
+        stk_base, cupx_next = struct.unpack_from("<HH", table, std + 2)
+        stk, base, cupx = stk_base & 0x000F, stk_base >> 4, cupx_next & 0x000F
+        name_chars, = struct.unpack_from("<H", table, std + cb_base)
+        upx = std + cb_base + 2 + 2 * name_chars + 2  # Xstz: cch, chars, terminator
+        # The character UPX: second of a paragraph style, first of a character
+        # style, third of a table style; numbering styles have none.
+        wanted = {1: 1, 2: 0, 3: 2}.get(stk)
+        chpx = b""
+        for k in range(min(cupx, 3)):
+            if upx + 2 > std + cb_std:
+                break
+            size, = struct.unpack_from("<H", table, upx)
+            if upx + 2 + size > std + cb_std:
+                break
+            if k == wanted:
+                chpx = table[upx + 2:upx + 2 + size]
+                break
+            upx += 2 + size + (size & 1)
+        out[istd] = _Style(base, chpx)
+    return out
+
+
+def _style_caps(styles: Mapping[int, _Style], istd: int, under: Caps) -> Caps:
+    """Caps of style `istd` laid over `under` (nothing for a paragraph style, the
+    paragraph's for a character style): its istdBase chain from the root down, each
+    toggle relative to its base. A chain longer than the style sheet (a loop) or an
+    unknown istd stops where it is."""
+    chain: list[_Style] = []
+    while istd in styles and len(chain) <= len(styles):
+        style = styles[istd]
+        chain.append(style)
+        istd = style.base
+    value = under
+    for style in reversed(chain):
+        if style.chpx:
+            value = _apply_caps(style.chpx, value, value)
+    return value
+
+
+def _upper(text: str) -> str:
+    """`text` in capitals, one character for one (ß stays ß), so CPs keep their place."""
+    up = text.upper()
+    if len(up) == len(text):
+        return up
+    return "".join(u if len(u := c.upper()) == 1 else c for c in text)

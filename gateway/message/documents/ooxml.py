@@ -25,6 +25,10 @@ A part is known by its content type in `[Content_Types].xml`, not by its name:
 Office finds parts through relationships, so a header renamed `word/kepala.xml` is
 a header still (the usual names are the fallback for a part of another type).
 
+Word text is read as it is shown: a run in All caps or Small caps reads in capitals
+(`rahsia` shown `RAHSIA` reads `RAHSIA`), whether the run itself says so or one of
+its styles does (`_WordStyles`, from the styles parts, `word/styles.xml`).
+
 Embedded OOXML files (`*/embeddings/*.docx|xlsx|pptx`) are returned as members
 for the caller to open like archive members. Every part is read through
 `xmltext` (streamed, DOCTYPE refused, byte cap) and charged to the bounds.
@@ -32,6 +36,7 @@ for the caller to open like archive members. Every part is read through
 
 from __future__ import annotations
 
+import dataclasses
 import posixpath
 import re
 import zipfile
@@ -40,10 +45,16 @@ from collections.abc import Iterator
 
 from gateway.message.documents.bounds import MAX_XML_PART_BYTES, Bounds, LimitExceeded
 from gateway.message.documents.piece import Piece, Rule
-from gateway.message.documents.xmltext import WORD_CAPITALS, BadXML, Grammar, paragraphs
+from gateway.message.documents.xmltext import (
+    WORD_CAPITALS,
+    BadXML,
+    Grammar,
+    elements,
+    paragraphs,
+)
 
 # Text in a run formatted All caps or Small caps (`w:caps`, `w:smallCaps`) is read in
-# capitals, as Word shows it.
+# capitals, as Word shows it; with the document's styles, `_word_grammar`.
 _WORD = Grammar(paragraphs=frozenset({"p"}), texts=frozenset({"t"}),
                 tabs=frozenset({"tab", "ptab"}), breaks=frozenset({"br", "cr"}),
                 attribute_texts=frozenset({("textpath", "string")}),
@@ -66,6 +77,7 @@ _CUSTOM = Grammar(paragraphs=frozenset({"property"}),
                   texts=frozenset({"lpwstr", "lpstr", "bstr", "bool"}))
 _LABEL_INFO = Grammar(paragraphs=frozenset({"label"}), texts=frozenset())
 _XSD_TRUE = ("1", "true")  # xsd:boolean (XML Schema Part 2, 3.2.2)
+_OFF_VALUES = frozenset({"0", "false", "off"})  # ST_OnOff (ECMA-376 Part 1, 22.9.2.7): off
 
 _WORD_HF = re.compile(r"word/(header|footer)\d*\.xml")
 _WORD_NOTES = re.compile(r"word/(?:footnotes|endnotes)\.xml")
@@ -113,6 +125,7 @@ _ROLES = {
     _OOXML + "presentationml.slidemaster+xml": "master",
     _OOXML + "presentationml.slidelayout+xml": "master",
     _OOXML + "custom-properties+xml": "custom",
+    _OOXML + "wordprocessingml.styles+xml": "styles",
     "application/vnd.ms-office.classificationlabels+xml": "label_info",
 }
 _NUMBER = re.compile(r"(\d+)\.xml$")
@@ -148,6 +161,7 @@ def _by_name(name: str) -> str | None:
         if rx.fullmatch(name):
             return role
     return {"xl/sharedStrings.xml": "shared_strings",
+            "word/styles.xml": "styles",
             "docProps/custom.xml": "custom",
             "docMetadata/LabelInfo.xml": "label_info"}.get(name)
 
@@ -195,6 +209,142 @@ def header_footer_sections(code: str) -> list[str]:
     current.append(code[pos:])
     sections.append("".join(current))
     return [s.strip() for s in sections if s.strip()]
+
+
+# Word styles (ECMA-376 Part 1, 17.7): how far a `w:basedOn` chain is followed. Real
+# templates chain a few styles (Heading 1 on Normal); the bound is for hostile ones.
+MAX_BASED_ON = 50
+_WORD_CAPS_FLAGS = WORD_CAPITALS.flags
+
+
+class _WordStyles:
+    """Which capitals flags (`caps`, `smallCaps`) Word's styles turn on for a run.
+
+    ECMA-376 Part 1: run properties come from the style hierarchy (17.7.2): the
+    document defaults (`w:docDefaults/w:rPrDefault/w:rPr`, 17.7.5), then the
+    paragraph's style (`w:pPr/w:pStyle`, 17.3.1.27), then the run's character style
+    (`w:rPr/w:rStyle`, 17.3.2.29), then the run's own (direct) formatting. A
+    paragraph or run that names no style, or one not defined, has its type's
+    default style (`w:style w:default="1"`, 17.7.4.17). A style inherits the
+    properties of the style it is based on (`w:basedOn`, 17.7.4.3), followed here
+    at most `MAX_BASED_ON` steps and never round a cycle.
+
+    `w:caps` (17.3.2.5) and `w:smallCaps` (17.3.2.33) are toggle properties
+    (17.7.3): set in a style, `true` flips the state reached so far and `false`
+    leaves it; set on the run itself, either is absolute (`xmltext` applies that).
+    Word follows the flip (a character style in capitals over a paragraph style in
+    capitals shows lower case); LibreOffice lets the nearer style win, and writes
+    exactly that pair when a paragraph style and a character style both say
+    UPPERCASE. Text is read as any reader shows it, so a flag that any level of the
+    styles turns on counts as on: a marking shown in capitals to one reader is found,
+    and text that no style puts in capitals is read as typed."""
+
+    def __init__(self) -> None:
+        self.flags: dict[str, set[str]] = {}  # style id -> flags it turns on itself
+        self.based_on: dict[str, str] = {}
+        self.defaults: set[str] = set()  # flags the document defaults turn on
+        self.default_paragraph: str | None = None
+        self.default_character: str | None = None
+        self._chains: dict[str, frozenset[str]] = {}
+        self._steps: dict[str, dict[str, int]] = {}  # style id -> flag -> steps up
+
+    def learn(self, events: Iterator[tuple[str, int, dict[str, str]]]) -> None:
+        """Reads the start tags of a styles part (`xmltext.elements`, every tag). What
+        was read before an error raised by `events` is kept."""
+        path: list[str] = []
+        style = ""
+        for tag, depth, attrs in events:
+            del path[depth - 1:]
+            path.append(tag)
+            if depth == 2 and tag == "style":
+                style = attrs.get("styleId", "")
+                self.flags.setdefault(style, set())
+                if attrs.get("default", "0").strip().lower() in _XSD_TRUE:
+                    kind = attrs.get("type", "paragraph")
+                    if kind == "paragraph" and self.default_paragraph is None:
+                        self.default_paragraph = style
+                    elif kind == "character" and self.default_character is None:
+                        self.default_character = style
+            elif depth == 3 and tag == "basedOn" and path[1] == "style":
+                self.based_on.setdefault(style, attrs.get("val", ""))
+            elif tag in _WORD_CAPS_FLAGS and attrs.get("val", "true").strip().lower() \
+                    not in _OFF_VALUES:
+                # `w:style/w:rPr/w:caps`; `w:docDefaults/w:rPrDefault/w:rPr/w:caps`.
+                if depth == 4 and path[1:3] == ["style", "rPr"]:
+                    self.flags[style].add(tag)
+                elif depth == 5 and path[1:4] == ["docDefaults", "rPrDefault", "rPr"]:
+                    self.defaults.add(tag)
+
+    def any_capitals(self) -> bool:
+        return bool(self.defaults) or any(self.flags.values())
+
+    def chain(self, style_id: str) -> frozenset[str]:
+        """Flags turned on by the style or a style it is based on, at most
+        `MAX_BASED_ON` styles up the chain, never round a cycle.
+
+        Kept per style: how many steps up the nearest style turning each flag on is.
+        That does not depend on where a walk began, so every style on a walk is
+        settled by it, and each style is walked over once in all: the cost is the
+        number of styles, however long or many the chains."""
+        known = self._chains.get(style_id)
+        if known is not None:
+            return known
+        walked: list[str] = []
+        seen: set[str] = set()
+        current: str | None = style_id
+        while current is not None and current in self.flags and current not in seen \
+                and current not in self._steps:
+            seen.add(current)
+            walked.append(current)
+            current = self.based_on.get(current)
+        never = len(self.flags) + MAX_BASED_ON  # no such style up the chain
+        steps = self._steps.get(current, {}) if current is not None else {}
+        above = {flag: steps.get(flag, never) for flag in _WORD_CAPS_FLAGS}
+        for sid in reversed(walked):
+            above = {flag: 0 if flag in self.flags[sid] else min(n + 1, never)
+                     for flag, n in above.items()}
+            self._steps[sid] = above
+        found = frozenset(flag for flag, n in self._steps.get(style_id, {}).items()
+                          if n < MAX_BASED_ON)
+        self._chains[style_id] = found
+        return found
+
+    def styled(self, paragraph_style: str | None, run_style: str | None) -> frozenset[str]:
+        """Flags the styles turn on for a run (`xmltext._Capitals.styled`)."""
+        if paragraph_style is None or paragraph_style not in self.flags:
+            paragraph_style = self.default_paragraph
+        if run_style is None or run_style not in self.flags:
+            run_style = self.default_character
+        found = frozenset(self.defaults)
+        for style_id in (paragraph_style, run_style):
+            if style_id is not None:
+                found |= self.chain(style_id)
+        return found
+
+
+
+def _word_grammar(zf: zipfile.ZipFile, bounds: Bounds, roles: dict[str, str]) -> Grammar:
+    """The Word grammar for this package: `_WORD` with the capitals its styles parts
+    give (`_WordStyles`). Every styles part counts (a flag any of them turns on is on).
+    A missing or damaged styles part gives what could be read of it, down to nothing:
+    direct formatting only. A styles part over the byte cap, or with a DOCTYPE, is
+    `LimitExceeded` as any part is."""
+    styles = _WordStyles()
+    for info in zf.infolist():
+        if roles.get(info.filename) != "styles" or info.flag_bits & 0x1:
+            continue
+        try:
+            with zf.open(info) as stream:
+                styles.learn(elements(stream, None, bounds, MAX_XML_PART_BYTES))
+        except LimitExceeded:
+            raise
+        except (BadXML, zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError,
+                NotImplementedError, RuntimeError):
+            continue
+    if not styles.any_capitals():
+        return _WORD
+    return dataclasses.replace(_WORD, capitals=dataclasses.replace(
+        WORD_CAPITALS, styled=styles.styled))
 
 
 def _read(zf: zipfile.ZipFile, info: zipfile.ZipInfo, grammar: Grammar, bounds: Bounds
@@ -249,6 +399,7 @@ def pieces(zf: zipfile.ZipFile, bounds: Bounds, path: str = "") -> Iterator[Piec
     """Marking-bearing text of an OOXML package (module docstring), in part order."""
     roles = _roles(zf, bounds)
     diagrams: dict[str, tuple[Rule, str, int]] | None = None
+    word: Grammar | None = None
     for info in zf.infolist():
         name = info.filename
         role = roles.get(name)
@@ -256,16 +407,18 @@ def pieces(zf: zipfile.ZipFile, bounds: Bounds, path: str = "") -> Iterator[Piec
             continue
         if info.flag_bits & 0x1:
             continue  # an encrypted member cannot be read; the package is odd anyway
+        if role in ("word", "header", "footer", "notes") and word is None:
+            word = _word_grammar(zf, bounds, roles)
         if role == "word":
-            for tag, text, _a in _read(zf, info, _WORD, bounds):
+            for tag, text, _a in _read(zf, info, word or _WORD, bounds):
                 yield Piece("lines", "watermark" if tag == "textpath" else "body", text,
                             path=path)
         elif role in ("header", "footer"):
-            for tag, text, _a in _read(zf, info, _WORD, bounds):
+            for tag, text, _a in _read(zf, info, word or _WORD, bounds):
                 yield Piece("label", "watermark" if tag == "textpath" else role, text,
                             path=path)
         elif role == "notes":
-            for _tag, text, _a in _read(zf, info, _WORD, bounds):
+            for _tag, text, _a in _read(zf, info, word or _WORD, bounds):
                 yield Piece("lines", "footnote", text, path=path)
         elif role == "diagram":
             if diagrams is None:

@@ -20,6 +20,18 @@ order of drawing operators, so that a line is what a reader sees:
   direction, lie within `BASELINE_EM` font sizes (em) of each other. The writing
   direction is each glyph's own (from its matrix), so a diagonal watermark is one
   baseline like any horizontal line, whatever order PDFium keeps its characters in;
+- a word with a letter raised or lowered out of its baseline (text rise `Ts`,
+  LibreOffice's "raise/lower by 33%") is one word, as a reader sees it: parts of
+  words (glyphs with no blank over `SPACE_EM` between them) on nearby baselines
+  that touch end to start, letter against letter, within `SPACE_EM` (a blank or an
+  overlap), with baselines less than `RAISED_EM` (half an em) apart and fonts of
+  about one size (`SAME_SIZE`), are one word, put on the baseline of its longest
+  part. A footnote mark or superscript stays a line of its own: its font is smaller
+  (58% of the size in LibreOffice), or it is a digit or sign, not a letter.
+  Table cells stand apart by their padding, far over `SPACE_EM`. A baseline is
+  compared with the next `NEAR_BASELINES` in the order of `across` (lines of a page
+  are an em or more apart, so a raised letter's baseline is the next one or the one
+  after), each part with the few parts that start where it ends: O(n log n);
 - along a baseline, glyphs are taken left to right (along the direction). The
   blank between neighbours is measured from the right edge of everything so far
   to the left edge of the next glyph, in em of the larger of the two; a drawn
@@ -73,6 +85,7 @@ lines are built and the piece yielded after the lock is released.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import ctypes
 import io
@@ -124,6 +137,10 @@ BASELINE_EM = 0.25
 SPACE_EM = 0.1
 APART_EM = 0.4
 DUPLICATE_EM = 0.1  # the same glyph drawn twice (fake bold, shadow) is read once
+RAISED_EM = 0.5  # a letter raised or lowered less than this still belongs to its word
+SAME_SIZE = 0.8  # smaller to larger font size of two glyphs of one word (not superscript)
+NEAR_BASELINES = 3  # baselines, in the order of `across`, a raised letter is looked for on
+_TOUCH_CANDIDATES = 4
 
 _PDFIUM = threading.Lock()
 _CHECK_EVERY = 4096
@@ -488,6 +505,97 @@ def _spaced_words(segments: list[tuple[float, str]]) -> Iterator[tuple[float, st
         run = []
 
 
+class _Fragment(NamedTuple):
+    """Glyphs of one baseline with no blank between them (a word, or part of one)."""
+
+    baseline: int
+    glyphs: list[Glyph]
+    end: float  # the right edge of everything in it (reach)
+
+
+def _fragments(baseline: list[Glyph], index: int) -> list[_Fragment]:
+    """The fragments of one baseline sorted by `start`, left to right: a blank over
+    `SPACE_EM` or a drawn space ends one; drawn spaces are in none."""
+    found: list[_Fragment] = []
+    current: list[Glyph] = []
+    reach = -math.inf
+    for g in baseline:
+        if current and (g.char.isspace()
+                        or g.start - reach > SPACE_EM * max(current[-1].em, g.em)):
+            found.append(_Fragment(index, current, reach))
+            current, reach = [], -math.inf
+        if not g.char.isspace():
+            current.append(g)
+            reach = max(reach, g.end)
+    if current:
+        found.append(_Fragment(index, current, reach))
+    return found
+
+
+def _touch(left: _Fragment, right: _Fragment) -> bool:
+    """Whether `right` continues the word `left` ends, one of them raised or lowered
+    (module docstring): letter against letter, fonts of about one size, blank (or
+    overlap) within `SPACE_EM`, baselines less than `RAISED_EM` apart."""
+    a, b = left.glyphs[-1], right.glyphs[0]
+    em = max(a.em, b.em)
+    return (a.char.isalpha() and b.char.isalpha() and min(a.em, b.em) >= SAME_SIZE * em
+            and abs(b.start - left.end) <= SPACE_EM * em
+            and abs(b.across - a.across) < RAISED_EM * em)
+
+
+def _find(parent: list[int], i: int) -> int:
+    while parent[i] != i:  # path halving: iterative, no recursion
+        parent[i] = parent[parent[i]]
+        i = parent[i]
+    return i
+
+
+def _rejoined(baselines: list[list[Glyph]]) -> list[list[Glyph]]:
+    """`baselines` (in the order of `across`) with each word that has a letter raised or
+    lowered out of its baseline made whole again on one of them (module docstring).
+    Fragments of nearby baselines that touch are one word; the word is put on the
+    baseline of its longest fragment. Each baseline is compared with the next
+    `NEAR_BASELINES`, each fragment with at most `_TOUCH_CANDIDATES` fragments
+    starting where it ends: O(n log n) in glyphs."""
+    fragments: list[_Fragment] = []
+    per_baseline: list[range] = []  # each baseline's fragments, as indices into `fragments`
+    for index, baseline in enumerate(baselines):
+        baseline.sort(key=lambda g: g.start)
+        first = len(fragments)
+        fragments.extend(_fragments(baseline, index))
+        per_baseline.append(range(first, len(fragments)))
+    parent = list(range(len(fragments)))
+    joined = False
+    for i, mine in enumerate(per_baseline):
+        for theirs in per_baseline[i + 1:i + 1 + NEAR_BASELINES]:
+            for lefts, rights in ((mine, theirs), (theirs, mine)):
+                starts = [fragments[n].glyphs[0].start for n in rights]
+                for n in lefts:
+                    left = fragments[n]
+                    reach = SPACE_EM * left.glyphs[-1].em / SAME_SIZE
+                    k = bisect.bisect_left(starts, left.end - reach)
+                    for m in rights[k:k + _TOUCH_CANDIDATES]:
+                        if fragments[m].glyphs[0].start > left.end + reach:
+                            break
+                        a, b = _find(parent, n), _find(parent, m)
+                        if a != b and _touch(left, fragments[m]):
+                            parent[max(a, b)] = min(a, b)
+                            joined = True
+    if not joined:
+        return baselines
+    home: dict[int, _Fragment] = {}  # word (root) -> its longest fragment
+    for n, f in enumerate(fragments):
+        root = _find(parent, n)
+        if root not in home or len(f.glyphs) > len(home[root].glyphs):
+            home[root] = f
+    rebuilt: list[list[Glyph]] = [[] for _ in baselines]
+    for n, f in enumerate(fragments):
+        rebuilt[home[_find(parent, n)].baseline].extend(f.glyphs)
+    for index, baseline in enumerate(baselines):  # drawn spaces stay where they were
+        rebuilt[index].extend(g for g in baseline if g.char.isspace())
+    return [b for b in rebuilt if b]
+
+
 def lines(glyphs: list[Glyph]) -> list[str]:
     """A page's lines as a reader sees them, top to bottom (module docstring)."""
     by_angle: dict[int, list[Glyph]] = {}
@@ -502,7 +610,7 @@ def lines(glyphs: list[Glyph]) -> list[str]:
             if g.across - first.across > BASELINE_EM * max(g.em, first.em):
                 baselines.append([])
             baselines[-1].append(g)
-        for baseline in baselines:
+        for baseline in _rejoined(baselines):
             y = sum(g.y for g in baseline) / len(baseline)
             segments = list(_segments(baseline))
             placed.extend((-y, x, text) for x, text in segments)

@@ -32,7 +32,7 @@ outermost first, each with its ordinal among the part's elements of that name
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 from xml.parsers import expat
@@ -83,8 +83,13 @@ class Grammar:
 class _Capitals:
     """Where a document says "show this text in capitals".
 
-    Word: a run (`runs`, `w:r`) whose properties hold a `flags` element (`w:caps`,
-    `w:smallCaps`) that is not switched off (`w:val` false, 0 or off). OpenDocument:
+    Word: a run (`runs`, `w:r`) whose properties (`w:r/w:rPr/*`) hold a `flags`
+    element (`w:caps`, `w:smallCaps`) that is not switched off (`w:val` false, 0 or
+    off). With `styled`, the styles count too: it is given the paragraph's style
+    (`paragraph_style`, `w:p/w:pPr/w:pStyle`) and the run's (`run_style`,
+    `w:r/w:rPr/w:rStyle`), either None, and returns the flags the styles turn on; a
+    flag set on the run itself (direct formatting) overrides the styles, on or off
+    (the caller owns the style rules: `ooxml`). OpenDocument:
     an element whose `style-name` names a style (`styles`, `style:style`) whose text
     properties (`properties`, `style:text-properties`) set `fo:text-transform`
     uppercase or `fo:font-variant` small-caps. A part defines its automatic styles
@@ -95,9 +100,14 @@ class _Capitals:
     flags: frozenset[str] = field(default_factory=frozenset)
     styles: frozenset[str] = field(default_factory=frozenset)
     properties: frozenset[str] = field(default_factory=frozenset)
+    paragraph_style: frozenset[str] = field(default_factory=frozenset)
+    run_style: frozenset[str] = field(default_factory=frozenset)
+    styled: Callable[[str | None, str | None], frozenset[str]] | None = None
 
 
-WORD_CAPITALS = _Capitals(runs=frozenset({"r"}), flags=frozenset({"caps", "smallCaps"}))
+WORD_CAPITALS = _Capitals(runs=frozenset({"r"}), flags=frozenset({"caps", "smallCaps"}),
+                          paragraph_style=frozenset({"pStyle"}),
+                          run_style=frozenset({"rStyle"}))
 ODF_CAPITALS = _Capitals(styles=frozenset({"style"}),
                          properties=frozenset({"text-properties"}))
 _OFF = frozenset({"0", "false", "off"})
@@ -126,14 +136,64 @@ def _refuse(*_args: object) -> None:
     raise UnsafeXML
 
 
-def paragraphs(stream: IO[bytes], grammar: Grammar, bounds: Bounds,
-               max_bytes: int) -> Iterator[Paragraph]:
-    """Every paragraph of the part, in document order (nested ones first)."""
+def _parser() -> expat.XMLParserType:
+    """An expat parser that refuses a DOCTYPE and entities (`UnsafeXML`)."""
     parser = expat.ParserCreate(namespace_separator="}")
     parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
     parser.StartDoctypeDeclHandler = _refuse
     parser.EntityDeclHandler = _refuse
     parser.ExternalEntityRefHandler = _refuse  # type: ignore[assignment]
+    return parser
+
+
+def elements(stream: IO[bytes], names: frozenset[str] | None, bounds: Bounds,
+             max_bytes: int) -> Iterator[tuple[str, int, dict[str, str]]]:
+    """(local name, depth, attributes by local name) of every start tag whose local name
+    is in `names` (None: every one), in document order; the root is depth 1. For parts
+    read as settings rather than text (Word's styles). Same safety as `paragraphs`: a
+    DOCTYPE or entity declaration raises `UnsafeXML`, more than `max_bytes`
+    `LimitExceeded`, and XML that does not parse `BadXML` after the elements before the
+    damage."""
+    parser = _parser()
+    found: list[tuple[str, int, dict[str, str]]] = []
+    depth = 0
+
+    def start(name: str, attrs: dict[str, str]) -> None:
+        nonlocal depth
+        depth += 1
+        tag = name.rsplit("}", 1)[-1]
+        if names is None or tag in names:
+            found.append((tag, depth, {k.rsplit("}", 1)[-1]: v for k, v in attrs.items()}))
+
+    def end(_name: str) -> None:
+        nonlocal depth
+        depth -= 1
+
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    read = 0
+    while True:
+        chunk = stream.read(CHUNK)
+        read += len(chunk)
+        if read > max_bytes:
+            raise LimitExceeded(f"XML part larger than {max_bytes} bytes")
+        bounds.charge(len(chunk))
+        bounds.check_time()
+        try:
+            parser.Parse(chunk, not chunk)
+        except expat.ExpatError as e:
+            yield from found
+            raise BadXML(str(e)) from None
+        yield from found
+        found.clear()
+        if not chunk:
+            return
+
+
+def paragraphs(stream: IO[bytes], grammar: Grammar, bounds: Bounds,
+               max_bytes: int) -> Iterator[Paragraph]:
+    """Every paragraph of the part, in document order (nested ones first)."""
+    parser = _parser()
     parser.buffer_text = True
     stack: list[tuple[str, list[str], dict[str, str]]] = []
     done: list[Paragraph] = []
@@ -144,11 +204,13 @@ def paragraphs(stream: IO[bytes], grammar: Grammar, bounds: Bounds,
     chain_now: tuple[tuple[str, int], ...] = ()
     ordinals: dict[str, int] = {}
     caps = grammar.capitals
-    # With `caps`: the element depth; the open runs ([depth, in capitals]); the depths
-    # of open elements whose style shows capitals; the styles known to; the style
-    # being defined. Kept apart so that an element costs a counter, not a stack entry.
+    # With `caps`: the element depth; the open runs ([depth, {flag: on}, run style]);
+    # the open paragraphs' styles ([depth, style]); the depths of open elements whose
+    # style shows capitals; the styles known to; the style being defined. Kept apart
+    # so that an element costs a counter, not a stack entry.
     depth = 0
     runs: list[list[Any]] = []
+    para_styles: list[list[Any]] = []
     scopes: list[int] = []
     caps_styles: set[str] = set()
     defining: list[str] = []
@@ -180,10 +242,22 @@ def paragraphs(stream: IO[bytes], grammar: Grammar, bounds: Bounds,
             depth += 1
             if caps_styles and attrs.get("style-name") in caps_styles:
                 scopes.append(depth)
+            if para is not None and caps.styled is not None:
+                para_styles.append([depth, None])
             if tag in caps.runs:
-                runs.append([depth, False])
-            elif tag in caps.flags and runs:
-                runs[-1][1] = attrs.get("val", "true").strip().lower() not in _OFF
+                runs.append([depth, {}, None])
+            elif tag in caps.flags and runs and depth == runs[-1][0] + 2:
+                # `w:r/w:rPr/w:caps`: the run's own; deeper ones are an old revision's
+                # (`w:rPrChange`). The first of each wins (the revision comes last).
+                runs[-1][1].setdefault(
+                    tag, attrs.get("val", "true").strip().lower() not in _OFF)
+            elif tag in caps.run_style and runs and depth == runs[-1][0] + 2:
+                if runs[-1][2] is None:
+                    runs[-1][2] = attrs.get("val", "")
+            elif tag in caps.paragraph_style and para_styles and \
+                    depth == para_styles[-1][0] + 2:
+                if para_styles[-1][1] is None:
+                    para_styles[-1][1] = attrs.get("val", "")
             elif tag in caps.styles:
                 defining.append(attrs.get("name", ""))
             elif tag in caps.properties and defining and (
@@ -208,6 +282,8 @@ def paragraphs(stream: IO[bytes], grammar: Grammar, bounds: Bounds,
         if caps is not None:
             if runs and runs[-1][0] == depth:
                 runs.pop()
+            if para_styles and para_styles[-1][0] == depth:
+                para_styles.pop()
             if scopes and scopes[-1] == depth:
                 scopes.pop()
             if tag in caps.styles and defining:
@@ -225,11 +301,20 @@ def paragraphs(stream: IO[bytes], grammar: Grammar, bounds: Bounds,
             chain.pop()
             chain_now = tuple(chain)
 
+    def run_in_capitals() -> bool:
+        if not runs or caps is None:
+            return False
+        _depth, direct, run_style = runs[-1]
+        if caps.styled is None:
+            return any(direct.values())
+        styled = caps.styled(para_styles[-1][1] if para_styles else None, run_style)
+        return any(direct.get(flag, flag in styled) for flag in caps.flags)
+
     def chars(data: str) -> None:
         if in_text and not in_hidden and stack:
             # Not capped: a paragraph with line breaks holds many lines, and the last
             # may be the marking. The part's byte cap and the budget bound it.
-            shown = bool(scopes) or (bool(runs) and runs[-1][1])
+            shown = bool(scopes) or run_in_capitals()
             stack[-1][1].append(data.upper() if shown else data)
 
     parser.StartElementHandler = start
