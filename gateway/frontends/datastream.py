@@ -85,25 +85,36 @@ class Spool:
         if self._prescan is not None:
             self._prescan.feed(piece)
         try:
-            if self._fd is None:
-                if len(self._mem) > self.threshold:
-                    # mkstemp creates the file 0600 with O_EXCL: no other user reads it.
-                    self._fd, self.path = tempfile.mkstemp(
-                        prefix="gateway-", suffix=".msg", dir=self.directory)
-                    if self.decode_on_arrival:
-                        self._start_prescan()
-                    self._flush()
-            elif len(self._mem) >= FLUSH_SIZE:
-                self._flush()
-        except OSError as exc:
+            self._store()
+        except OSError as first:
+            error = first
+            if self._decoded is not None and self._decoded.path is not None:
+                # The decoded file is an aid: its space goes to the message first.
+                self._stop_prescan()
+                try:
+                    self._store()
+                    return
+                except OSError as again:
+                    error = again
             # A full or broken disk: keep draining the client, answer 451 at the end.
-            self.error = exc
+            self.error = error
             self.drop()
+
+    def _store(self) -> None:
+        if self._fd is None:
+            if len(self._mem) > self.threshold:
+                # mkstemp creates the file 0600 with O_EXCL: no other user reads it.
+                self._fd, self.path = tempfile.mkstemp(
+                    prefix="gateway-", suffix=".msg", dir=self.directory)
+                if self.decode_on_arrival:
+                    self._start_prescan()
+                self._flush()
+        elif len(self._mem) >= FLUSH_SIZE:
+            self._flush()
 
     def _flush(self) -> None:
         assert self._fd is not None
         _write_all(self._fd, self._mem)
-        self._mem = bytearray()
 
     def _start_prescan(self) -> None:
         """Read the message from here on as it arrives (from its first byte: all of
@@ -207,6 +218,7 @@ class _DecodedFile:
             _write_all(self._fd, self._mem)
         except OSError:
             self.failed = True
+            self.close()  # its disk space back at once: the spool file may need it
         self._mem = bytearray()
 
     def close(self) -> None:
@@ -218,13 +230,16 @@ class _DecodedFile:
 
 
 def _write_all(fd: int, data: bytearray) -> None:
-    """All of `data` to the file (os.write may write less than asked)."""
+    """All of `data` to the file (os.write may write less than asked), taken out of
+    `data` as it is written: after an OSError, `data` holds what was not written."""
+    written = 0
     view = memoryview(data)
     try:
-        while view:
-            view = view[os.write(fd, view):]
+        while written < len(view):
+            written += os.write(fd, view[written:])
     finally:
         view.release()
+        del data[:written]
 
 
 def _remove(fd: int | None, path: str | None) -> None:

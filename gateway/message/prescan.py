@@ -102,21 +102,29 @@ class Prescan:
         self._stream: transfer.Base64Stream | None = None
         self._part_offset = 0
         self._parts: list[Part] = []
+        self._resume = 0  # _buf searched up to here (the state's own search)
+        self._delimiters = 0
+        self._failed = False
 
     # -- feeding -------------------------------------------------------------------
 
     def feed(self, piece: bytes) -> None:
-        """The next bytes of the message."""
-        if not piece:
+        """The next bytes of the message. Never raises: anything unexpected ends the
+        prescan (`result` then offers nothing), never the message."""
+        if not piece or self._failed:
             return
-        self._count(piece)
-        self._size += len(piece)
-        if self._state == "done":
-            return
-        if self._state in ("preamble", "body", "skip") and self._content_lines(piece):
-            return
-        self._buf += piece
-        self._advance()
+        try:
+            self._size += len(piece)
+            self._count(piece)
+            if self._state == "done":
+                return
+            if self._state in ("preamble", "body", "skip") and self._content_lines(piece):
+                return
+            self._buf += piece
+            self._advance()
+        except Exception:  # a bug or a stdlib surprise on hostile input: fail safe
+            self._failed = True
+            self._give_up()
 
     def _content_lines(self, piece: bytes) -> bool:
         """The common case without copying the piece into _buf: no line of it can be
@@ -128,22 +136,29 @@ class Prescan:
                 self._give_up()  # a line this long is no MIME we read on the way
                 return True
             return False
-        first = bytes(self._buf[:2]) + piece[:2]
+        first = bytes(self._buf[1:3]) + piece[:2]
         if first.startswith(b"--") or piece.find(b"\n--", 0, end) >= 0:
             return False
         if self._state == "body" and self._stream is not None:
-            lines = bytes(self._buf) + piece[:end] if self._buf else piece[:end]
+            lines = bytes(self._buf[1:]) + piece[:end] if len(self._buf) > 1 else piece[:end]
             self._emit(self._stream.feed(lines))
-        before = len(self._buf)
-        self._consumed = (self._consumed + bytes(self._buf) + piece[max(0, end - 2):end])[-2:]
-        self._buf_at += before + end
-        self._buf = bytearray(piece[end:])
+        # The piece's last line end is the new anchor; what precedes it is forgotten.
+        gone = bytes(self._buf[-2:]) + piece[max(0, end - 3):end - 1]
+        self._consumed = (self._consumed + gone)[-2:]
+        self._buf_at += len(self._buf) + end - 1
+        self._buf = bytearray(piece[end - 1:])
+        self._resume = 0
         return True
 
     def result(self) -> Prescanned:
         """What was found; the message ends here (a part still open gets no entry)."""
-        if self._boundaries is not None:
-            self._try_boundaries(final=True)
+        if self._failed:
+            return Prescanned(self._size, self._lines, None, ())
+        try:
+            if self._boundaries is not None:
+                self._try_boundaries(final=True)
+        except Exception:
+            return Prescanned(self._size, self._lines, None, ())
         return Prescanned(self._size, self._lines,
                           None if self._boundaries is None else frozenset(self._boundaries),
                           tuple(self._parts))
@@ -228,103 +243,114 @@ class Prescan:
             before = (self._state, self._buf_at)
             if self._state == "head":
                 self._head()
-            elif self._state == "preamble":
-                self._delimited(content=None)
             elif self._state == "part_head":
                 self._part_head()
-            elif self._state in ("body", "skip"):
-                self._delimited(content=self._stream)
+            elif self._state in ("preamble", "body", "skip"):
+                self._delimited()
             if self._state == "done" or (self._state, self._buf_at) == before:
                 return
 
+    def _line_start(self) -> int:
+        """Where to search again in _buf: the start of the last line not yet whole
+        when _buf was last searched (searches resume, never start over: linear)."""
+        return self._buf.rfind(b"\n", 0, max(0, self._resume - 1)) + 1
+
     def _head(self) -> None:
-        buf = bytes(self._buf)
-        blank = mime.BLANK_LINE.search(buf)
+        blank = mime.BLANK_LINE.search(self._buf, self._line_start())
         if blank is None:
-            if len(buf) > MAX_HEADER:
+            self._resume = len(self._buf)
+            if len(self._buf) > MAX_HEADER:
                 self._give_up()
             return
+        block = bytes(self._buf[:blank.end()])
         try:
-            part, body = mime.header_block(buf, 0, blank.end())
+            part, body = mime.header_block(block, 0, len(block))
             pattern = mime.delimiter_pattern(part)
-        except mime.Unmodelled:
+        except Exception:  # Unmodelled, or the stdlib on a hostile parameter
             self._give_up()
             return
-        if body != blank.end() or pattern is None \
+        if body != len(block) or pattern is None \
                 or part.get_content_type() == "multipart/digest" \
                 or part.get_content_maintype() != "multipart":
             self._give_up()
             return
         self._line = pattern
-        self._consume(body)
+        self._consume(body - 1)  # the blank line's \n stays: the anchor
         self._state = "preamble"
 
     def _consume(self, upto: int) -> None:
-        """Forget _buf before `upto` (an offset into _buf)."""
+        """Forget _buf before `upto` (an offset into _buf); _buf[upto] is a line end,
+        the anchor the delimiter pattern starts from."""
         if upto:
             self._consumed = (self._consumed + bytes(self._buf[max(0, upto - 2):upto]))[-2:]
         del self._buf[:upto]
         self._buf_at += upto
+        self._resume = 0
 
-    def _delimited(self, content: transfer.Base64Stream | None) -> None:
+    def _delimited(self) -> None:
         """Read whole lines up to the next delimiter line: decode them when in a
-        base64 part; at the delimiter, end the part and start the next."""
+        base64 part; at the delimiter, end the part and start the next. _buf[0] is
+        the line end before the lines to read."""
         assert self._line is not None
         last = self._buf.rfind(b"\n")
-        if last < 0:
+        if last <= 0:
             return
-        # The pattern starts at the line end before a delimiter: every line read here
-        # starts after one (the blank line, the delimiter line, the previous line).
-        lines = b"\n" + bytes(self._buf[:last + 1])
-        found = self._line.search(lines)
+        found = self._line.search(self._buf, max(0, self._resume - 1), last + 1)
+        content = self._stream if self._state == "body" else None
         if found is None:
-            if self._state == "body" and content is not None:
-                self._emit(content.feed(memoryview(lines)[1:]))
-            self._consume(last + 1)
+            if content is not None:
+                self._emit(content.feed(bytes(self._buf[1:last + 1])))
+            self._consume(last)
             return
-        here = self._buf_at + found.start() - 1  # the \n before the delimiter line
-        if self._state == "body" and content is not None:
-            self._emit(content.feed(memoryview(lines)[1:found.start() + 1]))
+        here = self._buf_at + found.start()  # the \n before the delimiter line
+        if content is not None:
+            self._emit(content.feed(bytes(self._buf[1:found.start() + 1])))
             self._end_part(here)
         elif self._state == "preamble" and found.group(1):
             self._give_up()  # closing delimiter first: no parts
             return
-        if found.group(1):
-            self._state = "done"
-            self._buf = bytearray()
+        self._delimiters += 1
+        if found.group(1) or self._delimiters > MAX_PARTS:
+            self._give_up()  # the end, or more parts than are worth reading on the way
             return
         self._consume(found.end() - 1)
-        self._part_begin = self._buf_at
+        self._part_begin = self._buf_at + 1
         self._stream = None
         self._state = "part_head"
 
     def _part_head(self) -> None:
         assert self._line is not None
-        buf = bytes(self._buf[:MAX_PART_HEADER + 2])
-        blank = mime.BLANK_LINE.search(buf)
-        delimiter = self._line.search(b"\n" + buf)
+        last = self._buf.rfind(b"\n")
+        start = max(1, self._line_start())
+        blank = mime.BLANK_LINE.search(self._buf, start, last + 1)
+        delimiter = self._line.search(self._buf, start - 1, last + 1)
         if delimiter is not None and (blank is None or delimiter.start() < blank.start()):
             self._state = "skip"  # a part with no body: its header block is all it has
+            self._resume = 0
             return
         if blank is None:
+            self._resume = last + 1
             if len(self._buf) > MAX_PART_HEADER:
                 self._state = "skip"
+                self._resume = 0
             return
+        block = bytes(self._buf[1:blank.end()])
         try:
-            part, body = mime.header_block(buf, 0, blank.end())
-        except mime.Unmodelled:
+            part, body = mime.header_block(block, 0, len(block))
+        except Exception:  # Unmodelled, or the stdlib on a hostile header
             self._state = "skip"
+            self._resume = 0
             return
         leaf = part.get_content_maintype() not in ("multipart", "message")
-        if body == blank.end() and leaf and mime.transfer_encoding(part) == "base64" \
+        if body == len(block) and leaf and mime.transfer_encoding(part) == "base64" \
                 and len(self._parts) < MAX_PARTS:
             self._stream = transfer.Base64Stream()
             self._part_offset = self._written
             self._state = "body"
         else:
             self._state = "skip"
-        self._consume(blank.end())
-        self._body_start = self._buf_at
+        self._consume(blank.end() - 1)
+        self._body_start = self._buf_at + 1
 
     def _emit(self, data: bytes) -> None:
         if data:
