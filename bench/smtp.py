@@ -8,7 +8,9 @@ with the shipped config and every shipped rule, its upstream that sink. For
 same run, straight to the sink (the direct path), one message per connection
 (smtp-source's default). smtp-source writes text bodies only, so a small Python
 client sends the rows of messages with one base64 attachment (`attachment_message`:
-10 MB at 1 and 10 sessions, 24 MB at 1) the same way. The messages go out as the
+10 MB at 1 and 10 sessions, 24 MB at 1, sent by pegawai@kkm.gov.my: anm.gov.my is
+JANM's, whose attachments stop at 10 MB, so the bench adds kkm.gov.my to
+agency_domains) the same way. The messages go out as the
 agency would send them: envelope sender and From pegawai@anm.gov.my (the relay
 control and the sender rules pass), recipient in another agency, so every
 outbound rule is evaluated and the message relayed.
@@ -74,6 +76,9 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 KiB, MiB = 1024, 1024 * 1024
 SENDER, RECIPIENT = "pegawai@anm.gov.my", "rakan@jpn.gov.my"
+# The attachment rows: anm.gov.my is JANM's, whose mail takes attachments up to 10 MB
+# (saiz-lampiran-janm-10mb); a 24 MB message needs an agency under MyGovUC's 25 MB.
+MYGOVUC_SENDER = "pegawai@kkm.gov.my"
 SUBJECT = "Laporan prestasi suku tahun"
 SIZES = (2 * KiB, 100 * KiB, 1 * MiB, 10 * MiB)
 SESSIONS = (1, 20)
@@ -88,7 +93,7 @@ ATTACHMENT_ROWS = ((10 * MiB, 1), (10 * MiB, 10), (24 * MiB, 1))
 ATTACHMENT_COUNTS = {(10 * MiB, 1): 8, (10 * MiB, 10): 20, (24 * MiB, 1): 5}
 RUN_TIMEOUT = 300.0
 # Config keys every gateway of the run gets (--event-loop).
-COMMON_CONFIG: dict[str, object] = {}
+COMMON_CONFIG: dict[str, object] = {"agency_domains": ["anm.gov.my", "kkm.gov.my"]}
 
 
 def tool(name: str) -> str:
@@ -244,7 +249,8 @@ def latency_message(size: int) -> bytes:
     return head + body[:size - 2] + b"\r\n"
 
 
-def py_source(port: int, msg: bytes, sessions: int, count: int) -> float:
+def py_source(port: int, msg: bytes, sessions: int, count: int,
+              sender: str = SENDER) -> float:
     """Seconds `sessions` parallel clients take to send `count` copies of `msg`, one
     message per connection (what smtp-source does, for messages it cannot make: MIME
     with an attachment). Fails on any refusal."""
@@ -266,7 +272,7 @@ def py_source(port: int, msg: bytes, sessions: int, count: int) -> float:
 
             reply(220)
             for line, want in ((b"EHLO bench.anm.gov.my", 250),
-                               (f"MAIL FROM:<{SENDER}>".encode(), 250),
+                               (f"MAIL FROM:<{sender}>".encode(), 250),
                                (f"RCPT TO:<{RECIPIENT}>".encode(), 250), (b"DATA", 354)):
                 sock.sendall(line + b"\r\n")
                 reply(want)
@@ -288,7 +294,8 @@ def py_source(port: int, msg: bytes, sessions: int, count: int) -> float:
     return time.perf_counter() - start
 
 
-def latencies(port: int, size: int, count: int, msg: bytes | None = None) -> list[float]:
+def latencies(port: int, size: int, count: int, msg: bytes | None = None,
+              sender: str = SENDER) -> list[float]:
     """Seconds per message, MAIL to the final reply, one message after the other."""
     msg = msg if msg is not None else latency_message(size)
     out = []
@@ -296,7 +303,7 @@ def latencies(port: int, size: int, count: int, msg: bytes | None = None) -> lis
         client.ehlo("bench.anm.gov.my")
         for _ in range(count):
             start = time.perf_counter()
-            refused = client.sendmail(SENDER, [RECIPIENT], msg)
+            refused = client.sendmail(sender, [RECIPIENT], msg)
             out.append(time.perf_counter() - start)
             if refused:
                 raise RuntimeError(f"refused: {refused}")
@@ -392,20 +399,21 @@ def main() -> int:
             for size, sessions in ATTACHMENT_ROWS:
                 if args.sizes and size not in sizes:
                     continue
-                msg = attachment_message(size)
+                msg = attachment_message(size, MYGOVUC_SENDER)
                 count = max(sessions, round(ATTACHMENT_COUNTS[(size, sessions)] * args.scale))
                 idle = rss(family(pid))
                 with RssSampler(pid) as sampler:
-                    gw_s = py_source(port, msg, sessions, count)
-                direct_s = py_source(sink_port, msg, sessions, count)
+                    gw_s = py_source(port, msg, sessions, count, MYGOVUC_SENDER)
+                direct_s = py_source(sink_port, msg, sessions, count, MYGOVUC_SENDER)
                 rows.append(Row(len(msg), sessions, count, gw_s, direct_s, sampler.peak, idle,
                                 "attachment"))
                 print(f"  {rows[-1].label:>14} x{sessions:<2} {count:5d} msgs: gateway "
                       f"{gw_s:6.2f}s, direct {direct_s:6.2f}s", flush=True)
                 if sessions == 1:
                     n = max(5, round(ATTACHMENT_COUNTS[(size, 1)] * args.scale))
-                    lat[rows[-1].label] = (latencies(port, size, n, msg),
-                                           latencies(sink_port, size, n, msg))
+                    lat[rows[-1].label] = (latencies(port, size, n, msg, MYGOVUC_SENDER),
+                                           latencies(sink_port, size, n, msg,
+                                                     MYGOVUC_SENDER))
         rejected = tmp / "rejections.jsonl"
         if rejected.exists() and rejected.stat().st_size:
             print(f"WARNING: the gateway logged refusals: {rejected.read_text()[:300]}")
@@ -677,12 +685,12 @@ CUT_REPEATS = 3
 PACED_SIZE, PACED_RATE, PACED_COUNT = 10 * MiB, 10 * MiB, 5
 
 
-def attachment_message(size: int) -> bytes:
+def attachment_message(size: int, sender: str = SENDER) -> bytes:
     """A short text and one attachment (random bytes in base64) of about `size` bytes
     on the wire: what an officer sends, where smtp-source sends text."""
     data = random.Random(size).randbytes(size * 3 // 4)
     encoded = base64.encodebytes(data).replace(b"\n", b"\r\n")
-    return (f"From: <{SENDER}>\r\nTo: <{RECIPIENT}>\r\nSubject: {SUBJECT}\r\n"
+    return (f"From: <{sender}>\r\nTo: <{RECIPIENT}>\r\nSubject: {SUBJECT}\r\n"
             "Message-Id: <bench-attachment@bench.anm.gov.my>\r\nMIME-Version: 1.0\r\n"
             'Content-Type: multipart/mixed; boundary="sempadan"\r\n\r\n'
             "--sempadan\r\nContent-Type: text/plain\r\n\r\nLampiran.\r\n"
