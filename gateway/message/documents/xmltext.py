@@ -146,6 +146,22 @@ def _parser() -> expat.XMLParserType:
     return parser
 
 
+def _chunks(stream: IO[bytes], bounds: Bounds, max_bytes: int) -> Iterator[bytes]:
+    """The part a CHUNK at a time, the last one b"" (the parser's end), each charged to
+    the budget and the deadline. Raises LimitExceeded past `max_bytes`."""
+    read = 0
+    while True:
+        chunk = stream.read(CHUNK)
+        read += len(chunk)
+        if read > max_bytes:
+            raise LimitExceeded(f"XML part larger than {max_bytes} bytes")
+        bounds.charge(len(chunk))
+        bounds.check_time()
+        yield chunk
+        if not chunk:
+            return
+
+
 def elements(stream: IO[bytes], names: frozenset[str] | None, bounds: Bounds,
              max_bytes: int) -> Iterator[tuple[str, int, dict[str, str]]]:
     """(local name, depth, attributes by local name) of every start tag whose local name
@@ -171,14 +187,7 @@ def elements(stream: IO[bytes], names: frozenset[str] | None, bounds: Bounds,
 
     parser.StartElementHandler = start
     parser.EndElementHandler = end
-    read = 0
-    while True:
-        chunk = stream.read(CHUNK)
-        read += len(chunk)
-        if read > max_bytes:
-            raise LimitExceeded(f"XML part larger than {max_bytes} bytes")
-        bounds.charge(len(chunk))
-        bounds.check_time()
+    for chunk in _chunks(stream, bounds, max_bytes):
         try:
             parser.Parse(chunk, not chunk)
         except expat.ExpatError as e:
@@ -186,8 +195,6 @@ def elements(stream: IO[bytes], names: frozenset[str] | None, bounds: Bounds,
             raise BadXML(str(e)) from None
         yield from found
         found.clear()
-        if not chunk:
-            return
 
 
 def paragraphs(stream: IO[bytes], grammar: Grammar, bounds: Bounds,
@@ -320,14 +327,7 @@ def paragraphs(stream: IO[bytes], grammar: Grammar, bounds: Bounds,
     parser.StartElementHandler = start
     parser.EndElementHandler = end
     parser.CharacterDataHandler = chars
-    read = 0
-    while True:
-        chunk = stream.read(CHUNK)
-        read += len(chunk)
-        if read > max_bytes:
-            raise LimitExceeded(f"XML part larger than {max_bytes} bytes")
-        bounds.charge(len(chunk))
-        bounds.check_time()
+    for chunk in _chunks(stream, bounds, max_bytes):
         try:
             parser.Parse(chunk, not chunk)
         except expat.ExpatError as e:
@@ -341,5 +341,3 @@ def paragraphs(stream: IO[bytes], grammar: Grammar, bounds: Bounds,
             raise BadXML(str(e)) from None
         yield from done
         done.clear()
-        if not chunk:
-            return
