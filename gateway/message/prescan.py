@@ -24,8 +24,15 @@ parse reads differently (or through the feedparser) is decoded again, and the
 verdict is the one of the ordinary path. Anything this reader does not model
 (no top-level multipart, digests, nested multiparts, damaged base64, a header
 block past `MAX_HEADER`, a part header block past `MAX_PART_HEADER`) just gets
-no entry. Memory is bounded: the unread tail of a line or header block, a window
-for `boundary=` values, and one entry per part up to `MAX_PARTS`.
+no entry; more than `MAX_PARTS` delimiters or a line past `MAX_LINE` end the
+reading of the structure, and anything unexpected (the stdlib raising on a hostile
+parameter) ends the prescan: `feed` never raises, the message never fails because of
+it. Memory is bounded: the unread tail of a line or header block, a window for
+`boundary=` values, and one entry per part up to `MAX_PARTS`. Time is linear: the
+unread buffer keeps the line end before its first line (the anchor the delimiter
+pattern starts from), every search runs in place and resumes where the last one
+stopped, and whole lines that cannot hold a delimiter go to the decoder straight from
+the piece.
 """
 
 from __future__ import annotations
@@ -97,7 +104,6 @@ class Prescan:
         self._buf_at = 0
         self._consumed = b""  # the last two bytes forgotten from _buf
         self._line: re.Pattern[bytes] | None = None
-        self._part_begin = 0  # where the current part (its header block) starts
         self._body_start = 0
         self._stream: transfer.Base64Stream | None = None
         self._part_offset = 0
@@ -314,7 +320,6 @@ class Prescan:
             self._give_up()  # the end, or more parts than are worth reading on the way
             return
         self._consume(found.end() - 1)
-        self._part_begin = self._buf_at + 1
         self._stream = None
         self._state = "part_head"
 
