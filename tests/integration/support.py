@@ -171,7 +171,9 @@ class GatewayHandle:
 def write_config(tmp: Path, *, upstream: str, rules: str = SIZE_RULE,
                  relay_networks: list[str] | None = None,
                  limits: dict[str, Any] | None = None, host: str = "127.0.0.1",
-                 port: int = 0) -> Path:
+                 port: int = 0, extra: dict[str, Any] | None = None) -> Path:
+    """A test config in `tmp` (rules in tmp/rules/10-test.yaml, the log beside it);
+    `extra`: further top-level keys, set over the defaults."""
     rules_dir = tmp / "rules"
     rules_dir.mkdir(exist_ok=True)
     (rules_dir / "10-test.yaml").write_text(rules)
@@ -190,6 +192,7 @@ def write_config(tmp: Path, *, upstream: str, rules: str = SIZE_RULE,
         "hostname": "gw.test",
         "limits": {"upstream_connect_timeout": 1.0, "upstream_timeout": 1.0,
                    "inspection_timeout": 3.0, **(limits or {})},
+        **(extra or {}),
     }
     path = tmp / "gateway.yaml"
     path.write_text(yaml.safe_dump(config))

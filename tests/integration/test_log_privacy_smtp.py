@@ -11,7 +11,7 @@ import socket
 import stat
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from gateway.policy_state import load_policy
 from gateway.service import Gateway
 
 from .milter_client import MilterClient
-from .support import FakeUpstream, GatewayHandle, client, in_thread, write_config
+from .support import FakeUpstream, GatewayFactory, GatewayHandle, client, in_thread, write_config
 
 REPO = Path(__file__).resolve().parents[2]
 RULES = """
@@ -43,23 +43,12 @@ Factory = Callable[..., Awaitable[GatewayHandle]]
 
 
 @pytest.fixture
-async def gateway_with(tmp_path: Path) -> AsyncIterator[Factory]:
-    started: list[Gateway] = []
-
+def gateway_with(make_gateway: GatewayFactory) -> Factory:
     async def make(upstream: FakeUpstream, **extra: Any) -> GatewayHandle:
-        path = write_config(tmp_path, upstream=f"smtp://127.0.0.1:{upstream.port}",
-                            rules=RULES)
-        config = yaml.safe_load(path.read_text())
-        config.update(extra)
-        path.write_text(yaml.safe_dump(config))
-        gateway = Gateway(load_policy(path))
-        await gateway.start()
-        started.append(gateway)
-        return GatewayHandle(gateway, tmp_path, tmp_path / "rejections.jsonl")
+        return await make_gateway(upstream=f"smtp://127.0.0.1:{upstream.port}",
+                                  rules=RULES, extra=extra)
 
-    yield make
-    for gateway in started:
-        await gateway.stop(drain_timeout=1.0)
+    return make
 
 
 def send_marked(addr: tuple[str, int], subject: str = SUBJECT) -> int:

@@ -7,19 +7,16 @@ password; weak encryption is logged in monitor mode while the message is relayed
 from __future__ import annotations
 
 import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from gateway.policy_state import load_policy
-from gateway.service import Gateway
 from tests.support import encrypted_files as ef
 
-from .support import FakeUpstream, GatewayHandle, in_thread, write_config
+from .support import FakeUpstream, GatewayFactory, GatewayHandle, in_thread
 from .test_smtp_proxy import send
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,26 +25,16 @@ Factory = Callable[..., Awaitable[GatewayHandle]]
 
 
 @pytest.fixture
-async def shipped_gateway(tmp_path: Path) -> AsyncIterator[Factory]:
-    started: list[Gateway] = []
-
+def shipped_gateway(make_gateway: GatewayFactory, tmp_path: Path) -> Factory:
     async def make(upstream: FakeUpstream, **extra: Any) -> GatewayHandle:
-        path = write_config(tmp_path, upstream=f"smtp://127.0.0.1:{upstream.port}",
-                            rules="rules: []", relay_networks=["127.0.0.0/8"])
+        # The shipped rules, beside the empty test rule file write_config adds.
         shutil.copytree(REPO / "rules", tmp_path / "rules", dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns("examples"))
-        (tmp_path / "rules" / "10-test.yaml").unlink()
-        config = yaml.safe_load(path.read_text())
-        config.update(extra)
-        path.write_text(yaml.safe_dump(config))
-        gateway = Gateway(load_policy(path))
-        await gateway.start()
-        started.append(gateway)
-        return GatewayHandle(gateway, tmp_path, tmp_path / "rejections.jsonl")
+        return await make_gateway(upstream=f"smtp://127.0.0.1:{upstream.port}",
+                                  rules="rules: []", relay_networks=["127.0.0.0/8"],
+                                  extra=extra)
 
-    yield make
-    for gateway in started:
-        await gateway.stop(drain_timeout=1.0)
+    return make
 
 
 def message(subject: str, body: str, name: str, data: bytes) -> bytes:
