@@ -14,7 +14,8 @@ message stops feeding it at the first piece it would not relay.
 `Spool` keeps the message: in memory up to `limits.spool_threshold`, then in a
 mode-0600 temporary file, so a flood of large messages costs disk, not memory. The
 owner closes it when the transaction ends, whatever happens; closing deletes the file.
-A spooled message is also read as it arrives (`gateway.message.prescan`): its
+With `decode_on_arrival` (config `limits.decode_on_arrival`, off by default) a spooled
+message is also read as it arrives (`gateway.message.prescan`): its
 top-level base64 parts are decoded into a second mode-0600 file beside it, which the
 inspection process reads instead of decoding them after the final dot (`prescanned`).
 That file is an aid, never needed: if it cannot be written, the prescan stops and
@@ -64,7 +65,7 @@ class Spool:
     """The message bytes: memory below the threshold, a private temporary file above it."""
 
     def __init__(self, threshold: int, directory: Path | None = None, *,
-                 decode_on_arrival: bool = True) -> None:
+                 decode_on_arrival: bool = False) -> None:
         self.threshold = threshold
         self.directory = directory
         self.decode_on_arrival = decode_on_arrival

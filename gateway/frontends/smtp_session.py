@@ -115,7 +115,7 @@ class DataSettings:
     bare_newlines: BareNewlines = "reject"
     spool_threshold: int = 1024 * 1024
     spool_dir: Path | None = None
-    decode_on_arrival: bool = True
+    decode_on_arrival: bool = False
     max_header_bytes: int = 256 * 1024
     data_timeout: float = 900.0
     min_rate: float = 500.0
