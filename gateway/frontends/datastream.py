@@ -14,12 +14,14 @@ message stops feeding it at the first piece it would not relay.
 `Spool` keeps the message: in memory up to `limits.spool_threshold`, then in a
 mode-0600 temporary file, so a flood of large messages costs disk, not memory. The
 owner closes it when the transaction ends, whatever happens; closing deletes the file.
-With `decode_on_arrival` (config `limits.decode_on_arrival`, off by default) a spooled
-message is also read as it arrives (`gateway.message.prescan`): its
+With a `reader` (config `limits.decode_on_arrival`: the inspection pool's
+`read_on_arrival`) a spooled message is also read as it arrives, by an inspection
+process that follows the spool file as it grows (`gateway.message.prescan`): its
 top-level base64 parts are decoded into a second mode-0600 file beside it, which the
-inspection process reads instead of decoding them after the final dot (`prescanned`).
-That file is an aid, never needed: if it cannot be written, the prescan stops and
-the inspection decodes everything itself.
+inspection reads instead of decoding them after the final dot (`arrived`). That
+file is an aid, never needed: with no process to spare, or if it cannot be written,
+or when the pool takes the process back for an inspection, the inspection decodes
+everything itself.
 """
 
 from __future__ import annotations
@@ -31,9 +33,9 @@ import re
 import tempfile
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
-from gateway.message.prescan import Prescan, Prescanned
+from gateway.message.prescan import Prescanned
 
 BareNewlines = Literal["reject", "normalize"]
 
@@ -42,6 +44,19 @@ BareNewlines = Literal["reject", "normalize"]
 FLUSH_SIZE = 1024 * 1024
 READ_SIZE = 1024 * 1024
 _LINE_END = re.compile(rb"\r\n|\r|\n")
+
+
+class ArrivalLease(Protocol):
+    """Another process reading the spool file as it grows (gateway.frontends.pool)."""
+
+    async def finish(self, size: int, timeout: float) -> Prescanned | None: ...
+
+    def stop(self) -> None: ...
+
+
+# (spool file, decoded file) -> a process reading the first as it grows, decoding
+# into the second; None when none can be spared.
+ArrivalReader = Callable[[str, str], ArrivalLease | None]
 
 
 def bare_in(piece: bytes) -> str | None:
@@ -65,33 +80,32 @@ class Spool:
     """The message bytes: memory below the threshold, a private temporary file above it."""
 
     def __init__(self, threshold: int, directory: Path | None = None, *,
-                 decode_on_arrival: bool = False) -> None:
+                 reader: ArrivalReader | None = None) -> None:
         self.threshold = threshold
         self.directory = directory
-        self.decode_on_arrival = decode_on_arrival
+        self.reader = reader
         self.size = 0
         self.path: str | None = None
         self.error: OSError | None = None
         self._mem = bytearray()
         self._fd: int | None = None
         self._dropped = False
-        self._prescan: Prescan | None = None
-        self._decoded: _DecodedFile | None = None
+        self._lease: ArrivalLease | None = None
+        self._decoded_fd: int | None = None
+        self._decoded_path: str | None = None
 
     def write(self, piece: bytes) -> None:
         if self._dropped:
             return
         self.size += len(piece)
         self._mem += piece
-        if self._prescan is not None:
-            self._prescan.feed(piece)
         try:
             self._store()
         except OSError as first:
             error = first
-            if self._decoded is not None and self._decoded.path is not None:
+            if self._decoded_fd is not None:
                 # The decoded file is an aid: its space goes to the message first.
-                self._stop_prescan()
+                self._stop_reading()
                 try:
                     self._store()
                     return
@@ -107,8 +121,8 @@ class Spool:
                 # mkstemp creates the file 0600 with O_EXCL: no other user reads it.
                 self._fd, self.path = tempfile.mkstemp(
                     prefix="gateway-", suffix=".msg", dir=self.directory)
-                if self.decode_on_arrival:
-                    self._start_prescan()
+                if self.reader is not None:
+                    self._start_reading(self.reader, self.path)
                 self._flush()
         elif len(self._mem) >= FLUSH_SIZE:
             self._flush()
@@ -117,31 +131,45 @@ class Spool:
         assert self._fd is not None
         _write_all(self._fd, self._mem)
 
-    def _start_prescan(self) -> None:
-        """Read the message from here on as it arrives (from its first byte: all of
-        it is still in memory when the spool file is made)."""
-        self._decoded = _DecodedFile(self.directory)
-        self._prescan = Prescan(self._decoded.write)
-        self._prescan.feed(bytes(self._mem))
+    def _start_reading(self, reader: ArrivalReader, path: str) -> None:
+        """Have another process read the spool file from its first byte as it grows
+        (nothing is written to it yet), when one can be spared."""
+        try:
+            fd, decoded = tempfile.mkstemp(prefix="gateway-", suffix=".dec",
+                                           dir=self.directory)
+        except OSError:
+            return  # no room for the aid: the inspection decodes everything itself
+        lease = reader(path, decoded)
+        if lease is None:
+            _remove(fd, decoded)
+            return
+        self._lease, self._decoded_fd, self._decoded_path = lease, fd, decoded
 
-    @property
-    def prescanned(self) -> tuple[Prescanned, str | None] | None:
+    async def arrived(self, timeout: float) -> tuple[Prescanned, str] | None:
         """What was read of the message as it arrived and the file holding its
-        decoded parts (None without any), once everything is written (`sync`);
-        None when nothing was read or the file could not be written."""
-        if self._prescan is None or self._decoded is None:
+        decoded parts, once everything is written (`sync`); None when nothing was read,
+        the reading was stopped or failed, or it did not finish in `timeout` seconds."""
+        lease, self._lease = self._lease, None
+        if lease is None or self._decoded_path is None:
             return None
-        self._decoded.flush()
-        if self._decoded.failed:
-            self._stop_prescan()
+        found = await lease.finish(self.size, timeout)
+        if found is None or self._decoded_path is None:
+            self._stop_reading()
             return None
-        return self._prescan.result(), self._decoded.path
+        return found, self._decoded_path
 
-    def _stop_prescan(self) -> None:
-        self._prescan = None
-        if self._decoded is not None:
-            self._decoded.close()
-            self._decoded = None
+    def _stop_reading(self) -> None:
+        lease, self._lease = self._lease, None
+        if lease is not None:
+            lease.stop()
+        fd, path = self._decoded_fd, self._decoded_path
+        self._decoded_fd = self._decoded_path = None
+        if fd is not None:
+            # The reading process may still hold the file open: emptied, its space
+            # is free at once (a full disk wants it for the message).
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
+        _remove(fd, path)
 
     def drop(self) -> None:
         """Keep nothing more (oversize or refused message): free memory and disk now."""
@@ -181,52 +209,11 @@ class Spool:
             yield piece
 
     def close(self) -> None:
-        """Delete the files (if any). Idempotent."""
-        self._stop_prescan()
+        """Delete the files (if any), stop their reading. Idempotent."""
+        self._stop_reading()
         fd, path = self._fd, self.path
         self._fd = None
         self.path = None
-        _remove(fd, path)
-
-
-class _DecodedFile:
-    """The prescan's sink: decoded parts appended to a mode-0600 file made at the first
-    write (a message without base64 parts makes none), written a megabyte at a time
-    like the spool. A write that fails marks it `failed` (the prescan's answer is then
-    not used) instead of failing the message."""
-
-    def __init__(self, directory: Path | None) -> None:
-        self._directory = directory
-        self._fd: int | None = None
-        self.path: str | None = None
-        self._mem = bytearray()
-        self.failed = False
-
-    def write(self, data: bytes) -> None:
-        if self.failed:
-            return
-        self._mem += data
-        if len(self._mem) >= FLUSH_SIZE:
-            self.flush()
-
-    def flush(self) -> None:
-        if self.failed or not self._mem:
-            return
-        try:
-            if self._fd is None:
-                self._fd, self.path = tempfile.mkstemp(prefix="gateway-", suffix=".dec",
-                                                       dir=self._directory)
-            _write_all(self._fd, self._mem)
-        except OSError:
-            self.failed = True
-            self.close()  # its disk space back at once: the spool file may need it
-        self._mem = bytearray()
-
-    def close(self) -> None:
-        fd, path = self._fd, self.path
-        self._fd = None
-        self.path = None
-        self._mem = bytearray()
         _remove(fd, path)
 
 

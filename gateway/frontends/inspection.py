@@ -123,9 +123,9 @@ async def inspect_spooled(policy: PolicyState, spool: Spool, envelope: Envelope,
             # The tail still in memory is under a megabyte: written here like the rest.
             spool.sync()
             assert spool.path is not None
-            prescanned = spool.prescanned
+            arrived = await spool.arrived(policy.config.limits.inspection_timeout)
             source = SpoolFile(spool.path, spool.size,
-                               *(prescanned if prescanned is not None else (None, None)))
+                               *(arrived if arrived is not None else (None, None)))
         else:
             received = source = spool.read()
     except OSError:

@@ -32,6 +32,19 @@ large message is never passed over for ever); one that costs more than the whole
 budget runs alone. The estimate does not see what an archive expands to: that is
 bounded by `limits.max_expansion_bytes`.
 
+Reading on arrival (`read_on_arrival`, config `limits.decode_on_arrival`). A process
+can also be lent to a spooled message while it still arrives: it follows the spool
+file as the front end writes it (looking again every READ_POLL seconds, and at once
+when the gateway says the message is whole) and decodes its top-level base64 parts
+into a file beside it (gateway.message.prescan), so that receiving, decoding and the
+front end's work run on different cores and the inspection after the final dot has
+less left to do. Only a process to spare is lent: none while a message waits for
+inspection, at most all but one of the processes, READ_COST of the memory budget. A
+message that then finds every process in use takes a reading one back (the reading
+stops, its message is decoded after its dot as without). A reading that does not
+finish in `inspection_timeout`, or does not stop within STOP_GRACE, is killed with
+its process; its message is inspected all the same, only without the aid.
+
 The message is not copied to the process when it is large: a spooled message is
 read by the process from the spool file (mapped), a message in memory (at most
 `limits.spool_threshold`) goes over the process's socket. The process sends back
@@ -57,6 +70,7 @@ import math
 import mmap
 import os
 import pickle
+import select
 import signal
 import socket
 import time
@@ -70,7 +84,7 @@ from gateway import pipeline
 from gateway.auth import AuthResults
 from gateway.config import GatewayConfig
 from gateway.envelope import Envelope
-from gateway.message.prescan import Known, Prescanned
+from gateway.message.prescan import Known, Prescan, Prescanned
 from gateway.pipeline import Inspected
 from gateway.policy_state import PolicyState
 
@@ -102,6 +116,14 @@ KILL_WAIT = 5.0
 # A process's own alarm: seconds past the inspection timeout after which it ends
 # itself, in case its gateway could not kill it.
 ALARM_GRACE = 5.0
+
+# Reading a spooled message while it arrives (`read_on_arrival`): the memory budget a
+# reading process holds (a piece of the spool file, the prescan's bounded buffers,
+# gateway.message.prescan), the seconds it waits before looking again at a spool file
+# that had nothing new, and the seconds a process told to stop reading has to say so.
+READ_COST = 4 * 1024 * 1024
+READ_POLL = 0.005
+STOP_GRACE = 5.0
 
 _LENGTH = 8  # bytes of the big-endian length before each pickled frame
 _READ_SIZE = 1024 * 1024
@@ -189,6 +211,30 @@ class Failed:
 Outcome = Inspected | Busy | TimedOut | Failed
 
 
+class ArrivalLease:
+    """A process of the pool reading one spooled message while it arrives
+    (`InspectionPool.read_on_arrival`): `finish` once the message is whole, `stop`
+    when it is not wanted any more (the transaction ended, the message was dropped)."""
+
+    def __init__(self, pool: InspectionPool, worker: _Worker, ident: int) -> None:
+        self._pool = pool
+        self.worker = worker
+        self.ident = ident
+        self.state = "reading"  # reading, finishing, stopping, done
+        self.answer: asyncio.Future[Prescanned | None] | None = None
+        self.timer: asyncio.TimerHandle | None = None
+
+    async def finish(self, size: int, timeout: float) -> Prescanned | None:
+        """What the process read of the message's `size` bytes (all written to the
+        spool file by now); None when it read nothing usable, could not finish
+        within `timeout` seconds (it is then killed) or was stopped for an inspection."""
+        return await self._pool._finish(self, size, timeout)
+
+    def stop(self) -> None:
+        """Not wanted any more: the process goes back to the pool. Idempotent."""
+        self._pool._stop(self)
+
+
 class _Job:
     """One message: waiting in its client's queue, then in a process."""
 
@@ -214,6 +260,7 @@ class _Worker:
         self.sock = sock
         self.policy = policy
         self.job: _Job | None = None
+        self.lease: ArrivalLease | None = None  # reading a message while it arrives
         self.buffer = bytearray()
         self.answered = 0
         self.open = True  # socket open: the process can be given messages
@@ -253,6 +300,11 @@ class InspectionPool:
         return [w.pid for w in self._workers.values() if w.job is not None]
 
     @property
+    def reading_pids(self) -> list[int]:
+        """Processes reading a message while it arrives (`read_on_arrival`)."""
+        return [w.pid for w in self._workers.values() if w.lease is not None]
+
+    @property
     def waiting(self) -> int:
         return self._waiting
 
@@ -272,7 +324,7 @@ class InspectionPool:
         size = len(source) if isinstance(source, bytes) else source.size
         limits = policy.config.limits
         ident = next(self._ids)
-        frame = _frame((ident, envelope, ref, source, auth,
+        frame = _frame(("inspect", ident, envelope, ref, source, auth,
                         limits.inspection_timeout + ALARM_GRACE))
         signs = policy.config.dkim_sign is not None and envelope.direction == "outbound"
         job = _Job(ident, envelope.client_ip, policy, frame, cost_of(size, signs=signs),
@@ -350,6 +402,121 @@ class InspectionPool:
         if not job.future.done():
             job.future.set_result(outcome)
 
+    # -- reading a message while it arrives ----------------------------------------------
+    def read_on_arrival(self, spool_path: str, decoded_path: str) -> ArrivalLease | None:
+        """Have a process read the spool file `spool_path` while the front end writes
+        it, decoding its top-level base64 parts into `decoded_path` (both made by the
+        front end, which deletes them; gateway.message.prescan). Only with a process to
+        spare: nothing waits for inspection, one process at least stays for the
+        inspections (with more than one), and READ_COST fits the memory budget; None
+        otherwise. An inspection that finds no process later takes a reading one back
+        (the reading is stopped, its message decoded after the final dot as without)."""
+        if self._closed or self._queues or self._memory + READ_COST > self.settings.memory:
+            return None
+        readers = sum(1 for w in self._workers.values() if w.lease is not None)
+        if readers >= max(1, self.settings.processes - 1):
+            return None
+        worker = next((w for w in self._workers.values() if self._idle(w)), None)
+        if worker is None:
+            if len(self._workers) >= self.settings.processes:
+                return None
+            worker = self._spawn(self.policy)
+            if worker is None:
+                return None
+        limits = self.policy.config.limits
+        # The process's own alarm: the whole DATA phase, then the finishing read.
+        alarm = limits.data_timeout + limits.inspection_timeout + ALARM_GRACE
+        bound = self.policy.max_message_size
+        lease = ArrivalLease(self, worker, next(self._ids))
+        if not self._post(worker, ("read", lease.ident, spool_path, decoded_path, alarm,
+                                   bound)):
+            return None
+        worker.lease = lease
+        self._memory += READ_COST
+        return lease
+
+    async def _finish(self, lease: ArrivalLease, size: int, timeout: float
+                      ) -> Prescanned | None:
+        if lease.state != "reading":
+            return None
+        worker = lease.worker
+        lease.answer = asyncio.get_running_loop().create_future()
+        if not self._post(worker, ("finish", size)):
+            return None
+        lease.state = "finishing"
+        try:
+            # Shielded: a transaction that ends meanwhile leaves the answer to free
+            # the process when it comes.
+            return await asyncio.wait_for(asyncio.shield(lease.answer), timeout)
+        except TimeoutError:
+            log.warning("inspection process %d killed: it did not finish reading a "
+                        "message within %gs", worker.pid, timeout)
+            self._end(worker, "reading timeout", kill=True)
+            self._dispatch()
+            return None
+
+    def _stop(self, lease: ArrivalLease) -> None:
+        if lease.state != "reading":
+            return  # finishing: its answer frees the process; stopping or done already
+        lease.state = "stopping"
+        if self._post(lease.worker, ("stop",)):
+            lease.timer = asyncio.get_running_loop().call_later(
+                STOP_GRACE, self._stop_over, lease)
+
+    def _stop_over(self, lease: ArrivalLease) -> None:
+        if lease.state == "stopping":
+            log.warning("inspection process %d killed: it did not stop reading within "
+                        "%gs", lease.worker.pid, STOP_GRACE)
+            self._end(lease.worker, "reading did not stop", kill=True)
+            self._dispatch()
+
+    def _release(self, lease: ArrivalLease, read: Prescanned | None) -> None:
+        if lease.state == "done":
+            return
+        lease.state = "done"
+        if lease.timer is not None:
+            lease.timer.cancel()
+            lease.timer = None
+        if lease.worker.lease is lease:
+            lease.worker.lease = None
+        self._memory -= READ_COST
+        if lease.answer is not None and not lease.answer.done():
+            lease.answer.set_result(read)
+
+    def _post(self, worker: _Worker, request: object) -> bool:
+        """A small request to an idle or reading process, sent at once: its socket
+        buffer is empty (the process has read everything before). A send that does not
+        take it whole means a process that does not read: it is ended (False)."""
+        frame = _frame(request)
+        try:
+            # A finished send whose done callback has not run yet is no obstacle.
+            busy = worker.sending is not None and not worker.sending.done()
+            sent = -1 if busy else worker.sock.send(frame)
+        except OSError:
+            sent = -1
+        if sent != len(frame):
+            self._end(worker, "it did not take a request", kill=True)
+            self._dispatch()
+            return False
+        return True
+
+    def _take_back(self) -> None:
+        """A message waits for a process and all are in use: stop the most recent
+        reading (one at a time; its answer frees the process for the message)."""
+        leases = [w.lease for w in self._workers.values() if w.lease is not None]
+        if not leases or any(lease.state == "stopping" for lease in leases):
+            return
+        reading = [lease for lease in leases if lease.state == "reading"]
+        if reading:
+            lease = max(reading, key=lambda lease: lease.ident)
+            log.debug("inspection process %d stops reading a message on arrival: an "
+                      "inspection needs it", lease.worker.pid)
+            self._stop(lease)
+
+    @staticmethod
+    def _idle(worker: _Worker) -> bool:
+        return worker.open and worker.job is None and worker.lease is None
+
     # -- scheduling ----------------------------------------------------------------------
     def _dispatch(self) -> None:
         # Each pass starts one message or returns, so this ends within `queue` passes.
@@ -362,6 +529,7 @@ class InspectionPool:
                 return  # its turn is kept until memory is freed
             worker = self._worker_for(job.policy)
             if worker is None:
+                self._take_back()
                 return
             queue.popleft()
             job.queued = False
@@ -372,7 +540,7 @@ class InspectionPool:
             self._start(job, worker, cost)
 
     def _worker_for(self, policy: PolicyState) -> _Worker | None:
-        idle = [w for w in self._workers.values() if w.open and w.job is None]
+        idle = [w for w in self._workers.values() if self._idle(w)]
         for worker in idle:
             if worker.policy is policy:
                 return worker
@@ -485,10 +653,17 @@ class InspectionPool:
             self._dispatch()
             return
         job = worker.job
-        if job is None or job.ident != ident:
+        lease = worker.lease
+        if kind in ("read", "stopped"):
+            if lease is None or lease.ident != ident:
+                return
+            worker.answered += 1
+            self._release(lease, body if kind == "read" else None)
+        elif job is None or job.ident != ident:
             return
-        worker.answered += 1
-        self._resolve(job, body if kind == "ok" else Failed(str(body)))
+        else:
+            worker.answered += 1
+            self._resolve(job, body if kind == "ok" else Failed(str(body)))
         if worker.answered >= MAX_JOBS:
             self._end(worker, f"it inspected {MAX_JOBS} messages")
         elif worker.policy is not self.policy:
@@ -512,6 +687,8 @@ class InspectionPool:
             return
         worker.open = False
         worker.ending = why
+        if worker.lease is not None:
+            self._release(worker.lease, None)
         with contextlib.suppress(Exception):
             asyncio.get_running_loop().remove_reader(worker.sock.fileno())
         if worker.sending is None:
@@ -565,7 +742,7 @@ class InspectionPool:
         self.settings = settings
         self.policy = policy
         for worker in list(self._workers.values()):
-            if worker.open and worker.job is None and worker.policy is not policy:
+            if self._idle(worker) and worker.policy is not policy:
                 self._end(worker, "its policy was replaced")
         self._dispatch()
 
@@ -604,7 +781,11 @@ def _frame(value: object) -> bytes:
 # -- the inspection process ----------------------------------------------------------------
 
 def _process_main(fd: int, policy: PolicyState, gateway_pid: int) -> None:
-    """Body of an inspection process: read a message, inspect it, answer; until EOF."""
+    """Body of an inspection process: read a request, carry it out, answer; until EOF.
+
+    Requests: ("inspect", ...) a message, answered ("ok" | "error", ident, ...);
+    ("read", ...) a spool file while it grows, answered after the gateway's "finish"
+    ("read", ident, Prescanned | None) or "stop" ("stopped", ident, None)."""
     _detach(fd, gateway_pid)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, fileno=fd)
     sock.setblocking(True)
@@ -613,7 +794,20 @@ def _process_main(fd: int, policy: PolicyState, gateway_pid: int) -> None:
         frame = _recv_frame(sock)
         if frame is None:
             return
-        ident, envelope, ref, source, auth, alarm = pickle.loads(frame)
+        request = pickle.loads(frame)
+        if request[0] == "read":
+            _, ident, spool_path, decoded_path, alarm, bound = request
+            signal.setitimer(signal.ITIMER_REAL, alarm)
+            answered = _read_on_arrival(sock, spool_path, decoded_path, alarm, bound)
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            if answered is None:
+                return  # the gateway closed the socket
+            sock.sendall(_frame((answered[0], ident, answered[1])))
+            del answered
+            continue
+        if request[0] != "inspect":
+            continue  # nothing else is asked outside a reading
+        _, ident, envelope, ref, source, auth, alarm = request
         large = (len(source) if isinstance(source, bytes) else source.size) >= TRIM_AFTER
         signal.setitimer(signal.ITIMER_REAL, alarm)
         answer = _inspect(policy, envelope, ref, source, auth)
@@ -624,6 +818,105 @@ def _process_main(fd: int, policy: PolicyState, gateway_pid: int) -> None:
             # Give the message's memory back before waiting for the next one.
             gc.collect()
             _trim()
+
+
+class _DecodedSink:
+    """The prescan's decoded bytes to the front end's file, a megabyte at a time; a
+    write that fails (a full disk) marks it `failed`: its reading is then not used."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.failed = False
+        self._mem = bytearray()
+        self._offset = 0
+
+    def write(self, data: bytes) -> None:
+        if not self.failed:
+            self._mem += data
+            if len(self._mem) >= _READ_SIZE:
+                self.flush()
+
+    def flush(self) -> None:
+        if self.failed or not self._mem:
+            return
+        view = memoryview(self._mem)
+        try:
+            # Bounded: each pass writes at least a byte or raises.
+            while view:
+                written = os.pwrite(self.fd, view, self._offset)
+                self._offset += written
+                view = view[written:]
+        except OSError:
+            self.failed = True
+        finally:
+            view.release()
+            self._mem = bytearray()
+
+
+def _read_on_arrival(sock: socket.socket, spool_path: str, decoded_path: str,
+                     alarm: float, bound: int) -> tuple[str, Prescanned | None] | None:
+    """Feed the spool file to a `Prescan` as it grows, until the gateway says
+    ("finish", size) or ("stop",); None when it closes the socket. `bound`: the
+    largest message the gateway takes, in bytes."""
+    try:
+        fd = os.open(spool_path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        fd = -1
+    try:
+        out = os.open(decoded_path, os.O_WRONLY | os.O_CLOEXEC) if fd >= 0 else -1
+    except OSError:
+        out = -1
+    sink = _DecodedSink(out)
+    scan = Prescan(sink.write)
+    usable = out >= 0
+    offset = 0
+    progressed = False
+    try:
+        # Bounded: a pass waits READ_POLL or reads at least a byte, and the alarm
+        # ends the process after `alarm` seconds in any case. A file that cannot be
+        # read ends the reading, not the wait for the gateway's word: the answer
+        # comes only when asked for.
+        for _ in range(int(alarm / READ_POLL) + bound + 2):
+            ready, _w, _x = select.select([sock], [], [], 0 if progressed else READ_POLL)
+            if ready:
+                frame = _recv_frame(sock)
+                if frame is None:
+                    return None
+                request = pickle.loads(frame)
+                if request[0] != "finish":
+                    return "stopped", None
+                size = request[1]
+                try:
+                    # Bounded: each pass reads at least a byte or stops.
+                    while usable and offset < size:
+                        piece = os.pread(fd, min(_READ_SIZE, size - offset), offset)
+                        if not piece:
+                            usable = False
+                            break
+                        offset += len(piece)
+                        scan.feed(piece)
+                except OSError:
+                    usable = False
+                sink.flush()
+                if not usable or sink.failed or offset != size:
+                    return "read", None
+                return "read", scan.result()
+            progressed = False
+            if usable and not sink.failed:
+                try:
+                    grown = os.fstat(fd).st_size - offset
+                    if grown > 0:
+                        piece = os.pread(fd, min(_READ_SIZE, grown), offset)
+                        offset += len(piece)
+                        scan.feed(piece)
+                        progressed = bool(piece)
+                except OSError:
+                    usable = False
+        return None  # never reached within the alarm
+    finally:
+        for opened in (fd, out):
+            if opened >= 0:
+                os.close(opened)
 
 
 def _inspect(policy: PolicyState, envelope: Envelope, ref: str, source: Source,

@@ -1042,7 +1042,8 @@ class ProxySMTP(SMTP):
             return
         phase = DataPhase(DataSettings.of(
             policy.config.limits, ref=pipeline.new_ref(), max_size=policy.max_message_size,
-            cut_through=smtp_upstream and cuts_through(policy, self.listener.direction)))
+            cut_through=smtp_upstream and cuts_through(policy, self.listener.direction),
+            reader=None if self.ctx.pool is None else self.ctx.pool.read_on_arrival))
         self.in_data = True
         try:
             reply = await self.run_data(policy, phase)

@@ -56,7 +56,7 @@ from pathlib import Path
 
 from gateway.auth import AuthResults
 from gateway.config import Limits
-from gateway.frontends.datastream import BareNewlines, DataDecoder, Spool
+from gateway.frontends.datastream import ArrivalReader, BareNewlines, DataDecoder, Spool
 from gateway.frontends.inspection import NotInspected
 from gateway.pipeline import HeaderDecision, Inspected
 from gateway.policy import builtin, replies
@@ -115,7 +115,9 @@ class DataSettings:
     bare_newlines: BareNewlines = "reject"
     spool_threshold: int = 1024 * 1024
     spool_dir: Path | None = None
-    decode_on_arrival: bool = False
+    # Reads a spooled message while it arrives (`limits.decode_on_arrival`: the
+    # inspection pool's read_on_arrival), or None.
+    reader: ArrivalReader | None = None
     max_header_bytes: int = 256 * 1024
     data_timeout: float = 900.0
     min_rate: float = 500.0
@@ -124,11 +126,12 @@ class DataSettings:
     cut_through: bool = False
 
     @classmethod
-    def of(cls, limits: Limits, *, ref: str, max_size: int, cut_through: bool
-           ) -> DataSettings:
+    def of(cls, limits: Limits, *, ref: str, max_size: int, cut_through: bool,
+           reader: ArrivalReader | None = None) -> DataSettings:
+        """`reader` is used when `limits.decode_on_arrival` asks for it."""
         return cls(ref=ref, max_size=max_size, bare_newlines=limits.bare_newlines,
                    spool_threshold=limits.spool_threshold, spool_dir=limits.spool_dir,
-                   decode_on_arrival=limits.decode_on_arrival,
+                   reader=reader if limits.decode_on_arrival else None,
                    max_header_bytes=limits.max_header_bytes, data_timeout=limits.data_timeout,
                    min_rate=float(limits.data_min_rate), rate_window=limits.data_rate_window,
                    rate_grace=limits.data_rate_grace, cut_through=cut_through)
@@ -411,7 +414,7 @@ class DataPhase:
         self.settings = settings
         self.cut_through = settings.cut_through
         self.spool = Spool(settings.spool_threshold, settings.spool_dir,
-                           decode_on_arrival=settings.decode_on_arrival)
+                           reader=settings.reader)
         self.decoder = DataDecoder(settings.max_size, bare_newlines=settings.bare_newlines,
                                    spool=self.spool, tap=self._tap)
         self.clock = DataClock(settings.data_timeout, settings.min_rate,

@@ -252,7 +252,9 @@ class MilterSession:
         sender, _ = _path(cmd.args)
         self.txn = txn = Transaction(policy, self.direction(policy),
                                      Spool(limits.spool_threshold, limits.spool_dir,
-                                           decode_on_arrival=limits.decode_on_arrival),
+                                           reader=self.ctx.pool.read_on_arrival
+                                           if limits.decode_on_arrival
+                                           and self.ctx.pool is not None else None),
                                      mail_from=sender)
         refusal = relay_control.check_mail(
             direction=txn.direction, client_ip=self.client_ip, sender=sender,

@@ -1,0 +1,224 @@
+"""A spooled message read by an inspection process while it arrives, on the real gateway.
+
+With `limits.decode_on_arrival` the pool lends a process to each spooled message
+while it arrives (gateway.frontends.pool `read_on_arrival`): the process follows
+the spool file as the front end writes it and decodes its base64 attachments into
+a file beside it, so the inspection after the final dot reads them there. What
+must hold, each with a real SMTP client, upstream and processes:
+
+- the decoding happens in that process and before the final dot (the decoded file
+  grows while the client still sends), and the verdict is the inspection's own;
+- a message that needs a process for its inspection takes a reading one back: it
+  is inspected at once, and the message that was being read is inspected after its
+  dot as without the reading (same verdict, nothing counted as decoded on arrival);
+- a client that hangs up mid-stream gives its process back (not killed) and leaves
+  no file; a reading process killed, or frozen, mid-stream costs nothing but the
+  aid: the message gets its verdict, the pool a new process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import os
+import signal
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from gateway.frontends.pool import InspectionPool
+from gateway.relay.smtp import dot_stuff
+
+from .raw_client import RawClient, open_transaction
+from .support import FakeUpstream, GatewayFactory, GatewayHandle, in_thread
+from .test_metrics import http_get, sample
+from .test_spool import RAHSIA_RULE, BigUpstream
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[FakeUpstream]:
+    up = BigUpstream()
+    await up.start()
+    yield up
+    await up.stop()
+
+
+def with_attachment(lines: int, last: bytes = b"") -> bytes:
+    text = b"".join(b"Mesyuarat jawatankuasa daerah, perkara ke-%d.\r\n" % i
+                    for i in range(lines)) + last
+    encoded = base64.encodebytes(text).replace(b"\n", b"\r\n")
+    return (b"From: a@anm.gov.my\r\nTo: b@example.com\r\nSubject: Laporan\r\n"
+            b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"sempadan\"\r\n"
+            b"\r\n--sempadan\r\nContent-Type: text/plain\r\n\r\nLampiran.\r\n"
+            b"--sempadan\r\nContent-Type: text/plain; name=\"laporan.txt\"\r\n"
+            b"Content-Disposition: attachment; filename=\"laporan.txt\"\r\n"
+            b"Content-Transfer-Encoding: base64\r\n\r\n" + encoded + b"--sempadan--\r\n")
+
+
+# The marking on the attachment's last line: found only if the part is read whole.
+MARKED = dot_stuff(with_attachment(100000, b"RAHSIA\r\n"))
+INNOCENT = dot_stuff(with_attachment(100000))
+SMALL = b"From: a@anm.gov.my\r\nTo: b@example.com\r\nSubject: Salam\r\n\r\nSalam.\r\n"
+
+
+async def start(make_gateway: GatewayFactory, upstream: FakeUpstream, tmp_path: Path,
+                processes: int, **limits: object) -> tuple[GatewayHandle, Path]:
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    handle = await make_gateway(
+        upstream=f"smtp://127.0.0.1:{upstream.port}", rules=RAHSIA_RULE,
+        limits={"spool_threshold": "64KB", "spool_dir": str(spool), "max_message_size": "16MB",
+                "decode_on_arrival": True, "inspection_processes": processes, **limits},
+        extra={"metrics": {"listen": "127.0.0.1:0"}})
+    return handle, spool
+
+
+def pool_of(handle: GatewayHandle) -> InspectionPool:
+    return handle.gateway.pool
+
+
+async def eventually(check: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():  # bounded by the deadline
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.01)
+
+
+def decoded_bytes(spool: Path) -> int:
+    return sum(p.stat().st_size for p in spool.iterdir() if p.suffix == ".dec")
+
+
+async def decoded_on_arrival(handle: GatewayHandle) -> float:
+    server = handle.gateway.metrics_server
+    assert server is not None and server.address
+    _status, text = await http_get(server.address, "/metrics")
+    return sample(text, "gateway_parts_decoded_on_arrival_total")
+
+
+async def open_half(handle: GatewayHandle, message: bytes) -> RawClient:
+    """A transaction that has sent the first half of `message` (no final dot)."""
+    client = await in_thread(lambda: open_transaction(handle.outbound))
+    await in_thread(lambda: client.send(message[:len(message) // 2]))
+    return client
+
+
+async def finish(client: RawClient, message: bytes) -> tuple[int, bytes]:
+    def rest() -> tuple[int, bytes]:
+        client.send(message[len(message) // 2:] + b".\r\n")
+        return client.reply()
+    try:
+        return await in_thread(rest)
+    finally:
+        client.close()
+
+
+async def send_small(handle: GatewayHandle) -> tuple[int, bytes]:
+    def run() -> tuple[int, bytes]:
+        with open_transaction(handle.outbound) as client:
+            client.send(SMALL + b".\r\n")
+            return client.reply()
+    return await in_thread(run)
+
+
+async def test_a_process_decodes_the_attachment_before_the_final_dot(
+        make_gateway: GatewayFactory, upstream: FakeUpstream, tmp_path: Path) -> None:
+    handle, spool = await start(make_gateway, upstream, tmp_path, processes=2)
+    pool = pool_of(handle)
+    for message, want in ((MARKED, 550), (INNOCENT, 250)):
+        client = await open_half(handle, message)
+        await eventually(lambda: len(pool.reading_pids) == 1)
+        reader = pool.reading_pids[0]
+        assert reader != os.getpid() and reader in pool.pids
+        # Decoded while the client has not finished: by the process, on the way.
+        await eventually(lambda: decoded_bytes(spool) > 0)
+        code, text = await finish(client, message)
+        assert code == want, text
+        assert pool.reading_pids == []
+    assert [m.data for m in upstream.messages] == [INNOCENT]
+    assert await decoded_on_arrival(handle) == 2
+    await eventually(lambda: list(spool.iterdir()) == [])
+
+
+async def test_an_inspection_takes_the_reading_process_back(
+        make_gateway: GatewayFactory, upstream: FakeUpstream, tmp_path: Path) -> None:
+    # One process: reading the large message, it is the only one there is.
+    handle, spool = await start(make_gateway, upstream, tmp_path, processes=1)
+    pool = pool_of(handle)
+    client = await open_half(handle, MARKED)
+    await eventually(lambda: len(pool.reading_pids) == 1)
+    reader = pool.reading_pids[0]
+    started = time.monotonic()
+    code, text = await send_small(handle)
+    assert code == 250, text
+    # Not after a timeout: the reading was stopped for it, and the process kept.
+    assert time.monotonic() - started < 3.0
+    assert pool.reading_pids == [] and pool.pids == [reader]
+    code, text = await finish(client, MARKED)
+    assert code == 550 and b"rule=rahsia-dilarang" in text, text
+    assert await decoded_on_arrival(handle) == 0
+    assert [m.data for m in upstream.messages] == [SMALL]
+    await eventually(lambda: list(spool.iterdir()) == [])
+
+
+async def test_a_client_that_hangs_up_mid_stream_gives_the_process_back(
+        make_gateway: GatewayFactory, upstream: FakeUpstream, tmp_path: Path) -> None:
+    handle, spool = await start(make_gateway, upstream, tmp_path, processes=2)
+    pool = pool_of(handle)
+    client = await open_half(handle, INNOCENT)
+    await eventually(lambda: len(pool.reading_pids) == 1)
+    reader = pool.reading_pids[0]
+    client.close()
+    await eventually(lambda: pool.reading_pids == [] and list(spool.iterdir()) == [])
+    assert reader in pool.pids  # stopped, not killed
+    code, text = await send_small(handle)
+    assert code == 250, text
+    assert [m.data for m in upstream.messages] == [SMALL]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGSTOP])
+async def test_a_reading_process_killed_or_frozen_costs_only_the_aid(
+        make_gateway: GatewayFactory, upstream: FakeUpstream, tmp_path: Path,
+        sig: signal.Signals) -> None:
+    handle, spool = await start(make_gateway, upstream, tmp_path, processes=2,
+                                inspection_timeout=2)
+    pool = pool_of(handle)
+    client = await open_half(handle, MARKED)
+    await eventually(lambda: len(pool.reading_pids) == 1)
+    reader = pool.reading_pids[0]
+    os.kill(reader, sig)
+    try:
+        # Frozen: the gateway waits `inspection_timeout` for the reading, kills the
+        # process, and has the message inspected by another.
+        code, text = await finish(client, MARKED)
+    finally:
+        if sig == signal.SIGSTOP:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(reader, signal.SIGCONT)
+    assert code == 550 and b"rule=rahsia-dilarang" in text, text
+    await eventually(lambda: reader not in pool.pids)
+    assert await decoded_on_arrival(handle) == 0
+    await eventually(lambda: list(spool.iterdir()) == [])
+    code, text = await send_small(handle)
+    assert code == 250, text
+
+
+async def test_a_frozen_reading_process_of_a_vanished_client_is_killed(
+        make_gateway: GatewayFactory, upstream: FakeUpstream, tmp_path: Path) -> None:
+    handle, spool = await start(make_gateway, upstream, tmp_path, processes=2)
+    pool = pool_of(handle)
+    client = await open_half(handle, INNOCENT)
+    await eventually(lambda: len(pool.reading_pids) == 1)
+    reader = pool.reading_pids[0]
+    os.kill(reader, signal.SIGSTOP)
+    try:
+        client.close()
+        # Told to stop, it cannot answer: killed after the pool's grace.
+        await eventually(lambda: reader not in pool.pids, timeout=10.0)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(reader, signal.SIGCONT)
+    await eventually(lambda: list(spool.iterdir()) == [])
