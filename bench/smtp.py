@@ -39,6 +39,13 @@ store and forward, each on a gateway of its own with the same shipped rules: 2 K
 20 sessions and 10 MB at 1 and 20 sessions through smtp-source, and the latency of
 2 KB and 10 MB messages one after the other. `--cut-through-only` runs just these.
 
+Then decoding on arrival (`limits.decode_on_arrival`, on in the shipped config: an
+inspection process to spare decodes a spooled message's attachments while it
+arrives) against decoding after the final dot, each on a gateway of its own, taking
+turns: the attachment rows' msg/s (best of ARRIVAL_REPEATS) against the direct
+path, and the wait after the final dot of a client sending a 10 MB attachment at
+10 MB/s. `--arrival-only` runs just these.
+
 Not a test: nothing is asserted; figures depend on the machine.
 """
 
@@ -357,6 +364,8 @@ def main() -> int:
     ap.add_argument("--sizes", default="", help="only these sizes in bytes, comma-separated")
     ap.add_argument("--cut-through-only", action="store_true",
                     help="only the cut-through on/off comparison (2 KB and 10 MB)")
+    ap.add_argument("--arrival-only", action="store_true",
+                    help="only the decode_on_arrival off/on comparison (attachments)")
     ap.add_argument("--pool-only", action="store_true",
                     help="only the inspection-process runs (25 MB x10, starvation)")
     ap.add_argument("--smtp-only", action="store_true",
@@ -368,6 +377,8 @@ def main() -> int:
         COMMON_CONFIG["event_loop"] = args.event_loop
     if args.pool_only:
         return pool_bench(args.workers)
+    if args.arrival_only:
+        return arrival_bench(args.workers, args.scale)
     if args.cut_through_only:
         return cut_through_bench(args.workers, args.scale)
     sizes = tuple(int(s) for s in args.sizes.split(",")) if args.sizes else SIZES
@@ -460,6 +471,7 @@ def main() -> int:
     if args.smtp_only:
         return 0
     cut_through_bench(args.workers, args.scale)
+    arrival_bench(args.workers, args.scale)
     return pool_bench(args.workers)
 
 
@@ -841,6 +853,81 @@ def cut_through_bench(workers: str, scale: float) -> int:
     print("| mode | size | msgs | p50 | p99 |")
     print("|---|---|---|---|---|")
     for line in latency:
+        print(line)
+    print()
+    print("A client on a slower link: wait from its final dot to the reply (ms):")
+    print()
+    print("| mode | message | msgs | p50 | max |")
+    print("|---|---|---|---|---|")
+    for line in paced:
+        print(line)
+    return 0
+
+
+# -- decoding on arrival off and on -------------------------------------------------------
+
+ARRIVAL_REPEATS = 3
+
+
+def arrival_bench(workers: str, scale: float) -> int:
+    """The attachment rows through a gateway decoding after the final dot and one
+    decoding on arrival, both running at once and taking turns (best of
+    ARRIVAL_REPEATS), against the direct path; then the wait after the final dot of a
+    client on a slower link."""
+    cpus = len(os.sched_getaffinity(0))
+    print(f"\nDecoding on arrival off and on: {cpus} CPUs, gateway workers: {workers}, "
+          f"shipped rules, best of {ARRIVAL_REPEATS}", flush=True)
+    shipped = yaml.safe_load((REPO / "config" / "gateway.yaml").read_text()).get("limits")
+    modes = (("decoded after the dot", False), ("decoded on arrival", True))
+    table: list[str] = []
+    paced: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="gw-bench-arrival-") as tmpdir, \
+            contextlib.ExitStack() as stack:
+        tmp = Path(tmpdir)
+        sink_port = free_port()
+        stack.enter_context(smtp_sink(sink_port))
+        running: dict[bool, tuple[int, int]] = {}
+        for _label, on in modes:
+            run = tmp / ("on" if on else "off")
+            run.mkdir()
+            running[on] = stack.enter_context(gateway(
+                run, sink_port, workers,
+                {"limits": {**(shipped or {}), "decode_on_arrival": on}}))
+            smtp_source(running[on][0], 2 * KiB, 2, 20)  # warm up
+        for size, sessions in ATTACHMENT_ROWS:
+            msg = attachment_message(size, MYGOVUC_SENDER)
+            count = max(sessions, round(ATTACHMENT_COUNTS[(size, sessions)] * scale))
+            best: dict[bool, float] = {}
+            for _ in range(ARRIVAL_REPEATS):
+                for _label, on in modes:
+                    seconds = py_source(running[on][0], msg, sessions, count, MYGOVUC_SENDER)
+                    best[on] = min(best.get(on, seconds), seconds)
+            direct = py_source(sink_port, msg, sessions, count, MYGOVUC_SENDER)
+            for label, on in modes:
+                table.append(f"| {label} | {size_label(size)} attachment | {sessions} "
+                             f"| {count} | {count / best[on]:.2f} | {count / direct:.2f} "
+                             f"| {direct / best[on]:.0%} |")
+            print(f"  {size_label(size)} attachment x{sessions}: after the dot "
+                  f"{count / best[False]:.2f} msg/s, on arrival {count / best[True]:.2f}, "
+                  f"direct {count / direct:.2f}", flush=True)
+        message = attachment_message(PACED_SIZE, MYGOVUC_SENDER)
+        waits: dict[bool, list[float]] = {False: [], True: []}
+        for _ in range(PACED_COUNT):
+            for _label, on in modes:
+                waits[on] += dot_waits(running[on][0], message, PACED_RATE, 1)
+        direct_waits = dot_waits(sink_port, message, PACED_RATE, PACED_COUNT)
+        for label, values in (*((lb, waits[on]) for lb, on in modes),
+                              ("direct to the sink", direct_waits)):
+            paced.append(f"| {label} | {size_label(PACED_SIZE)} attachment at "
+                         f"{PACED_RATE // MiB} MB/s | {len(values)} "
+                         f"| {pct(values, 50) * 1e3:.1f} | {max(values) * 1e3:.1f} |")
+        rejected = [p for p in tmp.glob("*/rejections.jsonl") if p.stat().st_size]
+        if rejected:
+            print(f"WARNING: the gateway logged refusals: {rejected[0].read_text()[:300]}")
+    print()
+    print("| mode | message | sessions | msgs | gateway msg/s | direct msg/s | ratio |")
+    print("|---|---|---|---|---|---|---|")
+    for line in table:
         print(line)
     print()
     print("A client on a slower link: wait from its final dot to the reply (ms):")

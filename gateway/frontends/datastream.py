@@ -14,7 +14,7 @@ message stops feeding it at the first piece it would not relay.
 `Spool` keeps the message: in memory up to `limits.spool_threshold`, then in a
 mode-0600 temporary file, so a flood of large messages costs disk, not memory. The
 owner closes it when the transaction ends, whatever happens; closing deletes the file.
-With a `reader` (config `limits.decode_on_arrival`: the inspection pool's
+With a `reader` (config `limits.decode_on_arrival`, on by default: the inspection pool's
 `read_on_arrival`) a spooled message is also read as it arrives, by an inspection
 process that follows the spool file as it grows (`gateway.message.prescan`): its
 top-level base64 parts are decoded into a second mode-0600 file beside it, which the
@@ -139,7 +139,10 @@ class Spool:
                                            dir=self.directory)
         except OSError:
             return  # no room for the aid: the inspection decodes everything itself
-        lease = reader(path, decoded)
+        try:
+            lease = reader(path, decoded)
+        except OSError:
+            lease = None  # no process to be had (out of descriptors): as without one
         if lease is None:
             _remove(fd, decoded)
             return

@@ -42,7 +42,8 @@ less left to do. Only a process to spare is lent: none while a message waits for
 inspection, at most all but one of the processes, READ_COST of the memory budget. A
 message that then finds every process in use takes a reading one back (the reading
 stops, its message is decoded after its dot as without). A reading that does not
-finish in `inspection_timeout`, or does not stop within STOP_GRACE, is killed with
+finish within READ_FINISH (or `inspection_timeout` if shorter) once the message is
+whole, or does not stop within STOP_GRACE, is killed with
 its process; its message is inspected all the same, only without the aid.
 
 The message is not copied to the process when it is large: a spooled message is
@@ -124,6 +125,11 @@ ALARM_GRACE = 5.0
 READ_COST = 4 * 1024 * 1024
 READ_POLL = 0.005
 STOP_GRACE = 5.0
+# Seconds a reading has, at most, to finish once the message is whole (the caller's
+# timeout if shorter). Reading what is left takes milliseconds; this bound keeps a
+# stuck process from taking much of the time the session-timeout check leaves for the
+# inspection and relay after the dot (gateway.config).
+READ_FINISH = 10.0
 
 _LENGTH = 8  # bytes of the big-endian length before each pickled frame
 _READ_SIZE = 1024 * 1024
@@ -226,8 +232,9 @@ class ArrivalLease:
 
     async def finish(self, size: int, timeout: float) -> Prescanned | None:
         """What the process read of the message's `size` bytes (all written to the
-        spool file by now); None when it read nothing usable, could not finish
-        within `timeout` seconds (it is then killed) or was stopped for an inspection."""
+        spool file by now); None when it read nothing usable, could not finish within
+        `timeout` seconds, at most READ_FINISH (it is then killed), or was stopped for
+        an inspection."""
         return await self._pool._finish(self, size, timeout)
 
     def stop(self) -> None:
@@ -444,16 +451,19 @@ class InspectionPool:
         if not self._post(worker, ("finish", size)):
             return None
         lease.state = "finishing"
-        try:
-            # Shielded: a transaction that ends meanwhile leaves the answer to free
-            # the process when it comes.
-            return await asyncio.wait_for(asyncio.shield(lease.answer), timeout)
-        except TimeoutError:
+        # A timer, not a wait_for: a transaction that ends meanwhile (its coroutine
+        # cancelled) leaves the answer to free the process, and the deadline to kill it.
+        timeout = min(timeout, READ_FINISH)
+        lease.timer = asyncio.get_running_loop().call_later(
+            timeout, self._finish_over, lease, timeout)
+        return await asyncio.shield(lease.answer)
+
+    def _finish_over(self, lease: ArrivalLease, timeout: float) -> None:
+        if lease.state == "finishing":
             log.warning("inspection process %d killed: it did not finish reading a "
-                        "message within %gs", worker.pid, timeout)
-            self._end(worker, "reading timeout", kill=True)
+                        "message within %gs", lease.worker.pid, timeout)
+            self._end(lease.worker, "reading timeout", kill=True)
             self._dispatch()
-            return None
 
     def _stop(self, lease: ArrivalLease) -> None:
         if lease.state != "reading":
@@ -526,6 +536,8 @@ class InspectionPool:
             job = queue[0]
             cost = min(job.cost, self.settings.memory)
             if self._memory + cost > self.settings.memory:
+                # A reading holds memory only lent: the message takes it back.
+                self._take_back()
                 return  # its turn is kept until memory is freed
             worker = self._worker_for(job.policy)
             if worker is None:
@@ -592,7 +604,13 @@ class InspectionPool:
     # -- processes -----------------------------------------------------------------------
     def _spawn(self, policy: PolicyState) -> _Worker | None:
         loop = asyncio.get_running_loop()
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        except OSError as exc:  # out of descriptors (EMFILE, ENFILE)
+            if not self._spawn_failed:
+                log.error("cannot start an inspection process: %s", exc)
+            self._spawn_failed = True
+            return None
         gateway_pid = os.getpid()
         try:
             pid = os.fork()

@@ -116,7 +116,7 @@ class DataSettings:
     spool_threshold: int = 1024 * 1024
     spool_dir: Path | None = None
     # Reads a spooled message while it arrives (`limits.decode_on_arrival`: the
-    # inspection pool's read_on_arrival), or None.
+    # inspection pool's read_on_arrival), or None: decoded after the final dot.
     reader: ArrivalReader | None = None
     max_header_bytes: int = 256 * 1024
     data_timeout: float = 900.0
