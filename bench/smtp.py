@@ -74,7 +74,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -768,6 +768,34 @@ def cpu_seconds(root: int) -> float:
     return total / tick
 
 
+def gateway_pair(stack: contextlib.ExitStack, tmp: Path, sink_port: int, workers: str,
+                 extra: Callable[[bool], dict[str, object]]) -> dict[bool, tuple[int, int]]:
+    """Two gateways relaying to the sink, with `extra(False)` and `extra(True)` (in
+    tmp/off and tmp/on), warmed up: {on: (port, pid)}, stopped with `stack`."""
+    running: dict[bool, tuple[int, int]] = {}
+    for on in (False, True):
+        run = tmp / ("on" if on else "off")
+        run.mkdir()
+        running[on] = stack.enter_context(gateway(run, sink_port, workers, extra(on)))
+        smtp_source(running[on][0], 2 * KiB, 2, 20)  # warm up
+    return running
+
+
+def paced_rows(modes: tuple[tuple[str, bool], ...], running: dict[bool, tuple[int, int]],
+               sink_port: int, kind: str, message: bytes) -> list[str]:
+    """Table rows of the wait after the final dot of a client sending `message` at
+    PACED_RATE, through each gateway (taking turns) and straight to the sink."""
+    waits: dict[bool, list[float]] = {False: [], True: []}
+    for _ in range(PACED_COUNT):
+        for _label, on in modes:
+            waits[on] += dot_waits(running[on][0], message, PACED_RATE, 1)
+    direct = dot_waits(sink_port, message, PACED_RATE, PACED_COUNT)
+    return [f"| {label} | {size_label(PACED_SIZE)} {kind} at {PACED_RATE // MiB} MB/s "
+            f"| {len(values)} | {pct(values, 50) * 1e3:.1f} | {max(values) * 1e3:.1f} |"
+            for label, values in (*((lb, waits[on]) for lb, on in modes),
+                                  ("direct to the sink", direct))]
+
+
 def cut_through_bench(workers: str, scale: float) -> int:
     """The same load through a store-and-forward and a cut-through gateway, both running
     at once and taking turns, each row CUT_REPEATS times: a change in the machine's load
@@ -785,16 +813,11 @@ def cut_through_bench(workers: str, scale: float) -> int:
         tmp = Path(tmpdir)
         sink_port = free_port()
         stack.enter_context(smtp_sink(sink_port))
-        running: dict[bool, tuple[int, int]] = {}
-        for _label, on in modes:
-            run = tmp / ("on" if on else "off")
-            run.mkdir()
-            running[on] = stack.enter_context(gateway(run, sink_port, workers,
-                                                      {"cut_through": on}))
-            log = (run / "gateway.log").read_text()
-            if on and "cut-through on: messages are relayed" not in log:
-                raise RuntimeError(f"cut-through is not in force:\n{log[-800:]}")
-            smtp_source(running[on][0], 2 * KiB, 2, 20)  # warm up
+        running = gateway_pair(stack, tmp, sink_port, workers,
+                               lambda on: {"cut_through": on})
+        log = (tmp / "on" / "gateway.log").read_text()
+        if "cut-through on: messages are relayed" not in log:
+            raise RuntimeError(f"cut-through is not in force:\n{log[-800:]}")
         for size, sessions in CUT_ROWS:
             count = max(sessions, round(COUNTS[(size, sessions)] * scale))
             best: dict[bool, float] = {}
@@ -825,19 +848,9 @@ def cut_through_bench(workers: str, scale: float) -> int:
             times = latencies(sink_port, size, max(5, round(n * scale)))
             latency.append(f"| direct to the sink | {size_label(size)} | {len(times)} "
                            f"| {pct(times, 50) * 1e3:.1f} | {pct(times, 99) * 1e3:.1f} |")
-        paced: list[str] = []
-        for kind, message in (("text", latency_message(PACED_SIZE)),
-                              ("attachment", attachment_message(PACED_SIZE))):
-            waits: dict[bool, list[float]] = {False: [], True: []}
-            for _ in range(PACED_COUNT):
-                for _label, on in modes:
-                    waits[on] += dot_waits(running[on][0], message, PACED_RATE, 1)
-            direct = dot_waits(sink_port, message, PACED_RATE, PACED_COUNT)
-            for label, values in (*((lb, waits[on]) for lb, on in modes),
-                                  ("direct to the sink", direct)):
-                paced.append(f"| {label} | {size_label(PACED_SIZE)} {kind} at "
-                             f"{PACED_RATE // MiB} MB/s | {len(values)} "
-                             f"| {pct(values, 50) * 1e3:.1f} | {max(values) * 1e3:.1f} |")
+        paced = [*paced_rows(modes, running, sink_port, "text", latency_message(PACED_SIZE)),
+                 *paced_rows(modes, running, sink_port, "attachment",
+                             attachment_message(PACED_SIZE))]
         rejected = [p for p in tmp.glob("*/rejections.jsonl") if p.stat().st_size]
         if rejected:
             print(f"WARNING: the gateway logged refusals: {rejected[0].read_text()[:300]}")
@@ -880,20 +893,13 @@ def arrival_bench(workers: str, scale: float) -> int:
     shipped = yaml.safe_load((REPO / "config" / "gateway.yaml").read_text()).get("limits")
     modes = (("decoded after the dot", False), ("decoded on arrival", True))
     table: list[str] = []
-    paced: list[str] = []
     with tempfile.TemporaryDirectory(prefix="gw-bench-arrival-") as tmpdir, \
             contextlib.ExitStack() as stack:
         tmp = Path(tmpdir)
         sink_port = free_port()
         stack.enter_context(smtp_sink(sink_port))
-        running: dict[bool, tuple[int, int]] = {}
-        for _label, on in modes:
-            run = tmp / ("on" if on else "off")
-            run.mkdir()
-            running[on] = stack.enter_context(gateway(
-                run, sink_port, workers,
-                {"limits": {**(shipped or {}), "decode_on_arrival": on}}))
-            smtp_source(running[on][0], 2 * KiB, 2, 20)  # warm up
+        running = gateway_pair(stack, tmp, sink_port, workers, lambda on: {
+            "limits": {**(shipped or {}), "decode_on_arrival": on}})
         for size, sessions in ATTACHMENT_ROWS:
             msg = attachment_message(size, MYGOVUC_SENDER)
             count = max(sessions, round(ATTACHMENT_COUNTS[(size, sessions)] * scale))
@@ -910,17 +916,8 @@ def arrival_bench(workers: str, scale: float) -> int:
             print(f"  {size_label(size)} attachment x{sessions}: after the dot "
                   f"{count / best[False]:.2f} msg/s, on arrival {count / best[True]:.2f}, "
                   f"direct {count / direct:.2f}", flush=True)
-        message = attachment_message(PACED_SIZE, MYGOVUC_SENDER)
-        waits: dict[bool, list[float]] = {False: [], True: []}
-        for _ in range(PACED_COUNT):
-            for _label, on in modes:
-                waits[on] += dot_waits(running[on][0], message, PACED_RATE, 1)
-        direct_waits = dot_waits(sink_port, message, PACED_RATE, PACED_COUNT)
-        for label, values in (*((lb, waits[on]) for lb, on in modes),
-                              ("direct to the sink", direct_waits)):
-            paced.append(f"| {label} | {size_label(PACED_SIZE)} attachment at "
-                         f"{PACED_RATE // MiB} MB/s | {len(values)} "
-                         f"| {pct(values, 50) * 1e3:.1f} | {max(values) * 1e3:.1f} |")
+        paced = paced_rows(modes, running, sink_port, "attachment",
+                           attachment_message(PACED_SIZE, MYGOVUC_SENDER))
         rejected = [p for p in tmp.glob("*/rejections.jsonl") if p.stat().st_size]
         if rejected:
             print(f"WARNING: the gateway logged refusals: {rejected[0].read_text()[:300]}")

@@ -129,7 +129,7 @@ class Spool:
 
     def _flush(self) -> None:
         assert self._fd is not None
-        _write_all(self._fd, self._mem)
+        write_all(self._fd, self._mem)
 
     def _start_reading(self, reader: ArrivalReader, path: str) -> None:
         """Have another process read the spool file from its first byte as it grows
@@ -220,7 +220,7 @@ class Spool:
         _remove(fd, path)
 
 
-def _write_all(fd: int, data: bytearray) -> None:
+def write_all(fd: int, data: bytearray) -> None:
     """All of `data` to the file (os.write may write less than asked), taken out of
     `data` as it is written: after an OSError, `data` holds what was not written."""
     written = 0

@@ -85,6 +85,7 @@ from gateway import pipeline
 from gateway.auth import AuthResults
 from gateway.config import GatewayConfig
 from gateway.envelope import Envelope
+from gateway.frontends.datastream import write_all
 from gateway.message.prescan import Known, Prescan, Prescanned
 from gateway.pipeline import Inspected
 from gateway.policy_state import PolicyState
@@ -838,37 +839,63 @@ def _process_main(fd: int, policy: PolicyState, gateway_pid: int) -> None:
             _trim()
 
 
-class _DecodedSink:
-    """The prescan's decoded bytes to the front end's file, a megabyte at a time; a
-    write that fails (a full disk) marks it `failed`: its reading is then not used."""
+class _SpoolFollower:
+    """A spool file read as it grows into a `Prescan`, whose decoded bytes go to the
+    front end's file a megabyte at a time. Anything that fails (a file that cannot be
+    read, a full disk) makes it `usable` no more: its reading is then not used."""
 
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-        self.failed = False
-        self._mem = bytearray()
-        self._offset = 0
+    def __init__(self, spool_path: str, decoded_path: str) -> None:
+        self._fd = self._out = -1
+        with contextlib.suppress(OSError):
+            self._fd = os.open(spool_path, os.O_RDONLY | os.O_CLOEXEC)
+            self._out = os.open(decoded_path, os.O_WRONLY | os.O_CLOEXEC)
+        self.usable = self._out >= 0
+        self.offset = 0
+        self._decoded = bytearray()
+        self._scan = Prescan(self._write)
 
-    def write(self, data: bytes) -> None:
-        if not self.failed:
-            self._mem += data
-            if len(self._mem) >= _READ_SIZE:
-                self.flush()
-
-    def flush(self) -> None:
-        if self.failed or not self._mem:
-            return
-        view = memoryview(self._mem)
+    def step(self, upto: int | None) -> bool:
+        """Read the next piece, up to `upto` bytes of the message (None: as far as the
+        file has grown); False when there was nothing to read or it failed."""
+        if not self.usable:
+            return False
         try:
-            # Bounded: each pass writes at least a byte or raises.
-            while view:
-                written = os.pwrite(self.fd, view, self._offset)
-                self._offset += written
-                view = view[written:]
+            end = os.fstat(self._fd).st_size if upto is None else upto
+            if end <= self.offset:
+                return False
+            piece = os.pread(self._fd, min(_READ_SIZE, end - self.offset), self.offset)
         except OSError:
-            self.failed = True
-        finally:
-            view.release()
-            self._mem = bytearray()
+            piece = b""
+        if not piece:
+            self.usable = False  # shorter than the gateway says, or unreadable
+            return False
+        self.offset += len(piece)
+        self._scan.feed(piece)
+        return True
+
+    def result(self, size: int) -> Prescanned | None:
+        """What was read, if it is all of the message's `size` bytes and all written."""
+        self._flush()
+        return self._scan.result() if self.usable and self.offset == size else None
+
+    def close(self) -> None:
+        for opened in (self._fd, self._out):
+            if opened >= 0:
+                os.close(opened)
+
+    def _write(self, data: bytes) -> None:
+        if self.usable:
+            self._decoded += data
+            if len(self._decoded) >= _READ_SIZE:
+                self._flush()
+
+    def _flush(self) -> None:
+        if self.usable and self._decoded:
+            try:
+                write_all(self._out, self._decoded)
+            except OSError:
+                self.usable = False
+        self._decoded = bytearray()
 
 
 def _read_on_arrival(sock: socket.socket, spool_path: str, decoded_path: str,
@@ -876,18 +903,7 @@ def _read_on_arrival(sock: socket.socket, spool_path: str, decoded_path: str,
     """Feed the spool file to a `Prescan` as it grows, until the gateway says
     ("finish", size) or ("stop",); None when it closes the socket. `bound`: the
     largest message the gateway takes, in bytes."""
-    try:
-        fd = os.open(spool_path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        fd = -1
-    try:
-        out = os.open(decoded_path, os.O_WRONLY | os.O_CLOEXEC) if fd >= 0 else -1
-    except OSError:
-        out = -1
-    sink = _DecodedSink(out)
-    scan = Prescan(sink.write)
-    usable = out >= 0
-    offset = 0
+    follower = _SpoolFollower(spool_path, decoded_path)
     progressed = False
     try:
         # Bounded: a pass waits READ_POLL or reads at least a byte, and the alarm
@@ -904,37 +920,14 @@ def _read_on_arrival(sock: socket.socket, spool_path: str, decoded_path: str,
                 if request[0] != "finish":
                     return "stopped", None
                 size = request[1]
-                try:
-                    # Bounded: each pass reads at least a byte or stops.
-                    while usable and offset < size:
-                        piece = os.pread(fd, min(_READ_SIZE, size - offset), offset)
-                        if not piece:
-                            usable = False
-                            break
-                        offset += len(piece)
-                        scan.feed(piece)
-                except OSError:
-                    usable = False
-                sink.flush()
-                if not usable or sink.failed or offset != size:
-                    return "read", None
-                return "read", scan.result()
-            progressed = False
-            if usable and not sink.failed:
-                try:
-                    grown = os.fstat(fd).st_size - offset
-                    if grown > 0:
-                        piece = os.pread(fd, min(_READ_SIZE, grown), offset)
-                        offset += len(piece)
-                        scan.feed(piece)
-                        progressed = bool(piece)
-                except OSError:
-                    usable = False
+                # Bounded: each step reads at least a byte towards `size` or stops.
+                while follower.step(size):
+                    pass
+                return "read", follower.result(size)
+            progressed = follower.step(None)
         return None  # never reached within the alarm
     finally:
-        for opened in (fd, out):
-            if opened >= 0:
-                os.close(opened)
+        follower.close()
 
 
 def _inspect(policy: PolicyState, envelope: Envelope, ref: str, source: Source,

@@ -15,12 +15,21 @@ import pytest
 from gateway.policy_state import load_policy
 from gateway.service import Gateway
 
-from .support import FakeUpstream, GatewayFactory, GatewayHandle, write_config
+from .support import BigUpstream, FakeUpstream, GatewayFactory, GatewayHandle, write_config
 
 
 @pytest.fixture
 async def upstream() -> AsyncIterator[FakeUpstream]:
     up = FakeUpstream()
+    await up.start()
+    yield up
+    await up.stop()
+
+
+@pytest.fixture
+async def big_upstream() -> AsyncIterator[FakeUpstream]:
+    """An upstream that takes messages of megabytes (spooled ones)."""
+    up = BigUpstream()
     await up.start()
     yield up
     await up.stop()

@@ -148,6 +148,15 @@ class FakeUpstream:
 GatewayFactory = Callable[..., Awaitable["GatewayHandle"]]
 
 
+class BigUpstream(FakeUpstream):
+    """The fake upstream, reading messages of megabytes (asyncio's default: 64 KB)."""
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0,
+                                                  limit=64 * 1024 * 1024)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+
 @dataclass
 class GatewayHandle:
     gateway: Gateway

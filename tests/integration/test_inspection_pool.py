@@ -40,15 +40,9 @@ from gateway.policy_state import load_policy
 from gateway.service import Gateway
 
 from .faultkit import Client, Outcome, ScriptedUpstream, finish, serve
-from .support import FakeUpstream, GatewayHandle, write_config
+from .support import BigUpstream, FakeUpstream, GatewayHandle, write_config
 
 BIG = 64 * 1024 * 1024  # the upstreams read messages of megabytes (asyncio's default: 64 KB)
-
-
-class BigUpstream(FakeUpstream):
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, limit=BIG)
-        self.port = self._server.sockets[0].getsockname()[1]
 
 
 class BigScriptedUpstream(ScriptedUpstream):

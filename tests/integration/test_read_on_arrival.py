@@ -24,7 +24,7 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -35,15 +35,7 @@ from gateway.relay.smtp import dot_stuff
 from .raw_client import RawClient, open_transaction
 from .support import FakeUpstream, GatewayFactory, GatewayHandle, in_thread
 from .test_metrics import http_get, sample
-from .test_spool import RAHSIA_RULE, BigUpstream
-
-
-@pytest.fixture
-async def upstream() -> AsyncIterator[FakeUpstream]:
-    up = BigUpstream()
-    await up.start()
-    yield up
-    await up.stop()
+from .test_spool import RAHSIA_RULE
 
 
 def with_attachment(lines: int, last: bytes = b"") -> bytes:
@@ -106,6 +98,15 @@ async def open_half(handle: GatewayHandle, message: bytes) -> RawClient:
     return client
 
 
+async def reading(handle: GatewayHandle, message: bytes) -> tuple[RawClient, int]:
+    """A transaction that has sent the first half of `message`, and the pool's
+    process reading it."""
+    client = await open_half(handle, message)
+    pool = pool_of(handle)
+    await eventually(lambda: len(pool.reading_pids) == 1)
+    return client, pool.reading_pids[0]
+
+
 async def finish(client: RawClient, message: bytes) -> tuple[int, bytes]:
     def rest() -> tuple[int, bytes]:
         client.send(message[len(message) // 2:] + b".\r\n")
@@ -125,32 +126,28 @@ async def send_small(handle: GatewayHandle) -> tuple[int, bytes]:
 
 
 async def test_a_process_decodes_the_attachment_before_the_final_dot(
-        make_gateway: GatewayFactory, upstream: FakeUpstream, tmp_path: Path) -> None:
-    handle, spool = await start(make_gateway, upstream, tmp_path, processes=2)
+        make_gateway: GatewayFactory, big_upstream: FakeUpstream, tmp_path: Path) -> None:
+    handle, spool = await start(make_gateway, big_upstream, tmp_path, processes=2)
     pool = pool_of(handle)
     for message, want in ((MARKED, 550), (INNOCENT, 250)):
-        client = await open_half(handle, message)
-        await eventually(lambda: len(pool.reading_pids) == 1)
-        reader = pool.reading_pids[0]
+        client, reader = await reading(handle, message)
         assert reader != os.getpid() and reader in pool.pids
         # Decoded while the client has not finished: by the process, on the way.
         await eventually(lambda: decoded_bytes(spool) > 0)
         code, text = await finish(client, message)
         assert code == want, text
         assert pool.reading_pids == []
-    assert [m.data for m in upstream.messages] == [INNOCENT]
+    assert [m.data for m in big_upstream.messages] == [INNOCENT]
     assert await decoded_on_arrival(handle) == 2
     await eventually(lambda: list(spool.iterdir()) == [])
 
 
 async def test_an_inspection_takes_the_reading_process_back(
-        make_gateway: GatewayFactory, upstream: FakeUpstream, tmp_path: Path) -> None:
+        make_gateway: GatewayFactory, big_upstream: FakeUpstream, tmp_path: Path) -> None:
     # One process: reading the large message, it is the only one there is.
-    handle, spool = await start(make_gateway, upstream, tmp_path, processes=1)
+    handle, spool = await start(make_gateway, big_upstream, tmp_path, processes=1)
     pool = pool_of(handle)
-    client = await open_half(handle, MARKED)
-    await eventually(lambda: len(pool.reading_pids) == 1)
-    reader = pool.reading_pids[0]
+    client, reader = await reading(handle, MARKED)
     started = time.monotonic()
     code, text = await send_small(handle)
     assert code == 250, text
@@ -160,35 +157,31 @@ async def test_an_inspection_takes_the_reading_process_back(
     code, text = await finish(client, MARKED)
     assert code == 550 and b"rule=rahsia-dilarang" in text, text
     assert await decoded_on_arrival(handle) == 0
-    assert [m.data for m in upstream.messages] == [SMALL]
+    assert [m.data for m in big_upstream.messages] == [SMALL]
     await eventually(lambda: list(spool.iterdir()) == [])
 
 
 async def test_a_client_that_hangs_up_mid_stream_gives_the_process_back(
-        make_gateway: GatewayFactory, upstream: FakeUpstream, tmp_path: Path) -> None:
-    handle, spool = await start(make_gateway, upstream, tmp_path, processes=2)
+        make_gateway: GatewayFactory, big_upstream: FakeUpstream, tmp_path: Path) -> None:
+    handle, spool = await start(make_gateway, big_upstream, tmp_path, processes=2)
     pool = pool_of(handle)
-    client = await open_half(handle, INNOCENT)
-    await eventually(lambda: len(pool.reading_pids) == 1)
-    reader = pool.reading_pids[0]
+    client, reader = await reading(handle, INNOCENT)
     client.close()
     await eventually(lambda: pool.reading_pids == [] and list(spool.iterdir()) == [])
     assert reader in pool.pids  # stopped, not killed
     code, text = await send_small(handle)
     assert code == 250, text
-    assert [m.data for m in upstream.messages] == [SMALL]
+    assert [m.data for m in big_upstream.messages] == [SMALL]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGSTOP])
 async def test_a_reading_process_killed_or_frozen_costs_only_the_aid(
-        make_gateway: GatewayFactory, upstream: FakeUpstream, tmp_path: Path,
+        make_gateway: GatewayFactory, big_upstream: FakeUpstream, tmp_path: Path,
         sig: signal.Signals) -> None:
-    handle, spool = await start(make_gateway, upstream, tmp_path, processes=2,
+    handle, spool = await start(make_gateway, big_upstream, tmp_path, processes=2,
                                 inspection_timeout=2)
     pool = pool_of(handle)
-    client = await open_half(handle, MARKED)
-    await eventually(lambda: len(pool.reading_pids) == 1)
-    reader = pool.reading_pids[0]
+    client, reader = await reading(handle, MARKED)
     os.kill(reader, sig)
     try:
         # Frozen: the gateway waits `inspection_timeout` for the reading, kills the
@@ -207,12 +200,10 @@ async def test_a_reading_process_killed_or_frozen_costs_only_the_aid(
 
 
 async def test_a_frozen_reading_process_of_a_vanished_client_is_killed(
-        make_gateway: GatewayFactory, upstream: FakeUpstream, tmp_path: Path) -> None:
-    handle, spool = await start(make_gateway, upstream, tmp_path, processes=2)
+        make_gateway: GatewayFactory, big_upstream: FakeUpstream, tmp_path: Path) -> None:
+    handle, spool = await start(make_gateway, big_upstream, tmp_path, processes=2)
     pool = pool_of(handle)
-    client = await open_half(handle, INNOCENT)
-    await eventually(lambda: len(pool.reading_pids) == 1)
-    reader = pool.reading_pids[0]
+    client, reader = await reading(handle, INNOCENT)
     os.kill(reader, signal.SIGSTOP)
     try:
         client.close()

@@ -21,31 +21,20 @@ import os
 import resource
 import signal
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
 
 from gateway.frontends.pool import InspectionPool
 
 from .raw_client import open_transaction
 from .support import FakeUpstream, GatewayFactory, in_thread
-from .test_read_on_arrival import INNOCENT, eventually, open_half, pool_of, start
-from .test_spool import BigUpstream, big_message
-
-
-@pytest.fixture
-async def upstream() -> AsyncIterator[FakeUpstream]:
-    up = BigUpstream()
-    await up.start()
-    yield up
-    await up.stop()
+from .test_read_on_arrival import INNOCENT, eventually, open_half, pool_of, reading, start
+from .test_spool import big_message
 
 
 async def test_a_message_short_of_memory_takes_the_reading_back(
-        make_gateway: GatewayFactory, upstream: FakeUpstream, tmp_path: Path) -> None:
+        make_gateway: GatewayFactory, big_upstream: FakeUpstream, tmp_path: Path) -> None:
     # 16 MB for the inspections: a reading holds 4 MB, a 1.5 MB message needs 13 MB.
-    handle, _spool = await start(make_gateway, upstream, tmp_path, processes=2,
+    handle, _spool = await start(make_gateway, big_upstream, tmp_path, processes=2,
                                   inspection_memory="16MB", inspection_wait=3)
     pool = pool_of(handle)
     dripping = await open_half(handle, INNOCENT)
@@ -75,13 +64,11 @@ def finishing(pool: InspectionPool, pid: int) -> bool:
 
 
 async def test_a_frozen_finishing_reading_of_a_vanished_client_is_killed(
-        make_gateway: GatewayFactory, upstream: FakeUpstream, tmp_path: Path) -> None:
-    handle, spool = await start(make_gateway, upstream, tmp_path, processes=2,
+        make_gateway: GatewayFactory, big_upstream: FakeUpstream, tmp_path: Path) -> None:
+    handle, spool = await start(make_gateway, big_upstream, tmp_path, processes=2,
                                 inspection_timeout=2)
     pool = pool_of(handle)
-    client = await open_half(handle, INNOCENT)
-    await eventually(lambda: len(pool.reading_pids) == 1)
-    reader = pool.reading_pids[0]
+    client, reader = await reading(handle, INNOCENT)
     os.kill(reader, signal.SIGSTOP)
     try:
         # The final dot: the gateway tells the reading to finish and waits for it;
@@ -98,11 +85,11 @@ async def test_a_frozen_finishing_reading_of_a_vanished_client_is_killed(
 
 
 async def test_no_decoded_file_is_left_when_no_process_can_be_started(
-        make_gateway: GatewayFactory, upstream: FakeUpstream, tmp_path: Path) -> None:
+        make_gateway: GatewayFactory, big_upstream: FakeUpstream, tmp_path: Path) -> None:
     # Descriptors run out (EMFILE) between the decoded file and the process's socket
     # pair: the aid is skipped, the message is spooled and inspected as without it,
     # and neither its descriptor nor its file outlives the transaction.
-    handle, spool = await start(make_gateway, upstream, tmp_path, processes=2)
+    handle, spool = await start(make_gateway, big_upstream, tmp_path, processes=2)
     pool = pool_of(handle)
     assert pool.pids == []  # processes are started on demand: none yet
     client = await in_thread(lambda: open_transaction(handle.outbound))

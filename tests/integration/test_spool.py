@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import stat
 import time
 from collections.abc import AsyncIterator
@@ -13,7 +12,7 @@ import pytest
 from gateway.relay.smtp import dot_stuff
 
 from .raw_client import open_transaction
-from .support import FakeUpstream, GatewayFactory, in_thread
+from .support import BigUpstream, FakeUpstream, GatewayFactory, in_thread
 
 SECRET = b"Kod pelancaran: ZEBRA-7731-KILAT"
 RAHSIA_RULE = """
@@ -26,15 +25,6 @@ rules:
     action: reject
     reply: {code: 550, enhanced: "5.7.1", text: {ms: "Mesej RAHSIA.", en: "RAHSIA mail."}}
 """
-
-
-class BigUpstream(FakeUpstream):
-    """The shared fake upstream, reading messages of megabytes (its default is 64 KB)."""
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0,
-                                                  limit=64 * 1024 * 1024)
-        self.port = self._server.sockets[0].getsockname()[1]
 
 
 @pytest.fixture
