@@ -38,7 +38,9 @@ file as the front end writes it (looking again every READ_POLL seconds, and at o
 when the gateway says the message is whole) and decodes its top-level base64 parts
 into a file beside it (gateway.message.prescan), so that receiving, decoding and the
 front end's work run on different cores and the inspection after the final dot has
-less left to do. Only a process to spare is lent: none while a message waits for
+less left to do. A message in which the reading finds nothing to decode (not a
+multipart, or its structure given up with no base64 part found) has the process given
+back as soon as that is known. Only a process to spare is lent: none while a message waits for
 inspection, at most all but one of the processes, READ_COST of the memory budget. A
 message that then finds every process in use takes a reading one back (the reading
 stops, its message is decoded after its dot as without). A reading that does not
@@ -673,7 +675,7 @@ class InspectionPool:
             return
         job = worker.job
         lease = worker.lease
-        if kind in ("read", "stopped"):
+        if kind in ("read", "stopped", "fruitless"):
             if lease is None or lease.ident != ident:
                 return
             worker.answered += 1
@@ -804,12 +806,16 @@ def _process_main(fd: int, policy: PolicyState, gateway_pid: int) -> None:
 
     Requests: ("inspect", ...) a message, answered ("ok" | "error", ident, ...);
     ("read", ...) a spool file while it grows, answered after the gateway's "finish"
-    ("read", ident, Prescanned | None) or "stop" ("stopped", ident, None)."""
+    ("read", ident, Prescanned | None) or "stop" ("stopped", ident, None), or unasked
+    ("fruitless", ident, None) when reading on is of no use. After that last answer a
+    "finish" or "stop" the gateway sent meanwhile arrives here, outside a reading, and
+    is ignored (at most one a reading)."""
     _detach(fd, gateway_pid)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, fileno=fd)
     sock.setblocking(True)
-    # Bounded: the gateway replaces a process after MAX_JOBS answers.
-    for _ in range(MAX_JOBS + 1):
+    # Bounded: the gateway replaces a process after MAX_JOBS answers, and each may
+    # be followed by one ignored request (a reading that ended fruitless).
+    for _ in range(2 * MAX_JOBS + 2):
         frame = _recv_frame(sock)
         if frame is None:
             return
@@ -873,6 +879,11 @@ class _SpoolFollower:
         self._scan.feed(piece)
         return True
 
+    @property
+    def fruitless(self) -> bool:
+        """Reading on could bring nothing the inspection would use (Prescan.fruitless)."""
+        return not self.usable or self._scan.fruitless
+
     def result(self, size: int) -> Prescanned | None:
         """What was read, if it is all of the message's `size` bytes and all written."""
         self._flush()
@@ -901,8 +912,11 @@ class _SpoolFollower:
 def _read_on_arrival(sock: socket.socket, spool_path: str, decoded_path: str,
                      alarm: float, bound: int) -> tuple[str, Prescanned | None] | None:
     """Feed the spool file to a `Prescan` as it grows, until the gateway says
-    ("finish", size) or ("stop",); None when it closes the socket. `bound`: the
-    largest message the gateway takes, in bytes."""
+    ("finish", size) or ("stop",), answered ("read", Prescanned | None) or ("stopped",
+    None); or until reading on is fruitless (a message with no base64 part in sight),
+    said unasked as ("fruitless", None) so the process goes back to the pool at once.
+    None when the gateway closes the socket. `bound`: the largest message the gateway
+    takes, in bytes."""
     follower = _SpoolFollower(spool_path, decoded_path)
     progressed = False
     try:
@@ -925,6 +939,8 @@ def _read_on_arrival(sock: socket.socket, spool_path: str, decoded_path: str,
                     pass
                 return "read", follower.result(size)
             progressed = follower.step(None)
+            if follower.fruitless:
+                return "fruitless", None
         return None  # never reached within the alarm
     finally:
         follower.close()

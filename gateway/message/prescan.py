@@ -156,6 +156,13 @@ class Prescan:
         self._resume = 0
         return True
 
+    @property
+    def fruitless(self) -> bool:
+        """Nothing fed from here on can be of use: the structure is read no more (not
+        a multipart, or given up) and no part was recorded, so the inspection would
+        take nothing from `result` (a count of delimiters serves only with parts)."""
+        return (self._failed or self._state == "done") and not self._parts
+
     def result(self) -> Prescanned:
         """What was found; the message ends here (a part still open gets no entry)."""
         if self._failed:
