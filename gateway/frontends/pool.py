@@ -25,6 +25,12 @@ no more waiting than its own, and then it is itself refused. A message that
 cannot start within `limits.inspection_wait` is refused too. Refused here means
 `Busy`: the front end answers 451 4.3.2, and the client retries later.
 
+Small messages. When every process is in use, a message of at most SMALL_MESSAGE
+bytes may go to one more process, kept for small messages only (the lane), so that
+it waits for no expensive inspection: its inspection takes milliseconds of CPU and
+the kernel shares the cores. The lane serves one message at a time, in the same fair
+order, within the same memory budget; a large message never goes there.
+
 Memory. A message's inspection is estimated to cost COST_FACTOR times its size
 plus COST_BASE; the inspections in flight may cost `memory` together. The message
 whose turn it is waits until its cost fits, and holds back those behind it (a
@@ -105,6 +111,10 @@ COST_BASE = 1024 * 1024
 # the signed copy of the message (1x) and dkimpy's line list and canonicalized copies
 # (tracemalloc: 3.6x at 26 MB); 5x rounds that up.
 SIGN_COST_FACTOR = 5
+# A message of at most this many bytes may be inspected in the small-message lane: one
+# process beyond `processes`, for small messages only, used when every other process
+# is in use (module docstring).
+SMALL_MESSAGE = 256 * 1024
 # Messages one process inspects before it is replaced.
 MAX_JOBS = 1000
 # After a message at least this large, the process collects and gives its free
@@ -249,9 +259,10 @@ class _Job:
     """One message: waiting in its client's queue, then in a process."""
 
     def __init__(self, ident: int, key: str, policy: PolicyState, frame: bytes, cost: int,
-                 future: asyncio.Future[Outcome]) -> None:
+                 future: asyncio.Future[Outcome], *, small: bool = False) -> None:
         self.ident = ident
         self.key = key
+        self.small = small  # may take the small-message lane
         self.policy = policy
         self.frame = frame
         self.cost = cost
@@ -265,8 +276,10 @@ class _Job:
 class _Worker:
     """The gateway's side of one inspection process."""
 
-    def __init__(self, pid: int, sock: socket.socket, policy: PolicyState) -> None:
+    def __init__(self, pid: int, sock: socket.socket, policy: PolicyState, *,
+                 lane: bool = False) -> None:
         self.pid = pid
+        self.lane = lane  # the small-message lane's process
         self.sock = sock
         self.policy = policy
         self.job: _Job | None = None
@@ -338,7 +351,7 @@ class InspectionPool:
                         limits.inspection_timeout + ALARM_GRACE))
         signs = policy.config.dkim_sign is not None and envelope.direction == "outbound"
         job = _Job(ident, envelope.client_ip, policy, frame, cost_of(size, signs=signs),
-                   loop.create_future())
+                   loop.create_future(), small=size <= SMALL_MESSAGE)
         if not self._enqueue(job):
             return Busy(f"inspection queue full ({self.settings.queue} waiting)")
         wait = limits.waiting_time
@@ -426,9 +439,10 @@ class InspectionPool:
         readers = sum(1 for w in self._workers.values() if w.lease is not None)
         if readers >= max(1, self.settings.processes - 1):
             return None
-        worker = next((w for w in self._workers.values() if self._idle(w)), None)
+        worker = next((w for w in self._workers.values() if self._idle(w) and not w.lane),
+                      None)
         if worker is None:
-            if len(self._workers) >= self.settings.processes:
+            if self._regular() >= self.settings.processes:
                 return None
             worker = self._spawn(self.policy)
             if worker is None:
@@ -530,6 +544,10 @@ class InspectionPool:
     def _idle(worker: _Worker) -> bool:
         return worker.open and worker.job is None and worker.lease is None
 
+    def _regular(self) -> int:
+        """Processes counted against `processes` (the lane's is not), until reaped."""
+        return sum(1 for w in self._workers.values() if not w.lane)
+
     # -- scheduling ----------------------------------------------------------------------
     def _dispatch(self) -> None:
         # Each pass starts one message or returns, so this ends within `queue` passes.
@@ -544,23 +562,49 @@ class InspectionPool:
                 return  # its turn is kept until memory is freed
             worker = self._worker_for(job.policy)
             if worker is None:
-                self._take_back()
+                self._dispatch_small()
+                if job.queued:  # not taken by the lane: a reading gives way to it
+                    self._take_back()
                 return
-            queue.popleft()
-            job.queued = False
-            if not queue:
-                del self._queues[key]
-            self._waiting -= 1
-            self._served[key] = next(self._turns)
-            self._start(job, worker, cost)
+            self._begin(key, worker, cost)
 
-    def _worker_for(self, policy: PolicyState) -> _Worker | None:
-        idle = [w for w in self._workers.values() if self._idle(w)]
+    def _dispatch_small(self) -> None:
+        """Every process is in use: the first small message in the fair order, if its
+        memory fits, goes to the lane's process when that is free."""
+        fair = sorted(self._queues, key=lambda k: (self._running[k], self._served.get(k, 0)))
+        key = next((k for k in fair if self._queues[k][0].small), None)
+        if key is None:
+            return
+        job = self._queues[key][0]
+        cost = min(job.cost, self.settings.memory)
+        if self._memory + cost > self.settings.memory:
+            return
+        worker = self._worker_for(job.policy, lane=True)
+        if worker is not None:
+            self._begin(key, worker, cost)
+
+    def _begin(self, key: str, worker: _Worker, cost: int) -> None:
+        """The first message of client `key` leaves its queue for `worker`."""
+        queue = self._queues[key]
+        job = queue.popleft()
+        job.queued = False
+        if not queue:
+            del self._queues[key]
+        self._waiting -= 1
+        self._served[key] = next(self._turns)
+        self._start(job, worker, cost)
+
+    def _worker_for(self, policy: PolicyState, *, lane: bool = False) -> _Worker | None:
+        """An idle process of `policy` among the regular ones (`lane`: the lane's),
+        started if there is room; None if all are in use."""
+        idle = [w for w in self._workers.values() if self._idle(w) and w.lane == lane]
         for worker in idle:
             if worker.policy is policy:
                 return worker
-        if len(self._workers) < self.settings.processes:
-            return self._spawn(policy)
+        room = self.settings.processes - self._regular() if not lane else \
+            1 - sum(1 for w in self._workers.values() if w.lane)
+        if room > 0:
+            return self._spawn(policy, lane=lane)
         if idle:
             # Full, and an idle process has another policy: it makes room.
             self._end(idle[0], "its policy was replaced")
@@ -605,7 +649,7 @@ class InspectionPool:
         self._dispatch()
 
     # -- processes -----------------------------------------------------------------------
-    def _spawn(self, policy: PolicyState) -> _Worker | None:
+    def _spawn(self, policy: PolicyState, *, lane: bool = False) -> _Worker | None:
         loop = asyncio.get_running_loop()
         try:
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -637,7 +681,7 @@ class InspectionPool:
         self._spawn_failed = False
         theirs.close()
         ours.setblocking(False)
-        worker = _Worker(pid, ours, policy)
+        worker = _Worker(pid, ours, policy, lane=lane)
         self._workers[pid] = worker
         loop.add_reader(ours.fileno(), self._readable, worker)
         return worker

@@ -35,7 +35,7 @@ from typing import Any
 import pytest
 import yaml
 
-from gateway.frontends.pool import cost_of
+from gateway.frontends.pool import SMALL_MESSAGE, cost_of
 from gateway.policy_state import load_policy
 from gateway.service import Gateway
 
@@ -89,6 +89,12 @@ def expensive(size: int, mid: str, head: bytes = b"") -> bytes:
 def small(mid: str, body: bytes = b"Salam.\r\n") -> bytes:
     return (f"From: {SENDER}\r\nTo: {RCPT}\r\nSubject: Ringkas\r\n"
             f"Message-ID: <{mid}>\r\n\r\n").encode() + body
+
+
+def medium(mid: str) -> bytes:
+    """A message just above the small-message lane's size (pool.SMALL_MESSAGE), quick
+    to inspect: it waits for the regular processes like any other."""
+    return small(mid, b"Salam sejahtera.\r\n" * (SMALL_MESSAGE // 18 + 1))
 
 
 def alive(pid: int) -> bool:
@@ -214,10 +220,10 @@ async def test_full_queue_is_451_4_3_2(start: Callable[..., Any],
     pool = gw.gateway.pool
     first = asyncio.ensure_future(send(gw.outbound, expensive(4 * MiB, "q1@anm.gov.my")))
     await busy_pid(gw)
-    second = asyncio.ensure_future(send(gw.outbound, small("q2@anm.gov.my")))
+    second = asyncio.ensure_future(send(gw.outbound, medium("q2@anm.gov.my")))
     await eventually(lambda: pool.waiting == 1)
     started = time.monotonic()
-    third = await send(gw.outbound, small("q3@anm.gov.my"))
+    third = await send(gw.outbound, medium("q3@anm.gov.my"))
     assert time.monotonic() - started < 2.0  # refused at once, not after a wait
     assert (third.code, third.stage) == (451, "end"), third
     assert third.text.startswith("4.3.2 ") and "rule=gerbang-sibuk" in third.text
@@ -385,3 +391,25 @@ async def test_gateway_killed_outright_takes_its_inspection_processes_with_it(
         await finish(served)
         await up.stop()
     assert up.kept == []
+
+
+async def test_a_small_message_does_not_wait_for_an_expensive_inspection(
+        start: Callable[..., Any], upstream: FakeUpstream) -> None:
+    # One process, inspecting an 8 MB HTML message for seconds; a message above the
+    # lane's size waits behind it, a small one goes to the lane's process at once.
+    gw = await start({"inspection_timeout": 30.0, "inspection_processes": 1,
+                      "inspection_wait": 25.0})
+    pool = gw.gateway.pool
+    first = asyncio.ensure_future(send(gw.outbound, expensive(8 * MiB, "l1@anm.gov.my")))
+    expensive_pid = await busy_pid(gw)
+    waiting = asyncio.ensure_future(send(gw.outbound, medium("l2@anm.gov.my")))
+    await eventually(lambda: pool.waiting == 1)
+    out = await send(gw.outbound, small("l3@anm.gov.my"))
+    assert out.accepted, out
+    # The lane's process is kept for the next small message.
+    assert len(pool.pids) == 2 and expensive_pid in pool.pids
+    assert (await first).accepted and (await waiting).accepted
+    # Relayed first, though the same client's larger message was queued before it
+    # (first in first out would have put it after that one).
+    order = [m.data.split(b"Message-ID: <")[1][:2] for m in upstream.messages]
+    assert order[0] == b"l3" and sorted(order) == [b"l1", b"l2", b"l3"]

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.frontends.pool import InspectionPool
+from gateway.frontends.pool import SMALL_MESSAGE, InspectionPool
 from gateway.relay.smtp import dot_stuff
 
 from .raw_client import RawClient, open_transaction
@@ -54,6 +54,8 @@ def with_attachment(lines: int, last: bytes = b"") -> bytes:
 MARKED = dot_stuff(with_attachment(100000, b"RAHSIA\r\n"))
 INNOCENT = dot_stuff(with_attachment(100000))
 SMALL = b"From: a@anm.gov.my\r\nTo: b@example.com\r\nSubject: Salam\r\n\r\nSalam.\r\n"
+# Above the small-message lane's size (pool.SMALL_MESSAGE): it needs a regular process.
+MEDIUM = SMALL + b"Salam sejahtera.\r\n" * (SMALL_MESSAGE // 18 + 1)
 
 
 async def start(make_gateway: GatewayFactory, upstream: FakeUpstream, tmp_path: Path,
@@ -117,10 +119,10 @@ async def finish(client: RawClient, message: bytes) -> tuple[int, bytes]:
         client.close()
 
 
-async def send_small(handle: GatewayHandle) -> tuple[int, bytes]:
+async def send_small(handle: GatewayHandle, message: bytes = SMALL) -> tuple[int, bytes]:
     def run() -> tuple[int, bytes]:
         with open_transaction(handle.outbound) as client:
-            client.send(SMALL + b".\r\n")
+            client.send(message + b".\r\n")
             return client.reply()
     return await in_thread(run)
 
@@ -148,16 +150,20 @@ async def test_an_inspection_takes_the_reading_process_back(
     handle, spool = await start(make_gateway, big_upstream, tmp_path, processes=1)
     pool = pool_of(handle)
     client, reader = await reading(handle, MARKED)
-    started = time.monotonic()
+    # A small message goes to the small-message lane: the reading goes on.
     code, text = await send_small(handle)
+    assert code == 250, text
+    assert pool.reading_pids == [reader] and len(pool.pids) == 2
+    started = time.monotonic()
+    code, text = await send_small(handle, MEDIUM)
     assert code == 250, text
     # Not after a timeout: the reading was stopped for it, and the process kept.
     assert time.monotonic() - started < 3.0
-    assert pool.reading_pids == [] and pool.pids == [reader]
+    assert pool.reading_pids == [] and reader in pool.pids
     code, text = await finish(client, MARKED)
     assert code == 550 and b"rule=rahsia-dilarang" in text, text
     assert await decoded_on_arrival(handle) == 0
-    assert [m.data for m in big_upstream.messages] == [SMALL]
+    assert [m.data for m in big_upstream.messages] == [SMALL, MEDIUM]
     await eventually(lambda: list(spool.iterdir()) == [])
 
 
