@@ -102,10 +102,16 @@ async def open_half(handle: GatewayHandle, message: bytes) -> RawClient:
 
 async def reading(handle: GatewayHandle, message: bytes) -> tuple[RawClient, int]:
     """A transaction that has sent the first half of `message`, and the pool's
-    process reading it."""
+    process reading it: it has decoded some of it already."""
     client = await open_half(handle, message)
     pool = pool_of(handle)
-    await eventually(lambda: len(pool.reading_pids) == 1)
+    spool = handle.gateway.ctx.policy.config.limits.spool_dir
+    assert spool is not None
+    # Not merely lent: a process just forked still holds copies of this test
+    # process's descriptors, the client's socket among them, until it closes them
+    # (pool._detach). Frozen before that, it would keep the connection open after
+    # `client.close()`. Decoding comes after.
+    await eventually(lambda: len(pool.reading_pids) == 1 and decoded_bytes(spool) > 0)
     return client, pool.reading_pids[0]
 
 
@@ -135,7 +141,7 @@ async def test_a_process_decodes_the_attachment_before_the_final_dot(
         client, reader = await reading(handle, message)
         assert reader != os.getpid() and reader in pool.pids
         # Decoded while the client has not finished: by the process, on the way.
-        await eventually(lambda: decoded_bytes(spool) > 0)
+        assert decoded_bytes(spool) > 0
         code, text = await finish(client, message)
         assert code == want, text
         assert pool.reading_pids == []
