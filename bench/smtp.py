@@ -40,11 +40,12 @@ store and forward, each on a gateway of its own with the same shipped rules: 2 K
 2 KB and 10 MB messages one after the other. `--cut-through-only` runs just these.
 
 Then decoding on arrival (`limits.decode_on_arrival`, on in the shipped config: an
-inspection process to spare decodes a spooled message's attachments while it
-arrives) against decoding after the final dot, each on a gateway of its own, taking
-turns: the attachment rows' msg/s (best of ARRIVAL_REPEATS) against the direct
-path, and the wait after the final dot of a client sending a 10 MB attachment at
-10 MB/s. `--arrival-only` runs just these.
+inspection process to spare decodes a spooled message's attachments and searches
+its plain-text bodies while it arrives) against all of it after the final dot, each
+on a gateway of its own, taking turns: the attachment rows' and a 10 MB text's msg/s
+(best of ARRIVAL_REPEATS) against the direct path, and the wait after the final dot
+of a client sending a 10 MB attachment, or text, at 10 MB/s. `--arrival-only` runs
+just these.
 
 Not a test: nothing is asserted; figures depend on the machine.
 """
@@ -365,7 +366,7 @@ def main() -> int:
     ap.add_argument("--cut-through-only", action="store_true",
                     help="only the cut-through on/off comparison (2 KB and 10 MB)")
     ap.add_argument("--arrival-only", action="store_true",
-                    help="only the decode_on_arrival off/on comparison (attachments)")
+                    help="only the decode_on_arrival off/on comparison (attachments, text)")
     ap.add_argument("--pool-only", action="store_true",
                     help="only the inspection-process runs (25 MB x10, starvation)")
     ap.add_argument("--smtp-only", action="store_true",
@@ -900,24 +901,29 @@ def arrival_bench(workers: str, scale: float) -> int:
         stack.enter_context(smtp_sink(sink_port))
         running = gateway_pair(stack, tmp, sink_port, workers, lambda on: {
             "limits": {**(shipped or {}), "decode_on_arrival": on}})
-        for size, sessions in ATTACHMENT_ROWS:
-            msg = attachment_message(size, MYGOVUC_SENDER)
-            count = max(sessions, round(ATTACHMENT_COUNTS[(size, sessions)] * scale))
+        rows = [(f"{size_label(size)} attachment", attachment_message(size, MYGOVUC_SENDER),
+                 sessions, ATTACHMENT_COUNTS[(size, sessions)], MYGOVUC_SENDER)
+                for size, sessions in ATTACHMENT_ROWS]
+        # A text body: searched for marking lines and links on arrival (textscan).
+        rows.append((f"{size_label(10 * MiB)} text", latency_message(10 * MiB), 1, 8, SENDER))
+        for kind, msg, sessions, base, sender in rows:
+            count = max(sessions, round(base * scale))
             best: dict[bool, float] = {}
             for _ in range(ARRIVAL_REPEATS):
                 for _label, on in modes:
-                    seconds = py_source(running[on][0], msg, sessions, count, MYGOVUC_SENDER)
+                    seconds = py_source(running[on][0], msg, sessions, count, sender)
                     best[on] = min(best.get(on, seconds), seconds)
-            direct = py_source(sink_port, msg, sessions, count, MYGOVUC_SENDER)
+            direct = py_source(sink_port, msg, sessions, count, sender)
             for label, on in modes:
-                table.append(f"| {label} | {size_label(size)} attachment | {sessions} "
+                table.append(f"| {label} | {kind} | {sessions} "
                              f"| {count} | {count / best[on]:.2f} | {count / direct:.2f} "
                              f"| {direct / best[on]:.0%} |")
-            print(f"  {size_label(size)} attachment x{sessions}: after the dot "
+            print(f"  {kind} x{sessions}: after the dot "
                   f"{count / best[False]:.2f} msg/s, on arrival {count / best[True]:.2f}, "
                   f"direct {count / direct:.2f}", flush=True)
-        paced = paced_rows(modes, running, sink_port, "attachment",
-                           attachment_message(PACED_SIZE, MYGOVUC_SENDER))
+        paced = [*paced_rows(modes, running, sink_port, "attachment",
+                             attachment_message(PACED_SIZE, MYGOVUC_SENDER)),
+                 *paced_rows(modes, running, sink_port, "text", latency_message(PACED_SIZE))]
         rejected = [p for p in tmp.glob("*/rejections.jsonl") if p.stat().st_size]
         if rejected:
             print(f"WARNING: the gateway logged refusals: {rejected[0].read_text()[:300]}")

@@ -256,9 +256,10 @@ class Limits(_Frozen):
     spool_dir: Path | None = None
     # true: a spooled message's top-level base64 attachments are decoded as they arrive,
     # by an inspection process to spare (gateway.frontends.pool read_on_arrival), into a
-    # second mode-0600 file in spool_dir, so the inspection after the final dot does not
-    # decode them again (gateway.message.prescan): a shorter wait after the dot, no
-    # less throughput (README, Performance). false: decoded after the dot.
+    # second mode-0600 file in spool_dir, and its plain-text bodies searched for marking
+    # lines and links, so the inspection after the final dot does not do that again
+    # (gateway.message.prescan, textscan): a shorter wait after the dot, no less
+    # throughput (README, Performance). false: all of it after the dot.
     decode_on_arrival: bool = True
     # Inspection bounds (gateway.message.limits): beyond any of them the message is not
     # inspectable; rules decide what then (`inspection_incomplete`), else 451 4.3.0.

@@ -120,8 +120,10 @@ class Inspected:
     # The received header block when the verdict tags or defangs the subject (the milter
     # changes the Subject field from it); else b"".
     received_head: bytes = b""
-    # Parts the inspection took already decoded (gateway.message.prescan).
+    # Parts the inspection took already decoded (gateway.message.prescan), and text
+    # bodies already scanned (gateway.message.textscan).
     decoded_on_arrival: int = 0
+    scanned_on_arrival: int = 0
 
     @property
     def relay(self) -> bool:
@@ -155,7 +157,8 @@ def summarize(inspection: Inspection) -> Inspected:
                      Summary(view.from_header, subject, view.message_id, view.size,
                              classification, view.secret_values),
                      inspection.reply, head, offset, inspection.trace_headers,
-                     inspection.removed_headers, received, view.decoded_on_arrival)
+                     inspection.removed_headers, received, view.decoded_on_arrival,
+                     view.scanned_on_arrival)
 
 
 def _relay_split(raw: bytes, relay: bytes) -> tuple[bytes, int]:

@@ -150,6 +150,7 @@ async def inspect_spooled(policy: PolicyState, spool: Spool, envelope: Envelope,
     metrics.inspection_time(time.monotonic() - started)
     metrics.inspected(envelope.direction, spool.size, outcome.verdict.hits)
     metrics.decoded_on_arrival(outcome.decoded_on_arrival)
+    metrics.scanned_on_arrival(outcome.scanned_on_arrival)
     relay = None
     if outcome.relay_head is not None:
         relay = Relay(outcome.relay_head, outcome.body_offset, received,

@@ -1005,22 +1005,30 @@ def _inspect(policy: PolicyState, envelope: Envelope, ref: str, source: Source,
 
 @contextlib.contextmanager
 def known_parts(raw: bytes, source: Source) -> Iterator[Known | None]:
-    """The parts of a spooled message decoded while it arrived, read from the front
-    end's file for as long as the inspection runs; None when there are none (or the
-    file is gone: the inspection decodes them itself)."""
-    if isinstance(source, bytes) or source.prescanned is None \
-            or source.decoded_path is None or not source.prescanned.parts:
+    """What was found in a spooled message while it arrived: its parts decoded then,
+    read from the front end's file for as long as the inspection runs (none if the
+    file is gone: the inspection decodes them itself), and its scanned texts; None
+    when nothing was found."""
+    if isinstance(source, bytes) or source.prescanned is None:
         yield None
         return
-    try:
-        fd = os.open(source.decoded_path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
+    found = source.prescanned
+    if not found.parts and not found.texts:
         yield None
         return
+    fd: int | None = None
+    if found.parts and source.decoded_path is not None:
+        with contextlib.suppress(OSError):
+            fd = os.open(source.decoded_path, os.O_RDONLY | os.O_CLOEXEC)
+
+    def read(offset: int, length: int) -> bytes:
+        # No file: no bytes, and each part is decoded here (`Known` checks the length).
+        return b"" if fd is None else os.pread(fd, length, offset)
     try:
-        yield Known(raw, source.prescanned, lambda offset, length: os.pread(fd, length, offset))
+        yield Known(raw, found, read)
     finally:
-        os.close(fd)
+        if fd is not None:
+            os.close(fd)
 
 
 def _load(source: Source) -> bytes:

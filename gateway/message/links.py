@@ -44,6 +44,13 @@ def host_of(url: str) -> str:
 _WWW = tuple(a + b + c + "." for a in "wW" for b in "wW" for c in "wW")
 
 
+def _may_have_www(text: str) -> bool:
+    """Whether "www." in some case may occur: each of the eight ends in "w." or "W.",
+    so two searches stand for eight on a text that has neither (10 MB of prose:
+    about 50 ms less)."""
+    return "w." in text or "W." in text
+
+
 def _all(text: str, needle: str) -> list[int]:
     found = []
     at = text.find(needle)
@@ -67,9 +74,10 @@ def _candidates(text: str) -> list[str]:
     past the end of the previous match, as finditer goes: the same matches."""
     schemes = _all(text, "://")
     starts = [at - back for at in schemes for back in (3, 4, 5) if at >= back]
-    for www in _WWW:
-        if www in text:
-            starts += _all(text, www)
+    if _may_have_www(text):
+        for www in _WWW:
+            if www in text:
+                starts += _all(text, www)
     starts.sort()
     out: list[str] = []
     end = 0
@@ -83,14 +91,26 @@ def _candidates(text: str) -> list[str]:
     return out
 
 
-def extract(texts: tuple[str, ...], hrefs: tuple[str, ...]) -> tuple[Link, ...]:
-    """Every distinct link in the texts and href targets, in order of appearance."""
+def candidates(text: str) -> list[str]:
+    """The URLs in `text`, in order, as `extract` takes them from it (duplicates
+    included). No URL spans a line feed: the candidates of a text cut after line
+    feeds are those of its pieces, in turn (gateway.message.textscan)."""
+    if "://" in text or (_may_have_www(text) and any(www in text for www in _WWW)):
+        return _candidates(text)
+    return []
+
+
+def extract(texts: tuple[str, ...], hrefs: tuple[str, ...],
+            found: tuple[tuple[str, ...] | None, ...] = ()) -> tuple[Link, ...]:
+    """Every distinct link in the texts and href targets, in order of appearance.
+    `found`: for each text, its distinct `candidates` in order if already known
+    (searched while the message arrived), else None."""
     seen: set[str] = set()
     out: list[Link] = []
     urls = [h for h in hrefs if _URL.match(h.strip())]
-    for text in texts:
-        if "://" in text or any(www in text for www in _WWW):
-            urls.extend(_candidates(text))
+    for i, text in enumerate(texts):
+        known = found[i] if i < len(found) else None
+        urls.extend(candidates(text) if known is None else known)
     hosts: set[str] = set()
     for url in urls:
         if url in seen:

@@ -287,6 +287,12 @@ def _breaks(text: str, start: int, end: int, others: tuple[str, ...]) -> int:
     return n + sum(text.count(c, start, end) for c in others)
 
 
+def _ascii_breaks(text: str, start: int, end: int) -> tuple[str, ...]:
+    """The `_OTHER_BREAKS` in text[start:end], an ASCII stretch (the others are not)."""
+    return tuple(c for c in _OTHER_BREAKS
+                 if c.isascii() and text.find(c, start, end) >= 0)
+
+
 def _letters_for(text: str, low: str) -> bool:
     """What every candidate needs, at `in` speed (most of a document's paragraphs have
     not): the caseless words' first letters, or the capitals of a spaced form but its
@@ -297,10 +303,12 @@ def _letters_for(text: str, low: str) -> bool:
         "D" in text) or ("R" in text and "A" in text and "H" in text and "S" in text)
 
 
-def _judge(text: str, folded: bool, lineno: int) -> Iterator[tuple[int, str]]:
+def _judge(text: str, folded: bool, lineno: int, low: str | None = None
+           ) -> Iterator[tuple[int, str]]:
     """The marking lines of one slice (`folded`, or ASCII and folded line by line), the
-    first of them numbered `lineno`."""
-    low = _caseless(text)
+    first of them numbered `lineno`; `low`: `_caseless(text)` if already made."""
+    if low is None:
+        low = _caseless(text)
     if not _letters_for(text, low):
         return
     starts: set[int] = set()
@@ -372,16 +380,58 @@ def in_text(text: str) -> Iterator[tuple[int, str]]:
         elif _letters_for(text, text.lower()):
             yield from in_text_reference(text)
         return
-    lineno = 1
+    lineno = 1  # of text[counted]
+    counted = 0
+    pos = 0
+    while pos < len(text):
+        cut = text.find("\n", pos + _SLICE)
+        end = len(text) if cut < 0 else cut + 1
+        piece = text if pos == 0 and end == len(text) else text[pos:end]
+        start, pos = pos, end
+        if piece.isascii():
+            low = piece.lower()
+            if not _letters_for(piece, low):
+                # Nothing to judge: its lines are counted only if a later slice has a
+                # candidate (most of a long text has none; counting was three passes).
+                continue
+            # Each slice ends at a line feed: counting across slices counts the same.
+            lineno += _breaks(text, counted, start, _ascii_breaks(text, counted, start))
+            counted = end
+            yield from _judge(piece, False, lineno, low)
+            lineno += _breaks(piece, 0, len(piece), _ascii_breaks(piece, 0, len(piece)))
+            continue
+        lineno += _breaks(text, counted, start, _ascii_breaks(text, counted, start))
+        counted = end
+        for run, folded in _folded_lines(piece):
+            yield from _judge(run, folded, lineno)
+            lineno += _breaks(run, 0, len(run), tuple(c for c in _OTHER_BREAKS if c in run))
+
+
+def in_text_from(text: str, lineno: int) -> tuple[list[tuple[int, str]], int]:
+    """`in_text` of a text that goes on a longer one at its line `lineno` (what came
+    before ends at a line feed): its marking lines numbered as in the longer text, and
+    the number of the line after it. Pieces of a text cut after line feeds, each
+    scanned so from where the one before ended, find what `in_text` finds in the whole
+    (gateway.message.textscan reads a body so while it arrives)."""
+    found = [(n + lineno - 1, marking) for n, marking in in_text(text)]
+    return found, lineno + _line_breaks(text)
+
+
+def _line_breaks(text: str) -> int:
+    """The line breaks `in_text` counts in `text`, slice by slice as it does."""
+    count = 0
     pos = 0
     while pos < len(text):
         cut = text.find("\n", pos + _SLICE)
         end = len(text) if cut < 0 else cut + 1
         piece = text if pos == 0 and end == len(text) else text[pos:end]
         pos = end
-        for run, folded in [(piece, False)] if piece.isascii() else _folded_lines(piece):
-            yield from _judge(run, folded, lineno)
-            lineno += _breaks(run, 0, len(run), tuple(c for c in _OTHER_BREAKS if c in run))
+        if piece.isascii():
+            count += _breaks(piece, 0, len(piece), _ascii_breaks(piece, 0, len(piece)))
+            continue
+        for run, _folded in _folded_lines(piece):
+            count += _breaks(run, 0, len(run), tuple(c for c in _OTHER_BREAKS if c in run))
+    return count
 
 
 def in_text_reference(text: str) -> Iterator[tuple[int, str]]:
@@ -575,7 +625,12 @@ def detect(view: MessageView, *, attachments: bool = True) -> Markings:
         where: dict[str, Any] = {"in": "body", "part": part.index, "at": part.where}
         if part.nested:
             where["nested"] = part.nested
-        out.text(part.text, where)
+        if part.scanned is None:
+            out.text(part.text, where)
+        else:
+            # Found while the message arrived: the lines `text` would take, in order.
+            for lineno, marking in part.scanned.markings:
+                out.add(marking, {**where, "lineno": lineno})
     for att in view.attachments if attachments else ():
         base = {"in": "attachment", "index": att.index, "name": att.filename}
         prefix = f"{att.container_path}/" if att.container_path else ""

@@ -42,7 +42,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from gateway.message import mime, transfer
+from gateway.message import mime, textscan, transfer
+from gateway.message.text import line_codec
 
 Sink = Callable[[bytes], object]
 
@@ -71,6 +72,18 @@ class Part:
 
 
 @dataclass(frozen=True)
+class Text:
+    """A text/plain leaf (top-level, or the whole body of a message that is one) in
+    an identity transfer encoding, scanned on the way (gateway.message.textscan): its
+    content is raw[start:end]; `charset` the parameter as its header block gives it."""
+
+    start: int
+    end: int
+    charset: str | None
+    scanned: textscan.Scanned
+
+
+@dataclass(frozen=True)
 class Prescanned:
     """What a `Prescan` found in the `size` bytes fed to it (picklable).
 
@@ -81,6 +94,7 @@ class Prescanned:
     lines: int
     boundaries: frozenset[bytes] | None
     parts: tuple[Part, ...]
+    texts: tuple[Text, ...] = ()
 
 
 class Prescan:
@@ -108,6 +122,9 @@ class Prescan:
         self._stream: transfer.Base64Stream | None = None
         self._part_offset = 0
         self._parts: list[Part] = []
+        self._text: textscan.TextScan | None = None  # the text leaf being read
+        self._text_charset: str | None = None
+        self._texts: list[Text] = []
         self._resume = 0  # _buf searched up to here (the state's own search)
         self._delimiters = 0
         self._failed = False
@@ -122,6 +139,12 @@ class Prescan:
         try:
             self._size += len(piece)
             self._count(piece)
+            if self._state == "text":
+                assert self._text is not None
+                self._text.feed(piece)
+                if self._text.broken:
+                    self._give_up()  # nothing more to read on the way: fruitless
+                return
             if self._state == "done":
                 return
             if self._state in ("preamble", "body", "skip") and self._content_lines(piece):
@@ -145,9 +168,9 @@ class Prescan:
         first = bytes(self._buf[1:3]) + piece[:2]
         if first.startswith(b"--") or piece.find(b"\n--", 0, end) >= 0:
             return False
-        if self._state == "body" and self._stream is not None:
+        if self._state == "body":
             lines = bytes(self._buf[1:]) + piece[:end] if len(self._buf) > 1 else piece[:end]
-            self._emit(self._stream.feed(lines))
+            self._content(lines)
         # The piece's last line end is the new anchor; what precedes it is forgotten.
         gone = bytes(self._buf[-2:]) + piece[max(0, end - 3):end - 1]
         self._consumed = (self._consumed + gone)[-2:]
@@ -159,9 +182,11 @@ class Prescan:
     @property
     def fruitless(self) -> bool:
         """Nothing fed from here on can be of use: the structure is read no more (not
-        a multipart, or given up) and no part was recorded, so the inspection would
-        take nothing from `result` (a count of delimiters serves only with parts)."""
-        return (self._failed or self._state == "done") and not self._parts
+        a multipart nor a text we read, or given up) and no part or text was recorded,
+        so the inspection would take nothing from `result` (a count of delimiters
+        serves only with parts)."""
+        return (self._failed or self._state == "done") and not self._parts \
+            and not self._texts
 
     def result(self) -> Prescanned:
         """What was found; the message ends here (a part still open gets no entry)."""
@@ -170,11 +195,14 @@ class Prescan:
         try:
             if self._boundaries is not None:
                 self._try_boundaries(final=True)
+            if self._state == "text":
+                # The body of a message that is one text: it runs to the end.
+                self._end_text(self._body_start, self._size, 0)
         except Exception:
             return Prescanned(self._size, self._lines, None, ())
         return Prescanned(self._size, self._lines,
                           None if self._boundaries is None else frozenset(self._boundaries),
-                          tuple(self._parts))
+                          tuple(self._parts), tuple(self._texts))
 
     # -- the delimiter count -------------------------------------------------------
 
@@ -249,6 +277,7 @@ class Prescan:
         self._state = "done"
         self._buf = bytearray()
         self._stream = None
+        self._text = None
 
     def _advance(self) -> None:
         # Bounded: every turn consumes bytes of _buf or leaves for more input.
@@ -282,6 +311,18 @@ class Prescan:
         except Exception:  # Unmodelled, or the stdlib on a hostile parameter
             self._give_up()
             return
+        if body == len(block) and part.get_content_maintype() != "multipart" \
+                and self._read_text(part):
+            # A message that is one text: the rest of it is that text.
+            self._state = "text"
+            self._body_start = self._buf_at + body
+            assert self._text is not None
+            rest = bytes(self._buf[body:])
+            self._buf = bytearray()
+            self._text.feed(rest)
+            if self._text.broken:
+                self._give_up()
+            return
         if body != len(block) or pattern is None \
                 or part.get_content_type() == "multipart/digest" \
                 or part.get_content_maintype() != "multipart":
@@ -309,15 +350,15 @@ class Prescan:
         if last <= 0:
             return
         found = self._line.search(self._buf, max(0, self._resume - 1), last + 1)
-        content = self._stream if self._state == "body" else None
+        content = self._state == "body"
         if found is None:
-            if content is not None:
-                self._emit(content.feed(bytes(self._buf[1:last + 1])))
+            if content:
+                self._content(bytes(self._buf[1:last + 1]))
             self._consume(last)
             return
         here = self._buf_at + found.start()  # the \n before the delimiter line
-        if content is not None:
-            self._emit(content.feed(bytes(self._buf[1:found.start() + 1])))
+        if content:
+            self._content(bytes(self._buf[1:found.start() + 1]))
             self._end_part(here)
         elif self._state == "preamble" and found.group(1):
             self._give_up()  # closing delimiter first: no parts
@@ -328,6 +369,7 @@ class Prescan:
             return
         self._consume(found.end() - 1)
         self._stream = None
+        self._text = None
         self._state = "part_head"
 
     def _part_head(self) -> None:
@@ -354,15 +396,48 @@ class Prescan:
             self._resume = 0
             return
         leaf = part.get_content_maintype() not in ("multipart", "message")
+        room = len(self._parts) + len(self._texts) < MAX_PARTS
         if body == len(block) and leaf and mime.transfer_encoding(part) == "base64" \
-                and len(self._parts) < MAX_PARTS:
+                and room:
             self._stream = transfer.Base64Stream()
             self._part_offset = self._written
+            self._state = "body"
+        elif body == len(block) and leaf and room and self._read_text(part):
             self._state = "body"
         else:
             self._state = "skip"
         self._consume(blank.end() - 1)
         self._body_start = self._buf_at + 1
+
+    def _read_text(self, part: email.message.Message) -> bool:
+        """Start reading a text leaf as it comes (gateway.message.textscan), if it is
+        one whose scan can be done so: text/plain, its content its bytes, a charset
+        read a run of lines at a time."""
+        if part.get_content_type() != "text/plain" \
+                or mime.transfer_encoding(part) not in transfer.IDENTITY:
+            return False
+        charset = mime.params(part).get("charset")
+        codec = line_codec(charset)
+        if codec is None:
+            return False
+        self._text = textscan.TextScan(codec)
+        self._text_charset = charset
+        return True
+
+    def _content(self, data: bytes) -> None:
+        """Whole lines of the current part's content."""
+        if self._stream is not None:
+            self._emit(self._stream.feed(data))
+        elif self._text is not None:
+            self._text.feed(data)
+
+    def _end_text(self, start: int, end: int, drop: int) -> None:
+        scan, self._text = self._text, None
+        if scan is None:
+            return
+        scanned = scan.end(drop)
+        if scanned is not None:
+            self._texts.append(Text(start, end, self._text_charset, scanned))
 
     def _emit(self, data: bytes) -> None:
         if data:
@@ -372,10 +447,8 @@ class Prescan:
     def _end_part(self, newline: int) -> None:
         """The part whose content ends at the line end `newline` (offset of its \\n)."""
         stream, self._stream = self._stream, None
-        if stream is None or stream.broken:
+        if stream is not None and stream.broken:
             return
-        last, clean = stream.end()
-        self._emit(last)
         # RFC 2046 5.1.1: the CRLF before a delimiter belongs to the delimiter; the
         # final parse strips it as `mime._strip_eol` does. Pieces here are CRLF lines.
         start, end = self._body_start, newline + 1
@@ -384,7 +457,13 @@ class Prescan:
         elif end > start:
             end -= 1
         else:
+            self._text = None
             return
+        if stream is None:
+            self._end_text(start, end, newline + 1 - end)
+            return
+        last, clean = stream.end()
+        self._emit(last)
         self._parts.append(Part(self._body_start, end, self._part_offset,
                                 self._written - self._part_offset, clean))
 
@@ -401,18 +480,21 @@ _WAIT = object()
 class Known:
     """The prescanned parts of one message for `mime.Decoded`: a part's decoded bytes
     when the final parse spans it exactly as recorded in these very bytes, read back
-    with `read(offset, length)` (the inspection process reads the front end's file)."""
+    with `read(offset, length)` (the inspection process reads the front end's file);
+    and for the view (`text`), what a text leaf's scan found, on the same terms."""
 
     def __init__(self, raw: bytes, found: Prescanned,
                  read: Callable[[int, int], bytes]) -> None:
         self._raw = raw
         whole = found.size == len(raw)
         self._parts = {(p.start, p.end): p for p in found.parts} if whole else {}
+        self._texts = {(t.start, t.end): t for t in found.texts} if whole else {}
         self._read = read
         self.counted: tuple[int, frozenset[bytes]] | None = (
             (found.lines, found.boundaries)
             if whole and found.boundaries is not None else None)
         self.used = 0  # parts served: what tests and the bench look at
+        self.scanned = 0  # texts served
 
     def __call__(self, part: email.message.Message) -> tuple[bytes, bool] | None:
         span = mime.wire_span(part)
@@ -426,3 +508,18 @@ class Known:
             return None  # the file lost bytes: decode the part here
         self.used += 1
         return data, found.clean
+
+    def text(self, part: email.message.Message) -> textscan.Scanned | None:
+        """What the scan of a text leaf found while it arrived, when the final parse
+        spans it exactly as recorded and reads it the same way (text/plain, its
+        content its bytes, the same charset parameter); None: scan it here."""
+        span = mime.wire_span(part)
+        if span is None or span[0] is not self._raw:
+            return None
+        found = self._texts.get((span[1], span[2]))
+        if found is None or part.get_content_type() != "text/plain" \
+                or mime.transfer_encoding(part) not in transfer.IDENTITY \
+                or mime.params(part).get("charset") != found.charset:
+            return None
+        self.scanned += 1
+        return found.scanned

@@ -200,6 +200,52 @@ def decode_bytes(data: bytes, charset: str | None) -> str:
     return decode_checked(data, charset)[0]
 
 
+# Codecs (by `codecs.lookup` name) that are ASCII supersets without state and where
+# byte 0x0A is always a whole line feed: a text in one of them decodes a run of
+# whole lines at a time into the pieces of its whole decoding.
+_LINE_CODECS = frozenset({"utf-8", "ascii", "latin-1", *(f"iso8859-{n}" for n in range(1, 17)),
+                          *(f"cp125{n}" for n in range(9))})
+
+
+def line_codec(charset: str | None) -> str | None:
+    """The codec `decode_checked` reads a text labelled `charset` in, when runs of whole
+    lines (each but the last ending at a line feed) may be decoded one at a time
+    instead (`decode_lines`); None when the label alone cannot say (a stateful or wide
+    charset, a codec outside _LINE_CODECS). What the bytes hold can still rule it out:
+    a byte order mark or NUL at the start (`plain_start`), an escape, a byte the codec
+    rejects."""
+    label = (charset or "").strip().strip('"').lower()
+    declared = label not in _UNDECLARED
+    if declared and (_bare(label).startswith(_STATEFUL)
+                     or label.startswith(_NOT_ASCII_SUPERSETS)):
+        return None
+    codec = label if declared and _is_text_encoding(label) else "utf-8"
+    try:
+        name = codecs.lookup(codec).name
+    except LookupError:
+        return None
+    return name if name in _LINE_CODECS else None
+
+
+def plain_start(data: bytes) -> bool:
+    """Whether a text's first bytes leave `decode_checked` on its plain path (no byte
+    order mark, no UTF-16 without one): `decode_lines` applies only then."""
+    return data[:1] not in (b"\xff", b"\xfe", b"\xef", b"\x00") and data[1:2] != b"\x00"
+
+
+def decode_lines(data: bytes, codec: str) -> str | None:
+    """A run of whole lines of a text whose `line_codec` is `codec` and whose start is
+    `plain_start`, decoded as `decode_checked` decodes them within the whole text;
+    None when it would not (an escape, which may make 7-bit text ISO-2022; a byte the
+    codec rejects, after which the whole text is decoded by a fallback)."""
+    if b"\x1b" in data:
+        return None
+    try:
+        return data.decode(codec)
+    except UnicodeDecodeError:
+        return None
+
+
 # -- HTML ----------------------------------------------------------------------------
 
 # Elements whose start or end breaks a line in a rendered mail. Table cells count:

@@ -39,6 +39,7 @@ from gateway.message import (
     identity,
     mime,
     prescan,
+    textscan,
 )
 from gateway.message import defects as defect_kinds
 from gateway.message import headers as hdr
@@ -316,6 +317,9 @@ class TextPart:
     # An HTML part's text as typed where CSS shows some in capitals (`text` is as
     # shown): where a password is read (gateway.message.unlock). None: as `text`.
     typed: str | None = None
+    # What the marking scan and the link search find in `text`, when it was scanned
+    # while the message arrived (gateway.message.textscan); None: search `text`.
+    scanned: textscan.Scanned | None = None
 
 
 @dataclass(frozen=True)
@@ -368,6 +372,11 @@ class MessageView:
     def decoded_on_arrival(self) -> int:
         """Parts whose decoded bytes came from the prescan (so far)."""
         return self._prescanned.used if self._prescanned is not None else 0
+
+    @property
+    def scanned_on_arrival(self) -> int:
+        """Text bodies whose marking lines and links came from the prescan (so far)."""
+        return self._prescanned.scanned if self._prescanned is not None else 0
 
     @property
     def size(self) -> int:
@@ -563,9 +572,11 @@ class MessageView:
                 where = "body:html"
             if leaf.nested:
                 where = f"forwarded:{leaf.nested}:{where}"
+            scanned = self._prescanned.text(leaf.part) if self._prescanned is not None \
+                and leaf.content_type == "text/plain" else None
             out.append(TextPart(where=where, text=text, index=leaf.index,
                                 content_type=leaf.content_type, nested=leaf.nested,
-                                hrefs=hrefs, typed=typed))
+                                hrefs=hrefs, typed=typed, scanned=scanned))
         return tuple(out)
 
     @cached_property
@@ -630,7 +641,9 @@ class MessageView:
     def links(self) -> tuple[links_mod.Link, ...]:
         parts = self.text_parts
         hrefs = tuple(h for p in parts for h in p.hrefs)
-        return links_mod.extract(tuple(p.text for p in parts), hrefs)
+        return links_mod.extract(tuple(p.text for p in parts), hrefs,
+                                 tuple(None if p.scanned is None else p.scanned.urls
+                                       for p in parts))
 
     @cached_property
     def link_hosts(self) -> tuple[str, ...]:

@@ -46,6 +46,10 @@ class Metrics:
         self._prescanned = Counter(
             "gateway_parts_decoded_on_arrival", "Parts decoded while their message arrived",
             registry=self.registry)
+        self._text_scanned = Counter(
+            "gateway_texts_scanned_on_arrival",
+            "Text bodies searched for markings and links while their message arrived",
+            registry=self.registry)
         self._inspection = Histogram("gateway_inspection_seconds", "Time to inspect a message",
                                      buckets=_LATENCY_BUCKETS, registry=r)
         self._relay = Histogram("gateway_relay_seconds", "Time to relay a message upstream",
@@ -92,6 +96,11 @@ class Metrics:
         """Parts of an inspected message that the inspection took already decoded
         (gateway.message.prescan)."""
         self._prescanned.inc(parts)
+
+    def scanned_on_arrival(self, texts: int) -> None:
+        """Text bodies of an inspected message whose marking lines and links the
+        inspection took already found (gateway.message.textscan)."""
+        self._text_scanned.inc(texts)
 
     def inspection_time(self, seconds: float) -> None:
         self._inspection.observe(seconds)

@@ -389,3 +389,6 @@ URL_PIECES = ("http://", "https://", "ftp://", "HTTP://", "httpſ://", "hTTpS://
 @given(st.lists(st.sampled_from(URL_PIECES), max_size=40).map("".join))
 def test_fuzz_link_search_is_the_pattern_everywhere(text: str) -> None:
     assert links._candidates(text) == links._candidates_reference(text)
+    # What `extract` tries the search on: every text the pattern finds a link in.
+    if links._candidates_reference(text):
+        assert "://" in text or links._may_have_www(text)

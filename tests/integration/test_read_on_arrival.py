@@ -227,20 +227,80 @@ async def test_a_frozen_reading_process_of_a_vanished_client_is_killed(
     await eventually(lambda: list(spool.iterdir()) == [])
 
 
+def html_only(last: bytes = b"") -> bytes:
+    """A spooled message that is one HTML text: nothing for a reading to decode or scan
+    (it scans text/plain bodies only)."""
+    head, _, body = big_message(2 * 1024 * 1024, subject=b"Laporan",
+                                line=b"<p>" + b"q" * 72 + b"</p>").partition(b"\r\n\r\n")
+    return dot_stuff(head + b"\r\nContent-Type: text/html\r\n\r\n" + body + last)
+
+
 def text_only(last: bytes = b"") -> bytes:
-    """A spooled message with no MIME structure: nothing for a reading to decode."""
+    """A spooled message that is one plain text: scanned by a reading as it arrives."""
     return dot_stuff(big_message(2 * 1024 * 1024, subject=b"Laporan") + last)
+
+
+async def scanned_on_arrival(handle: GatewayHandle) -> float:
+    server = handle.gateway.metrics_server
+    assert server is not None and server.address
+    _status, text = await http_get(server.address, "/metrics")
+    return sample(text, "gateway_texts_scanned_on_arrival_total")
+
+
+async def test_a_process_scans_a_text_body_before_the_final_dot(
+        make_gateway: GatewayFactory, big_upstream: FakeUpstream, tmp_path: Path) -> None:
+    handle, spool = await start(make_gateway, big_upstream, tmp_path, processes=2)
+    pool = pool_of(handle)
+    for message, want in ((text_only(b"RAHSIA\r\n"), 550), (text_only(), 250)):
+        client = await open_half(handle, message)
+        try:
+            # Half of it sent: a process is reading it (not back as fruitless).
+            await eventually(lambda: len(pool.reading_pids) == 1)
+            await asyncio.sleep(0.2)
+            assert len(pool.reading_pids) == 1
+        finally:
+            code, text = await finish(client, message)
+        assert code == want, text
+        if want == 550:
+            assert b"rule=rahsia-dilarang" in text, text
+    assert [m.data for m in big_upstream.messages] == [text_only()]
+    # Both texts' marking lines and links were the reading's: nothing to decode.
+    assert await scanned_on_arrival(handle) == 2
+    assert await decoded_on_arrival(handle) == 0
+    await eventually(lambda: list(spool.iterdir()) == [])
+
+
+async def test_a_text_the_reading_cannot_vouch_for_gives_the_process_back(
+        make_gateway: GatewayFactory, big_upstream: FakeUpstream, tmp_path: Path) -> None:
+    # An escape on the second line (7-bit text that may be ISO-2022): the reading
+    # stops at the run of lines that holds it, the process goes back, and the
+    # inspection scans the text itself after the dot.
+    handle, spool = await start(make_gateway, big_upstream, tmp_path, processes=1)
+    pool = pool_of(handle)
+    # 4 MB: half of it is past the front end's first whole flush to the spool file.
+    head, _, body = big_message(4 * 1024 * 1024, subject=b"Laporan").partition(b"\r\n\r\n")
+    marked = dot_stuff(head + b"\r\n\r\nSalam.\r\n\x1b(B\r\n" + body + b"RAHSIA\r\n")
+    client = await open_half(handle, marked)
+    try:
+        await eventually(lambda: pool.pids != [] and pool.reading_pids == []
+                         and pool.memory_in_use == 0)
+    finally:
+        code, text = await finish(client, marked)
+    assert code == 550 and b"rule=rahsia-dilarang" in text, text
+    assert await scanned_on_arrival(handle) == 0
+    await eventually(lambda: list(spool.iterdir()) == [])
 
 
 async def test_a_message_with_nothing_to_decode_gives_the_process_back_at_once(
         make_gateway: GatewayFactory, big_upstream: FakeUpstream, tmp_path: Path) -> None:
     handle, spool = await start(make_gateway, big_upstream, tmp_path, processes=1)
     pool = pool_of(handle)
-    marked = text_only(b"RAHSIA\r\n")
+    marked = html_only(b"<p>RAHSIA</p>\r\n")
     client = await open_half(handle, marked)
     try:
         # The message is still arriving: its header block already says there is no
-        # base64 part to come, and the process is back in the pool, not killed.
+        # base64 part nor plain text to come, and the process is back in the pool,
+        # not killed.
         await eventually(lambda: pool.pids != [] and pool.reading_pids == []
                          and pool.memory_in_use == 0)
         [process] = pool.pids
@@ -259,7 +319,7 @@ async def test_readings_that_end_fruitless_leave_the_process_in_step(
     # inspection of the next message.
     handle, spool = await start(make_gateway, big_upstream, tmp_path, processes=1)
     pool = pool_of(handle)
-    plain = text_only()
+    plain = html_only()
 
     async def whole(message: bytes) -> tuple[int, bytes]:
         def run() -> tuple[int, bytes]:

@@ -210,3 +210,17 @@ def test_line_numbers_are_those_of_the_folded_text() -> None:
     text = "a\r\u200b\nb\x0bＳＵＬＩＴ\u2028Klasifikasi: Rahsia\r\nSULlT\n"
     assert list(markings.in_text(text)) == list(markings.in_text_reference(text)) == [
         (3, "SULIT"), (4, "RAHSIA"), (5, "SULIT")]
+
+
+@pytest.mark.parametrize("slice_size", [1, 64, 4096])
+def test_lines_of_slices_with_nothing_to_judge_are_counted_when_needed(
+        slice_size: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Slices without a marking's letters are skipped uncounted; a later slice with a
+    # candidate counts them then, ASCII breaks of every kind and folded slices between.
+    plain = "la la la\r\nla\x0bla\x0cla\x1cla\r\nla\rla\n" * 50
+    folded = "é la\u2028la\u0085la\r\n" * 20
+    text = plain + folded + plain + "SULIT\r\n" + plain + "RAHSIA\n" + plain
+    monkeypatch.setattr(markings, "_SLICE", slice_size)
+    found = list(markings.in_text(text))
+    assert found == list(markings.in_text_reference(text))
+    assert [m for _n, m in found] == ["SULIT", "RAHSIA"]
