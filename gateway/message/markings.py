@@ -322,12 +322,27 @@ def _judge(text: str, folded: bool, lineno: int, low: str | None = None
     seps = ("\n", "\r", *others)
     counted = 0  # line breaks before `counted` are in `lineno`
     done = -1
+    # Where each break character next occurs (-1: nowhere further). Candidates come
+    # in order, so each is searched forward once over the slice, and backward only
+    # since the line judged before: linear, where a search from the slice's ends for
+    # a break character it lacks made 40,000 one-word lines take half a second.
+    ahead: dict[str, int] = {}
     for at in sorted(starts):
         if at < done:
             continue  # another candidate of a line already judged
-        begin = max(text.rfind(c, 0, at) for c in seps) + 1
-        ends = [i for i in (text.find(c, at) for c in seps) if i >= 0]
-        done = min(ends) if ends else len(text)
+        # A candidate starts with a letter: the break ending the line before (at
+        # `done`) lies in [done, at), so the search back need not go further.
+        lo = max(done, 0)
+        begin = max(text.rfind(c, lo, at) for c in seps) + 1
+        if begin == 0 and lo > 0:
+            begin = max(text.rfind(c, 0, at) for c in seps) + 1
+        done = len(text)
+        for c in seps:
+            after = ahead.get(c, -2)
+            if after != -1 and after < at:
+                after = ahead[c] = text.find(c, at)
+            if 0 <= after < done:
+                done = after
         lineno += _breaks(text, counted, begin, others)
         counted = begin
         line = text[begin:done]

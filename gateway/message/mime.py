@@ -377,11 +377,14 @@ def payload_is_text(part: email.message.Message) -> bool:
 
 
 def payload_size(part: email.message.Message) -> int:
-    """Characters of a leaf's encoded payload (0 for a container)."""
+    """Bytes of a leaf's encoded payload as on the wire (0 for a container)."""
     if isinstance(part, RawPart) and part._span is not None:
         _data, start, end = part._span
         return end - start
-    payload = part.get_payload()
+    # Not get_payload(): it decodes 8-bit bytes in the part's charset parameter, and
+    # raised TypeError on an RFC 2231 one (a tuple). The parser keeps each byte as a
+    # character (surrogate-escaped): the length is the wire's, as for a raw span.
+    payload = getattr(part, "_payload", None)
     return len(payload) if isinstance(payload, str | bytes) else 0
 
 

@@ -30,7 +30,9 @@ def _is_text_encoding(charset: str) -> bool:
     # A charset label that is not a text encoding (zlib, hex...) must not reach decode().
     try:
         return bool(codecs.lookup(charset)._is_text_encoding)
-    except LookupError:
+    except (LookupError, ValueError):
+        # ValueError: a label with a NUL, UnicodeEncodeError one with an 8-bit byte
+        # (surrogate-escaped by the parser): no codec either.
         return False
 
 
@@ -220,10 +222,7 @@ def line_codec(charset: str | None) -> str | None:
                      or label.startswith(_NOT_ASCII_SUPERSETS)):
         return None
     codec = label if declared and _is_text_encoding(label) else "utf-8"
-    try:
-        name = codecs.lookup(codec).name
-    except LookupError:
-        return None
+    name = codecs.lookup(codec).name  # a text encoding: found
     return name if name in _LINE_CODECS else None
 
 
