@@ -41,7 +41,7 @@ log drops for RAHSIA mail.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -395,8 +395,29 @@ def in_text(text: str) -> Iterator[tuple[int, str]]:
         elif _letters_for(text, text.lower()):
             yield from in_text_reference(text)
         return
-    lineno = 1  # of text[counted]
-    counted = 0
+    yield from _scan(text, 1, count=False)
+
+
+def in_text_from(text: str, lineno: int) -> tuple[list[tuple[int, str]], int]:
+    """`in_text` of a text that goes on a longer one at its line `lineno` (what came
+    before ends at a line feed): its marking lines numbered as in the longer text, and
+    the number of the line after it. Pieces of a text cut after line feeds, each
+    scanned so from where the one before ended, find what `in_text` finds in the whole
+    (gateway.message.textscan reads a body so while it arrives)."""
+    after: list[int] = []
+
+    def scan() -> Iterator[tuple[int, str]]:
+        after.append((yield from _scan(text, lineno, count=True)))
+    found = list(scan())
+    return found, after[0]
+
+
+def _scan(text: str, lineno: int, *, count: bool
+          ) -> Generator[tuple[int, str], None, int]:
+    """`in_text`'s search slice by slice, its first line numbered `lineno`; returns
+    the number of the line after the text when `count`, else 0 (the lines after the
+    last slice with a candidate are then never counted)."""
+    counted = 0  # the line breaks of text[:counted] are in `lineno`
     pos = 0
     while pos < len(text):
         cut = text.find("\n", pos + _SLICE)
@@ -420,33 +441,9 @@ def in_text(text: str) -> Iterator[tuple[int, str]]:
         for run, folded in _folded_lines(piece):
             yield from _judge(run, folded, lineno)
             lineno += _breaks(run, 0, len(run), tuple(c for c in _OTHER_BREAKS if c in run))
-
-
-def in_text_from(text: str, lineno: int) -> tuple[list[tuple[int, str]], int]:
-    """`in_text` of a text that goes on a longer one at its line `lineno` (what came
-    before ends at a line feed): its marking lines numbered as in the longer text, and
-    the number of the line after it. Pieces of a text cut after line feeds, each
-    scanned so from where the one before ended, find what `in_text` finds in the whole
-    (gateway.message.textscan reads a body so while it arrives)."""
-    found = [(n + lineno - 1, marking) for n, marking in in_text(text)]
-    return found, lineno + _line_breaks(text)
-
-
-def _line_breaks(text: str) -> int:
-    """The line breaks `in_text` counts in `text`, slice by slice as it does."""
-    count = 0
-    pos = 0
-    while pos < len(text):
-        cut = text.find("\n", pos + _SLICE)
-        end = len(text) if cut < 0 else cut + 1
-        piece = text if pos == 0 and end == len(text) else text[pos:end]
-        pos = end
-        if piece.isascii():
-            count += _breaks(piece, 0, len(piece), _ascii_breaks(piece, 0, len(piece)))
-            continue
-        for run, _folded in _folded_lines(piece):
-            count += _breaks(run, 0, len(run), tuple(c for c in _OTHER_BREAKS if c in run))
-    return count
+    if not count:
+        return 0
+    return lineno + _breaks(text, counted, len(text), _ascii_breaks(text, counted, len(text)))
 
 
 def in_text_reference(text: str) -> Iterator[tuple[int, str]]:
