@@ -671,20 +671,13 @@ def pool_bench(workers: str) -> int:
             # several the small client meets only its worker's share of the processes.
             starving = [row for w in dict.fromkeys((workers, "1"))
                         for row in starvation_run(tmp, sink_port, w)]
-    print()
-    print("| pool | messages | replies | seconds | idle RSS / PSS (MB) "
-          "| peak RSS / PSS (MB) | budget (MB) | processes at most |")
-    print("|---|---|---|---|---|---|---|---|")
-    for row in rows:
-        print(row)
+    print_table(("pool", "messages", "replies", "seconds", "idle RSS / PSS (MB)",
+                 "peak RSS / PSS (MB)", "budget (MB)", "processes at most"), rows)
     print()
     print("Small messages (2 KB, one client, one after the other) while other clients "
           "send expensive mail, in ms:")
-    print()
-    print("| workers | load | msgs | p50 | p99 | expensive messages (latency) |")
-    print("|---|---|---|---|---|---|")
-    for row in starving:
-        print(row)
+    print_table(("workers", "load", "msgs", "p50", "p99", "expensive messages (latency)"),
+                starving)
     print("(RSS counts pages shared by forked processes in each; PSS shares them out)")
     return 0
 
@@ -782,6 +775,31 @@ def gateway_pair(stack: contextlib.ExitStack, tmp: Path, sink_port: int, workers
     return running
 
 
+def print_table(columns: tuple[str, ...], rows: list[str]) -> None:
+    """A Markdown table of made rows after a blank line (the README's are pasted from
+    these: `make bench` output, header by header)."""
+    print()
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "---|" * len(columns))
+    for row in rows:
+        print(row)
+
+
+def print_paced(rows: list[str]) -> None:
+    """The table of `paced_rows`, under its title."""
+    print()
+    print("A client on a slower link: wait from its final dot to the reply (ms):")
+    print_table(("mode", "message", "msgs", "p50", "max"), rows)
+
+
+def warn_refusals(tmp: Path) -> None:
+    """Say so if a gateway of a pair (`gateway_pair`, a directory each under `tmp`)
+    refused anything: its figures would not be those of relayed mail."""
+    rejected = [p for p in tmp.glob("*/rejections.jsonl") if p.stat().st_size]
+    if rejected:
+        print(f"WARNING: the gateway logged refusals: {rejected[0].read_text()[:300]}")
+
+
 def paced_rows(modes: tuple[tuple[str, bool], ...], running: dict[bool, tuple[int, int]],
                sink_port: int, kind: str, message: bytes) -> list[str]:
     """Table rows of the wait after the final dot of a client sending `message` at
@@ -852,29 +870,13 @@ def cut_through_bench(workers: str, scale: float) -> int:
         paced = [*paced_rows(modes, running, sink_port, "text", latency_message(PACED_SIZE)),
                  *paced_rows(modes, running, sink_port, "attachment",
                              attachment_message(PACED_SIZE))]
-        rejected = [p for p in tmp.glob("*/rejections.jsonl") if p.stat().st_size]
-        if rejected:
-            print(f"WARNING: the gateway logged refusals: {rejected[0].read_text()[:300]}")
-    print()
-    print("| mode | size | sessions | msgs | msg/s | MB/s | gateway CPU (ms/msg) "
-          "| peak RSS (MB) |")
-    print("|---|---|---|---|---|---|---|---|")
-    for line in table:
-        print(line)
+        warn_refusals(tmp)
+    print_table(("mode", "size", "sessions", "msgs", "msg/s", "MB/s", "gateway CPU (ms/msg)",
+                 "peak RSS (MB)"), table)
     print()
     print("Latency at one session, MAIL to the reply after the final dot (ms):")
-    print()
-    print("| mode | size | msgs | p50 | p99 |")
-    print("|---|---|---|---|---|")
-    for line in latency:
-        print(line)
-    print()
-    print("A client on a slower link: wait from its final dot to the reply (ms):")
-    print()
-    print("| mode | message | msgs | p50 | max |")
-    print("|---|---|---|---|---|")
-    for line in paced:
-        print(line)
+    print_table(("mode", "size", "msgs", "p50", "p99"), latency)
+    print_paced(paced)
     return 0
 
 
@@ -924,21 +926,10 @@ def arrival_bench(workers: str, scale: float) -> int:
         paced = [*paced_rows(modes, running, sink_port, "attachment",
                              attachment_message(PACED_SIZE, MYGOVUC_SENDER)),
                  *paced_rows(modes, running, sink_port, "text", latency_message(PACED_SIZE))]
-        rejected = [p for p in tmp.glob("*/rejections.jsonl") if p.stat().st_size]
-        if rejected:
-            print(f"WARNING: the gateway logged refusals: {rejected[0].read_text()[:300]}")
-    print()
-    print("| mode | message | sessions | msgs | gateway msg/s | direct msg/s | ratio |")
-    print("|---|---|---|---|---|---|---|")
-    for line in table:
-        print(line)
-    print()
-    print("A client on a slower link: wait from its final dot to the reply (ms):")
-    print()
-    print("| mode | message | msgs | p50 | max |")
-    print("|---|---|---|---|---|")
-    for line in paced:
-        print(line)
+        warn_refusals(tmp)
+    print_table(("mode", "message", "sessions", "msgs", "gateway msg/s", "direct msg/s",
+                 "ratio"), table)
+    print_paced(paced)
     return 0
 
 
