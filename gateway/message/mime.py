@@ -72,7 +72,7 @@ import email.policy
 import email.utils
 import re
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -734,14 +734,24 @@ def header_block(raw: bytes, start: int, end: int) -> tuple[email.message.Messag
     return _headers(raw, start, end)
 
 
-def delimiter_pattern(part: email.message.Message) -> re.Pattern[bytes] | None:
-    """The pattern of a multipart's delimiter lines, from the line end before one
-    (`--b`, `--b--`, blanks, a line end), as the byte-level parse finds them; None
-    without a boundary. Raises `Unmodelled` for a boundary no line can hold."""
+def delimiter(part: email.message.Message) -> bytes | None:
+    """A multipart's delimiter `--b` (RFC 2046 5.1.1) as the byte-level parse reads
+    its boundary; None without a boundary. Raises `Unmodelled` for a part the parse
+    leaves to the feedparser, or a boundary no line can hold."""
     if not isinstance(part, RawPart):
         raise _Unmodelled
     found = _boundary_line(part)
-    return None if found is None else found[0]
+    return None if found is None else found[1]
+
+
+def delimiter_lines(delimiters: Sequence[bytes]) -> re.Pattern[bytes]:
+    """The delimiter lines of nested multiparts, outermost first, as the byte-level
+    parse finds each (`--b`, `--b--`, blanks, a line end), searched from the line end
+    before one: group k+1 holds delimiters[k] where that one matched (the outermost
+    where a line is the delimiter of several: the parse splits the outer body first),
+    group len(delimiters)+1 the closing `--`."""
+    alternatives = b"|".join(b"(" + re.escape(d[2:]) + b")" for d in delimiters)
+    return re.compile(b"\n--(?:" + alternatives + rb")(--)?[ \t]*(?:\r\n|\n|\Z)")
 
 
 def _fast_parse(raw: bytes) -> email.message.Message | None:

@@ -10,29 +10,35 @@ byte once) and does both on the way:
 - the delimiter count's inputs: the number of `\\n--` and every `boundary=`
   parameter value (a superset of what `mime._boundaries_and_lines` finds, which
   keeps `too_many_delimiters` exact: it only uses them as an upper bound);
-- the top-level parts of a multipart message (RFC 2046 5.1.1): each part's header
-  block is parsed by the same code as the final parse (`mime.header_block`), and
-  the content of a leaf part in base64 is decoded as its lines arrive
-  (`transfer.Base64Stream`), written to a `Sink` (the front end's file beside the
-  spool file), and recorded as a `Part`: its span in the message and where its
-  decoded bytes are.
+- the parts of a multipart message (RFC 2046 5.1.1), nested ones too: each part's
+  header block is parsed by the same code as the final parse (`mime.header_block`);
+  a multipart part opens a level (its delimiter joins the ones searched for, and a
+  delimiter of an enclosing level closes it, as the final parse splits the outer body
+  first), a message/* part's header block comes next (RFC 2046 5.2.1); the content of
+  a leaf part in base64 is decoded as its lines arrive (`transfer.Base64Stream`),
+  written to a `Sink` (the front end's file beside the spool file), and recorded as a
+  `Part`: its span in the message and where its decoded bytes are;
+- text/plain leaves (and a message that is one), in an identity transfer encoding or
+  quoted-printable (`transfer.QuotedPrintableStream`), searched a run of lines at a
+  time (gateway.message.textscan) and recorded as a `Text`.
 
 Nothing here decides anything, and nothing is trusted: the inspection uses a
 part's decoded bytes only for a leaf of the final parse whose span is exactly the
 recorded one in the very message bytes (`mime.Decoded`), so a part the final
 parse reads differently (or through the feedparser) is decoded again, and the
 verdict is the one of the ordinary path. Anything this reader does not model
-(no top-level multipart, digests, nested multiparts, damaged base64, a header
-block past `MAX_HEADER`, a part header block past `MAX_PART_HEADER`) just gets
-no entry; more than `MAX_PARTS` delimiters or a line past `MAX_LINE` end the
-reading of the structure, and anything unexpected (the stdlib raising on a hostile
-parameter) ends the prescan: `feed` never raises, the message never fails because of
-it. Memory is bounded: the unread tail of a line or header block, a window for
-`boundary=` values, and one entry per part up to `MAX_PARTS`. Time is linear: the
-unread buffer keeps the line end before its first line (the anchor the delimiter
-pattern starts from), every search runs in place and resumes where the last one
-stopped, and whole lines that cannot hold a delimiter go to the decoder straight from
-the piece.
+(a message that is one part but text, digests, multiparts deeper than `MAX_LEVELS`,
+damaged base64, a header block past `MAX_HEADER`, a part header block past
+`MAX_PART_HEADER`) just gets no entry; more than `MAX_PARTS` delimiters or a line
+past `MAX_LINE` end the reading of the structure, and anything unexpected (the
+stdlib raising on a hostile parameter) ends the prescan: `feed` never raises, the
+message never fails because of it. Memory is bounded: the unread tail of a line or
+header block, a window for `boundary=` values, the delimiters of at most
+`MAX_LEVELS` open multiparts, and one entry per part up to `MAX_PARTS`. Time is
+linear: the unread buffer keeps the line end before its first line (the anchor the
+delimiter pattern starts from), every search runs in place and resumes where the
+last one stopped, and whole lines that cannot hold a delimiter go to the decoder
+straight from the piece.
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ MAX_HEADER = 1024 * 1024  # bytes of the top-level header block looked at
 MAX_PART_HEADER = 64 * 1024  # bytes of a part's header block looked at
 MAX_PARTS = 1000  # parts recorded: further ones are decoded after the dot as before
 MAX_LINE = 1024 * 1024  # a line longer than this ends the prescan (decoded after the dot)
+MAX_LEVELS = 16  # multiparts open at once: the parts of deeper ones are read after the dot
 # A `boundary=` value is at most 200 characters after any blanks: one that starts
 # within this many bytes of a piece's end waits for the next piece.
 _BOUNDARY_REACH = 512
@@ -61,7 +68,7 @@ _BLANKS = b" \t\n\r\x0b\x0c"  # what `\s` matches in a bytes pattern
 
 @dataclass(frozen=True)
 class Part:
-    """A top-level leaf part in base64: its content is raw[start:end] (as the final
+    """A leaf part in base64: its content is raw[start:end] (as the final
     parse spans it); its decoded bytes are `length` bytes at `offset` in the sink."""
 
     start: int
@@ -73,14 +80,15 @@ class Part:
 
 @dataclass(frozen=True)
 class Text:
-    """A text/plain leaf (top-level, or the whole body of a message that is one) in
-    an identity transfer encoding, scanned on the way (gateway.message.textscan): its
-    content is raw[start:end]; `charset` the parameter as its header block gives it."""
+    """A text/plain leaf in an identity transfer encoding or quoted-printable
+    (`quoted`), scanned on the way (gateway.message.textscan): its content is
+    raw[start:end]; `charset` the parameter as its header block gives it."""
 
     start: int
     end: int
     charset: str | None
     scanned: textscan.Scanned
+    quoted: bool = False
 
 
 @dataclass(frozen=True)
@@ -117,13 +125,15 @@ class Prescan:
         self._buf = bytearray()  # unread bytes from _buf_at (a line, a header block)
         self._buf_at = 0
         self._consumed = b""  # the last two bytes forgotten from _buf
-        self._line: re.Pattern[bytes] | None = None
+        self._delimiters_open: list[bytes] = []  # `--b` of each open multipart, outermost first
+        self._line: re.Pattern[bytes] | None = None  # their delimiter lines
         self._body_start = 0
         self._stream: transfer.Base64Stream | None = None
         self._part_offset = 0
         self._parts: list[Part] = []
         self._text: textscan.TextScan | None = None  # the text leaf being read
         self._text_charset: str | None = None
+        self._qp: transfer.QuotedPrintableStream | None = None  # a quoted-printable text's
         self._texts: list[Text] = []
         self._resume = 0  # _buf searched up to here (the state's own search)
         self._delimiters = 0
@@ -140,9 +150,8 @@ class Prescan:
             self._size += len(piece)
             self._count(piece)
             if self._state == "text":
-                assert self._text is not None
-                self._text.feed(piece)
-                if self._text.broken:
+                self._content(piece)
+                if self._text_broken:
                     self._give_up()  # nothing more to read on the way: fruitless
                 return
             if self._state == "done":
@@ -278,6 +287,8 @@ class Prescan:
         self._buf = bytearray()
         self._stream = None
         self._text = None
+        self._qp = None
+        self._delimiters_open = []
 
     def _advance(self) -> None:
         # Bounded: every turn consumes bytes of _buf or leaves for more input.
@@ -307,7 +318,7 @@ class Prescan:
         block = bytes(self._buf[:blank.end()])
         try:
             part, body = mime.header_block(block, 0, len(block))
-            pattern = mime.delimiter_pattern(part)
+            delimiter = self._opens(part)
         except Exception:  # Unmodelled, or the stdlib on a hostile parameter
             self._give_up()
             return
@@ -316,21 +327,43 @@ class Prescan:
             # A message that is one text: the rest of it is that text.
             self._state = "text"
             self._body_start = self._buf_at + body
-            assert self._text is not None
             rest = bytes(self._buf[body:])
             self._buf = bytearray()
-            self._text.feed(rest)
-            if self._text.broken:
+            self._content(rest)
+            if self._text_broken:
                 self._give_up()
             return
-        if body != len(block) or pattern is None \
-                or part.get_content_type() == "multipart/digest" \
-                or part.get_content_maintype() != "multipart":
+        if body != len(block) or delimiter is None:
             self._give_up()
             return
-        self._line = pattern
+        self._open(delimiter)
         self._consume(body - 1)  # the blank line's \n stays: the anchor
         self._state = "preamble"
+
+    def _opens(self, part: email.message.Message) -> bytes | None:
+        """The delimiter of a multipart read on the way (RFC 2046 5.1.1), None for
+        anything else (a leaf, a digest, no boundary, too deep). Raises on a boundary
+        the final parse leaves to the feedparser."""
+        if part.get_content_maintype() != "multipart" \
+                or part.get_content_type() == "multipart/digest" \
+                or len(self._delimiters_open) >= MAX_LEVELS:
+            return None
+        return mime.delimiter(part)
+
+    def _open(self, delimiter: bytes) -> None:
+        self._delimiters_open.append(delimiter)
+        self._line = mime.delimiter_lines(self._delimiters_open)
+
+    def _close_from(self, level: int) -> None:
+        """The multiparts from `level` inward end."""
+        del self._delimiters_open[level:]
+        self._line = mime.delimiter_lines(self._delimiters_open) \
+            if self._delimiters_open else None
+
+    @property
+    def _text_broken(self) -> bool:
+        return self._text is None or self._text.broken \
+            or (self._qp is not None and self._qp.broken)
 
     def _consume(self, upto: int) -> None:
         """Forget _buf before `upto` (an offset into _buf); _buf[upto] is a line end,
@@ -360,17 +393,23 @@ class Prescan:
         if content:
             self._content(bytes(self._buf[1:found.start() + 1]))
             self._end_part(here)
-        elif self._state == "preamble" and found.group(1):
-            self._give_up()  # closing delimiter first: no parts
-            return
         self._delimiters += 1
-        if found.group(1) or self._delimiters > MAX_PARTS:
+        # RFC 2046 5.1.1: a delimiter of an enclosing multipart ends the ones inside
+        # it (the final parse splits the outer body first); a closing one ends its own.
+        # The closing delimiter first (in a preamble): no parts, as the final parse
+        # reads it; the rest up to the enclosing delimiter is skipped.
+        level = next(k for k in range(len(self._delimiters_open))
+                     if found.group(k + 1) is not None)
+        closing = found.group(len(self._delimiters_open) + 1) is not None
+        self._close_from(level + 1 if not closing else level)
+        if not self._delimiters_open or self._delimiters > MAX_PARTS:
             self._give_up()  # the end, or more parts than are worth reading on the way
             return
         self._consume(found.end() - 1)
         self._stream = None
         self._text = None
-        self._state = "part_head"
+        self._qp = None
+        self._state = "skip" if closing else "part_head"
 
     def _part_head(self) -> None:
         assert self._line is not None
@@ -395,26 +434,41 @@ class Prescan:
             self._state = "skip"
             self._resume = 0
             return
-        leaf = part.get_content_maintype() not in ("multipart", "message")
+        kind = part.get_content_maintype()
         room = len(self._parts) + len(self._texts) < MAX_PARTS
-        if body == len(block) and leaf and mime.transfer_encoding(part) == "base64" \
-                and room:
+        self._state = "skip"
+        if body != len(block):
+            pass  # a line that is no header ends the block: the final parse's business
+        elif kind == "multipart":
+            try:
+                opened = self._opens(part)
+            except Exception:  # Unmodelled: the feedparser reads this message
+                opened = None
+            if opened is not None:
+                self._open(opened)
+                self._state = "preamble"
+        elif kind == "message":
+            # An enclosed message (the final parse reads any message/* so but
+            # delivery-status, which it leaves to the feedparser): its header block next.
+            if part.get_content_type() != "message/delivery-status":
+                self._state = "part_head"
+        elif mime.transfer_encoding(part) == "base64" and room:
             self._stream = transfer.Base64Stream()
             self._part_offset = self._written
             self._state = "body"
-        elif body == len(block) and leaf and room and self._read_text(part):
+        elif room and self._read_text(part):
             self._state = "body"
-        else:
-            self._state = "skip"
         self._consume(blank.end() - 1)
         self._body_start = self._buf_at + 1
 
     def _read_text(self, part: email.message.Message) -> bool:
         """Start reading a text leaf as it comes (gateway.message.textscan), if it is
-        one whose scan can be done so: text/plain, its content its bytes, a charset
-        read a run of lines at a time."""
+        one whose scan can be done so: text/plain, its content its bytes or
+        quoted-printable (decoded a run of lines at a time), a charset read a run of
+        lines at a time."""
+        encoding = mime.transfer_encoding(part)
         if part.get_content_type() != "text/plain" \
-                or mime.transfer_encoding(part) not in transfer.IDENTITY:
+                or (encoding not in transfer.IDENTITY and encoding != _QP):
             return False
         charset = mime.params(part).get("charset")
         codec = line_codec(charset)
@@ -422,6 +476,7 @@ class Prescan:
             return False
         self._text = textscan.TextScan(codec)
         self._text_charset = charset
+        self._qp = transfer.QuotedPrintableStream() if encoding == _QP else None
         return True
 
     def _content(self, data: bytes) -> None:
@@ -429,15 +484,21 @@ class Prescan:
         if self._stream is not None:
             self._emit(self._stream.feed(data))
         elif self._text is not None:
-            self._text.feed(data)
+            self._text.feed(data if self._qp is None else self._qp.feed(data))
 
     def _end_text(self, start: int, end: int, drop: int) -> None:
         scan, self._text = self._text, None
-        if scan is None:
+        qp, self._qp = self._qp, None
+        if scan is None or (qp is not None and qp.broken):
             return
+        if qp is not None:
+            # The line end that is not the text's goes before decoding, not after.
+            scan.feed(qp.end(drop))
+            drop = 0
         scanned = scan.end(drop)
         if scanned is not None:
-            self._texts.append(Text(start, end, self._text_charset, scanned))
+            self._texts.append(Text(start, end, self._text_charset, scanned,
+                                    quoted=qp is not None))
 
     def _emit(self, data: bytes) -> None:
         if data:
@@ -458,6 +519,7 @@ class Prescan:
             end -= 1
         else:
             self._text = None
+            self._qp = None
             return
         if stream is None:
             self._end_text(start, end, newline + 1 - end)
@@ -475,6 +537,7 @@ class Prescan:
 
 
 _WAIT = object()
+_QP = "quoted-printable"
 
 
 class Known:
@@ -518,8 +581,11 @@ class Known:
             return None
         found = self._texts.get((span[1], span[2]))
         if found is None or part.get_content_type() != "text/plain" \
-                or mime.transfer_encoding(part) not in transfer.IDENTITY \
                 or mime.params(part).get("charset") != found.charset:
+            return None
+        encoding = mime.transfer_encoding(part)
+        if (encoding == _QP) != found.quoted or \
+                (not found.quoted and encoding not in transfer.IDENTITY):
             return None
         self.scanned += 1
         return found.scanned

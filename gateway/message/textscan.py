@@ -1,8 +1,9 @@
 """A text body scanned while it arrives: its marking lines and its URLs.
 
-A text/plain leaf in an identity transfer encoding (7bit, 8bit, binary: its content is
-its bytes) whose charset decodes a run of whole lines at a time (`text.line_codec`)
-is fed here a piece at a time by `gateway.message.prescan`. Runs of whole lines are
+A text/plain leaf whose charset decodes a run of whole lines at a time
+(`text.line_codec`) is fed here a piece at a time by `gateway.message.prescan`: its
+bytes in an identity transfer encoding (7bit, 8bit, binary), or what
+`transfer.QuotedPrintableStream` decodes of them. Runs of whole lines are
 decoded (`text.decode_lines`) and searched as they come: for marking lines by
 `markings.in_text_from`, numbered as in the whole text, and for URLs by
 `links.candidates`; both find in a text cut after line feeds what they find in the

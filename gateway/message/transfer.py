@@ -248,6 +248,70 @@ def decode_quoted_printable(data: bytes) -> tuple[bytes, bool]:
     return binascii.a2b_qp(text), clean
 
 
+_QP_LOOK_BACK = 256
+
+
+class QuotedPrintableStream:
+    """`decode_quoted_printable` fed a piece at a time, for content that arrives in
+    pieces (gateway.message.prescan): decoded bytes as lines complete, and at `end`
+    the rest, joined the whole's decoded bytes (the `clean` flag is not kept: the
+    reader of the whole part reports it).
+
+    The content is cut only after a line feed whose line, less its line end and
+    trailing blanks (and any line ends and blanks before them), does not end in `=`:
+    no soft line break, trailing-blank run or escape spans such a cut, and
+    binascii's scan never reads past it, so the pieces decode to the whole's bytes
+    (tests/fuzz/test_fuzz_prescan.py). The last line always waits for `end`, which
+    is told how many bytes of the content are not the part's (RFC 2046 5.1.1: the
+    line end before a delimiter). Content with no such cut for MAX_HELD bytes makes
+    the stream `broken`: the caller decodes the whole part the ordinary way."""
+
+    MAX_HELD = 1024 * 1024  # bytes held waiting for a cut
+
+    def __init__(self) -> None:
+        self.broken = False
+        self._held = bytearray()
+        self._tried = 0  # line feeds before this offset in _held were no cut
+
+    def feed(self, data: bytes) -> bytes:
+        """Decoded bytes of the lines `data` completes (b"" once broken)."""
+        if self.broken or not data:
+            return b""
+        self._held += data
+        # The last byte is never a cut: `end` may take the line end off.
+        nl = self._held.rfind(b"\n", self._tried, len(self._held) - 1)
+        out = b""
+        while nl >= self._tried:
+            if self._cut_after(nl):
+                piece = bytes(self._held[:nl + 1])
+                del self._held[:nl + 1]
+                out = decode_quoted_printable(piece)[0]
+                break
+            nl = self._held.rfind(b"\n", self._tried, nl)
+        # Every line feed held now but the last byte was tried: none is a cut.
+        self._tried = max(0, len(self._held) - 1)
+        if len(self._held) > self.MAX_HELD:
+            self.broken = True
+            self._held = bytearray()
+            return b""
+        return out
+
+    def _cut_after(self, nl: int) -> bool:
+        # A bounded look back keeps hostile input linear: a longer run of line ends
+        # and blanks is taken for no cut (the text then waits for a later one).
+        tail = bytes(self._held[max(0, nl - _QP_LOOK_BACK):nl]).rstrip(b" \t\r\n")
+        return not tail.endswith(b"=") and (bool(tail) or nl <= _QP_LOOK_BACK)
+
+    def end(self, drop: int = 0) -> bytes:
+        """The rest decoded, once every byte is fed and the last `drop` bytes (0-2) are
+        known not to be the content's. Not to be called on a broken stream."""
+        if self.broken:
+            raise ValueError("a broken QuotedPrintableStream has no end")
+        rest = bytes(self._held[:len(self._held) - drop])
+        self._held = bytearray()
+        return decode_quoted_printable(rest)[0] if rest else b""
+
+
 # -- uuencode ----------------------------------------------------------------------------
 
 _UU_CHARS = bytes(range(32, 97))  # space to backquote: all a uuencoded line may hold
