@@ -336,3 +336,49 @@ async def test_readings_that_end_fruitless_leave_the_process_in_step(
     assert len(big_upstream.messages) == 4
     assert len(pool.pids) == 1
     await eventually(lambda: list(spool.iterdir()) == [] and pool.memory_in_use == 0)
+
+
+def outlook(last: bytes = b"") -> bytes:
+    """Outlook's shape, spooled: a quoted-printable text in multipart/alternative in
+    multipart/mixed, and a forwarded message (message/rfc822) holding a base64 file;
+    `last` ends the text (a marking there is found only if the text is read whole)."""
+    words = b"Mesyuarat jawatankuasa daerah =E2=80=93 perkara lanjut, sila rujuk =\r\nminit.\r\n"
+    text = words * 30000 + last
+    encoded = base64.encodebytes(b"Lampiran minit mesyuarat.\r\n" * 20000).replace(
+        b"\n", b"\r\n")
+    forwarded = (b"Content-Type: message/rfc822\r\n\r\nFrom: c@anm.gov.my\r\nSubject: asal\r\n"
+                 b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"f\"\r\n\r\n"
+                 b"--f\r\nContent-Type: text/plain; name=\"minit.txt\"\r\n"
+                 b"Content-Disposition: attachment; filename=\"minit.txt\"\r\n"
+                 b"Content-Transfer-Encoding: base64\r\n\r\n" + encoded + b"--f--\r\n")
+    return dot_stuff(
+        b"From: a@anm.gov.my\r\nTo: b@example.com\r\nSubject: Minit\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: multipart/mixed; boundary=\"m\"\r\n\r\n"
+        b"--m\r\nContent-Type: multipart/alternative; boundary=\"a\"\r\n\r\n"
+        b"--a\r\nContent-Type: text/plain; charset=\"utf-8\"\r\n"
+        b"Content-Transfer-Encoding: quoted-printable\r\n\r\n" + text +
+        b"\r\n--a\r\nContent-Type: text/html; charset=\"utf-8\"\r\n\r\n<p>Minit.</p>\r\n"
+        b"--a--\r\n--m\r\n" + forwarded + b"--m--\r\n")
+
+
+async def test_nested_parts_and_quoted_printable_are_read_before_the_final_dot(
+        make_gateway: GatewayFactory, big_upstream: FakeUpstream, tmp_path: Path) -> None:
+    handle, spool = await start(make_gateway, big_upstream, tmp_path, processes=2)
+    pool = pool_of(handle)
+    # The marking split by a soft line break: RAHSIA once decoded.
+    for message, want in ((outlook(b"RAH=\r\nSIA\r\n"), 550), (outlook(), 250)):
+        client = await open_half(handle, message)
+        try:
+            await eventually(lambda: len(pool.reading_pids) == 1)
+            await asyncio.sleep(0.2)
+            assert len(pool.reading_pids) == 1  # not given back as fruitless
+        finally:
+            code, text = await finish(client, message)
+        assert code == want, text
+        if want == 550:
+            assert b"rule=rahsia-dilarang" in text, text
+    assert len(big_upstream.messages) == 1
+    # Each message's nested text and the forwarded message's file were the reading's.
+    assert await scanned_on_arrival(handle) == 2
+    assert await decoded_on_arrival(handle) == 2
+    await eventually(lambda: list(spool.iterdir()) == [])
