@@ -22,23 +22,24 @@ byte once) and does both on the way:
   quoted-printable (`transfer.QuotedPrintableStream`), searched a run of lines at a
   time (gateway.message.textscan) and recorded as a `Text`.
 
-Nothing here decides anything, and nothing is trusted: the inspection uses a
-part's decoded bytes only for a leaf of the final parse whose span is exactly the
-recorded one in the very message bytes (`mime.Decoded`), so a part the final
-parse reads differently (or through the feedparser) is decoded again, and the
-verdict is the one of the ordinary path. Anything this reader does not model
-(a message that is one part but text, digests, multiparts deeper than `MAX_LEVELS`,
-damaged base64, a header block past `MAX_HEADER`, a part header block past
-`MAX_PART_HEADER`) just gets no entry; more than `MAX_PARTS` delimiters or a line
-past `MAX_LINE` end the reading of the structure, and anything unexpected (the
-stdlib raising on a hostile parameter) ends the prescan: `feed` never raises, the
-message never fails because of it. Memory is bounded: the unread tail of a line or
-header block, a window for `boundary=` values, the delimiters of at most
-`MAX_LEVELS` open multiparts, and one entry per part up to `MAX_PARTS`. Time is
-linear: the unread buffer keeps the line end before its first line (the anchor the
-delimiter pattern starts from), every search runs in place and resumes where the
-last one stopped, and whole lines that cannot hold a delimiter go to the decoder
-straight from the piece.
+Nothing here decides anything, and nothing is trusted: the inspection uses a part's
+decoded bytes only for a leaf of the final parse whose span is exactly the recorded
+one in the very message bytes (`mime.Decoded`), so a part the final parse reads
+differently (or through the feedparser) is decoded again, and the verdict is the one
+of the ordinary path. Anything this reader does not model (a message that is one part
+but text, digests, multiparts deeper than `MAX_LEVELS` or with a boundary longer than
+`MAX_BOUNDARY`, damaged base64, a header block past `MAX_HEADER`, a part header block
+past `MAX_PART_HEADER`) just gets no entry; more than `MAX_PARTS` delimiters or a line
+past `MAX_LINE` end the reading of the structure, and anything unexpected (the stdlib
+raising on a hostile parameter) ends the prescan: `feed` never raises, the message
+never fails because of it. Memory is bounded: the unread tail of a line or header
+block, a window for `boundary=` values, the delimiters of at most `MAX_LEVELS` open
+multiparts, and one entry per part up to `MAX_PARTS`. Time is linear: the unread
+buffer keeps the line end before its first line (the anchor the delimiter pattern
+starts from), every search runs in place, resumes where the last one stopped and waits
+for a line feed among the bytes fed since (a long line fed a byte at a time is looked
+through once), and whole lines that cannot hold a delimiter go to the decoder straight
+from the piece.
 """
 
 from __future__ import annotations
@@ -58,6 +59,9 @@ MAX_PART_HEADER = 64 * 1024  # bytes of a part's header block looked at
 MAX_PARTS = 1000  # parts recorded: further ones are decoded after the dot as before
 MAX_LINE = 1024 * 1024  # a line longer than this ends the prescan (decoded after the dot)
 MAX_LEVELS = 16  # multiparts open at once: the parts of deeper ones are read after the dot
+# Characters of a boundary followed (RFC 2046 5.1.1 allows 70): the open delimiters are
+# one pattern, compiled again at each open and close, so their length is bounded.
+MAX_BOUNDARY = 200
 # A `boundary=` value is at most 200 characters after any blanks: one that starts
 # within this many bytes of a piece's end waits for the next piece.
 _BOUNDARY_REACH = 512
@@ -136,6 +140,9 @@ class Prescan:
         self._qp: transfer.QuotedPrintableStream | None = None  # a quoted-printable text's
         self._texts: list[Text] = []
         self._resume = 0  # _buf searched up to here (the state's own search)
+        # No line feed in the bytes of _buf from here on that the state has not searched
+        # (the state's searches wait for one: `_waiting`).
+        self._looked = 0
         self._delimiters = 0
         self._failed = False
 
@@ -186,6 +193,7 @@ class Prescan:
         self._buf_at += len(self._buf) + end - 1
         self._buf = bytearray(piece[end - 1:])
         self._resume = 0
+        self._looked = len(self._buf)
         return True
 
     @property
@@ -308,10 +316,23 @@ class Prescan:
         when _buf was last searched (searches resume, never start over: linear)."""
         return self._buf.rfind(b"\n", 0, max(0, self._resume - 1)) + 1
 
+    def _waiting(self) -> bool:
+        """No line feed among the bytes fed since the state last searched _buf: nothing
+        it looks for (a blank line, a delimiter line) can have completed. Only those
+        bytes are looked at, so a long line fed in small pieces stays linear."""
+        if self._buf.find(b"\n", self._looked) >= 0:
+            return False
+        self._looked = len(self._buf)
+        return True
+
     def _head(self) -> None:
+        if self._waiting():
+            if len(self._buf) > MAX_HEADER:
+                self._give_up()
+            return
         blank = mime.BLANK_LINE.search(self._buf, self._line_start())
         if blank is None:
-            self._resume = len(self._buf)
+            self._resume = self._looked = len(self._buf)
             if len(self._buf) > MAX_HEADER:
                 self._give_up()
             return
@@ -348,7 +369,8 @@ class Prescan:
                 or part.get_content_type() == "multipart/digest" \
                 or len(self._delimiters_open) >= MAX_LEVELS:
             return None
-        return mime.delimiter(part)
+        delimiter = mime.delimiter(part)
+        return None if delimiter is None or len(delimiter) > 2 + MAX_BOUNDARY else delimiter
 
     def _open(self, delimiter: bytes) -> None:
         self._delimiters_open.append(delimiter)
@@ -373,12 +395,15 @@ class Prescan:
         del self._buf[:upto]
         self._buf_at += upto
         self._resume = 0
+        self._looked = 1  # _buf[0], the anchor, is a line end: the rest is unsearched
 
     def _delimited(self) -> None:
         """Read whole lines up to the next delimiter line: decode them when in a
         base64 part; at the delimiter, end the part and start the next. _buf[0] is
         the line end before the lines to read."""
         assert self._line is not None
+        if self._waiting():
+            return
         last = self._buf.rfind(b"\n")
         if last <= 0:
             return
@@ -388,6 +413,7 @@ class Prescan:
             if content:
                 self._content(bytes(self._buf[1:last + 1]))
             self._consume(last)
+            self._looked = len(self._buf)  # the anchor and the last line, not yet whole
             return
         here = self._buf_at + found.start()  # the \n before the delimiter line
         if content:
@@ -413,26 +439,32 @@ class Prescan:
 
     def _part_head(self) -> None:
         assert self._line is not None
+        if self._waiting():
+            if len(self._buf) > MAX_PART_HEADER:
+                self._state = "skip"
+                self._resume = self._looked = 0
+            return
         last = self._buf.rfind(b"\n")
         start = max(1, self._line_start())
         blank = mime.BLANK_LINE.search(self._buf, start, last + 1)
         delimiter = self._line.search(self._buf, start - 1, last + 1)
         if delimiter is not None and (blank is None or delimiter.start() < blank.start()):
             self._state = "skip"  # a part with no body: its header block is all it has
-            self._resume = 0
+            self._resume = self._looked = 0
             return
         if blank is None:
             self._resume = last + 1
+            self._looked = len(self._buf)
             if len(self._buf) > MAX_PART_HEADER:
                 self._state = "skip"
-                self._resume = 0
+                self._resume = self._looked = 0
             return
         block = bytes(self._buf[1:blank.end()])
         try:
             part, body = mime.header_block(block, 0, len(block))
         except Exception:  # Unmodelled, or the stdlib on a hostile header
             self._state = "skip"
-            self._resume = 0
+            self._resume = self._looked = 0
             return
         kind = part.get_content_maintype()
         room = len(self._parts) + len(self._texts) < MAX_PARTS

@@ -51,6 +51,9 @@ class TextScan:
         self._codec = codec
         self._pending = bytearray()  # not yet searched: from the last run's end
         self._started = False  # the text's first bytes were checked (`plain_start`)
+        # No line feed in _pending before here but maybe its last byte: a long line fed
+        # in small pieces is looked through once, not at every piece.
+        self._looked = 0
         self._lineno = 1
         self._markings: list[tuple[int, str]] = []
         self._per_level: dict[str, int] = {}
@@ -66,14 +69,16 @@ class TextScan:
         if len(self._pending) < _RUN:
             return
         # The last line (and its line end) waits: `end` may take bytes off it.
-        cut = self._pending.rfind(b"\n", 0, len(self._pending) - 1)
+        cut = self._pending.rfind(b"\n", self._looked, len(self._pending) - 1)
         if cut < 0:
+            self._looked = max(0, len(self._pending) - 1)
             if len(self._pending) > MAX_LINE:
                 self._break()
             return
         run = bytes(self._pending[:cut + 1])
         self._search(run, bytes(self._pending[cut + 1:cut + 3]))
         del self._pending[:cut + 1]
+        self._looked = max(0, len(self._pending) - 1)
 
     def end(self, drop: int) -> Scanned | None:
         """What was found, once every byte is fed and the last `drop` bytes (0-2) are
