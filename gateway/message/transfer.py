@@ -254,8 +254,8 @@ _QP_LOOK_BACK = 256
 class QuotedPrintableStream:
     """`decode_quoted_printable` fed a piece at a time, for content that arrives in
     pieces (gateway.message.prescan): decoded bytes as lines complete, and at `end`
-    the rest, joined the whole's decoded bytes (the `clean` flag is not kept: the
-    reader of the whole part reports it).
+    the rest; joined, they are the whole's decoded bytes (the `clean` flag is not
+    kept: the reader of the whole part reports it).
 
     The content is cut only after a line feed whose line, less its line end and
     trailing blanks (and any line ends and blanks before them), does not end in `=`:
