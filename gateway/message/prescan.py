@@ -28,18 +28,20 @@ one in the very message bytes (`mime.Decoded`), so a part the final parse reads
 differently (or through the feedparser) is decoded again, and the verdict is the one
 of the ordinary path. Anything this reader does not model (a message that is one part
 but text, digests, multiparts deeper than `MAX_LEVELS` or with a boundary longer than
-`MAX_BOUNDARY`, damaged base64, a header block past `MAX_HEADER`, a part header block
-past `MAX_PART_HEADER`) just gets no entry; more than `MAX_PARTS` delimiters or a line
-past `MAX_LINE` end the reading of the structure, and anything unexpected (the stdlib
-raising on a hostile parameter) ends the prescan: `feed` never raises, the message
-never fails because of it. Memory is bounded: the unread tail of a line or header
-block, a window for `boundary=` values, the delimiters of at most `MAX_LEVELS` open
-multiparts, and one entry per part up to `MAX_PARTS`. Time is linear: the unread
-buffer keeps the line end before its first line (the anchor the delimiter pattern
-starts from), every search runs in place, resumes where the last one stopped and waits
-for a line feed among the bytes fed since (a long line fed a byte at a time is looked
-through once), and whole lines that cannot hold a delimiter go to the decoder straight
-from the piece.
+`MAX_BOUNDARY`, enclosed messages in base64 or quoted-printable, damaged base64, a
+header block past `MAX_HEADER`, a part header block past `MAX_PART_HEADER`) just gets
+no entry; more than `MAX_PARTS` delimiters, a line past `MAX_LINE`, or a part the
+byte-level parse leaves to the feedparser (message/delivery-status, a header block it
+refuses: then no part has a span to serve) end the reading of the structure, and
+anything unexpected (the stdlib raising on a hostile parameter) ends the prescan:
+`feed` never raises, the message never fails because of it. Memory is bounded: the
+unread tail of a line or header block, a window for `boundary=` values, the delimiters
+of at most `MAX_LEVELS` open multiparts, and one entry per part up to `MAX_PARTS`.
+Time is linear: the unread buffer keeps the line end before its first line (the anchor
+the delimiter pattern starts from), every search runs in place, resumes where the last
+one stopped and waits for a line feed among the bytes fed since (a long line fed a
+byte at a time is looked through once), and whole lines that cannot hold a delimiter
+go to the decoder straight from the piece.
 """
 
 from __future__ import annotations
@@ -125,7 +127,7 @@ class Prescan:
         self._tried_to = 0  # `boundary` occurrences starting before this were tried
         self._boundaries: set[bytes] | None = set()
         # structure
-        self._state = "head"  # head, preamble, part_head, body, skip, done
+        self._state = "head"  # head, text, preamble, part_head, body, skip, done
         self._buf = bytearray()  # unread bytes from _buf_at (a line, a header block)
         self._buf_at = 0
         self._consumed = b""  # the last two bytes forgotten from _buf
@@ -398,9 +400,11 @@ class Prescan:
         self._looked = 1  # _buf[0], the anchor, is a line end: the rest is unsearched
 
     def _delimited(self) -> None:
-        """Read whole lines up to the next delimiter line: decode them when in a
-        base64 part; at the delimiter, end the part and start the next. _buf[0] is
-        the line end before the lines to read."""
+        """Read whole lines up to the next delimiter line of any open multipart: feed
+        them to the part's decoder or text scan when in a part read on the way; at the
+        delimiter, end the part, close the multiparts it ends, and read the next part's
+        header block (or skip to the enclosing delimiter after a closing one). _buf[0]
+        is the line end before the lines to read."""
         assert self._line is not None
         if self._waiting():
             return
@@ -460,29 +464,32 @@ class Prescan:
                 self._resume = self._looked = 0
             return
         block = bytes(self._buf[1:blank.end()])
+        kind = ""
         try:
             part, body = mime.header_block(block, 0, len(block))
-        except Exception:  # Unmodelled, or the stdlib on a hostile header
-            self._state = "skip"
-            self._resume = self._looked = 0
+            kind = part.get_content_maintype()
+            opened = self._opens(part) if kind == "multipart" and body == len(block) else None
+        except Exception:
+            # Unmodelled, or the stdlib on a hostile header: the final parse meets the
+            # same bytes and leaves the whole message to the feedparser, whose parts
+            # have no span: nothing read on the way could serve.
+            self._give_up()
             return
-        kind = part.get_content_maintype()
+        if part.get_content_type() == "message/delivery-status":
+            self._give_up()  # the byte-level parse leaves such a message to the feedparser
+            return
         room = len(self._parts) + len(self._texts) < MAX_PARTS
         self._state = "skip"
         if body != len(block):
             pass  # a line that is no header ends the block: the final parse's business
-        elif kind == "multipart":
-            try:
-                opened = self._opens(part)
-            except Exception:  # Unmodelled: the feedparser reads this message
-                opened = None
-            if opened is not None:
-                self._open(opened)
-                self._state = "preamble"
+        elif opened is not None:
+            self._open(opened)
+            self._state = "preamble"
         elif kind == "message":
-            # An enclosed message (the final parse reads any message/* so but
-            # delivery-status, which it leaves to the feedparser): its header block next.
-            if part.get_content_type() != "message/delivery-status":
+            # An enclosed message: its header block next. Not one in base64 or
+            # quoted-printable: the inspection parses its decoded bytes anew
+            # (`mime._decode_enclosed`), which hold no span of the message's.
+            if mime.transfer_encoding(part) in transfer.IDENTITY:
                 self._state = "part_head"
         elif mime.transfer_encoding(part) == "base64" and room:
             self._stream = transfer.Base64Stream()
@@ -606,8 +613,9 @@ class Known:
 
     def text(self, part: email.message.Message) -> textscan.Scanned | None:
         """What the scan of a text leaf found while it arrived, when the final parse
-        spans it exactly as recorded and reads it the same way (text/plain, its
-        content its bytes, the same charset parameter); None: scan it here."""
+        spans it exactly as recorded and reads it the same way (text/plain, the same
+        charset parameter, the same kind of transfer encoding: identity, or
+        quoted-printable when it was read so); None: scan it here."""
         span = mime.wire_span(part)
         if span is None or span[0] is not self._raw:
             return None

@@ -29,11 +29,11 @@ TEXT_TOKENS = (b"SULIT", b"RAHSIA BESAR", b"terhad", b"Klasifikasi: TERHAD", b"l
                "\u00e9".encode(), b"=C3=A9")
 # Lines a delimiter search must not take for one, or must: rarer than words.
 TRAPS = (b"\r\n--b\r\n", b"\r\n--b--\r\n", b"\r\n--c\r\n", b"\r\n--bb--\r\n",
-         b"\r\n--b-- \r\n", b"\xe9", b"\x1b")
+         b"\r\n--b-- \r\n", b"\xe9", b"\x1b", b"\r", b"\r--b\r\n", b"\r\n--b\r")
 CHARSETS = (b"", b"; charset=utf-8", b"; charset=iso-8859-1", b'; charset="us-ascii"',
             b"; charset=utf-8", b"; charset=utf-16")
 LEAF_TYPES = (b"text/plain", b"text/plain", b"text/plain", b"text/html",
-              b"application/pdf", b"application/octet-stream")
+              b"application/pdf", b"application/octet-stream", b"", b"message/delivery-status")
 ENCODINGS = (b"7bit", b"8bit", b"quoted-printable", b"quoted-printable", b"base64",
              b"base64", b"Quoted-Printable ")
 
@@ -54,8 +54,9 @@ def leaves(draw: st.DrawFn) -> bytes:
             body += draw(st.sampled_from((b"==", b"!!", b"QQ=", b"\r\n--b", b"")))
     else:
         body = draw(texts)
-    return (b"Content-Type: " + ctype + charset + b"\r\nContent-Transfer-Encoding: "
-            + encoding + b"\r\n\r\n" + body)
+    # No Content-Type at all: text/plain by default (RFC 2045 5.2).
+    head = b"Content-Type: " + ctype + charset + b"\r\n" if ctype else b""
+    return head + b"Content-Transfer-Encoding: " + encoding + b"\r\n\r\n" + body
 
 
 def multipart(children: list[bytes], boundary: bytes, subtype: bytes, close: str,
@@ -70,9 +71,11 @@ def multipart(children: list[bytes], boundary: bytes, subtype: bytes, close: str
             + b'"\r\n\r\n' + preamble + parts + ending + epilogue)
 
 
-def enclosed(child: bytes) -> bytes:
-    return (b"Content-Type: message/rfc822\r\n\r\nFrom: x@example.org\r\nSubject: fwd\r\n"
-            + child)
+def enclosed(child: bytes, encoding: bytes) -> bytes:
+    # In quoted-printable or base64 (against RFC 2046, but sent): parsed anew from its
+    # decoded bytes by the inspection (the base64 one is its text, not encoded here).
+    return (b"Content-Type: message/rfc822\r\n" + encoding + b"\r\n"
+            b"From: x@example.org\r\nSubject: fwd\r\n" + child)
 
 
 def multiparts(inner: st.SearchStrategy[bytes]) -> st.SearchStrategy[bytes]:
@@ -87,7 +90,9 @@ def multiparts(inner: st.SearchStrategy[bytes]) -> st.SearchStrategy[bytes]:
 
 def trees() -> st.SearchStrategy[bytes]:
     def extend(inner: st.SearchStrategy[bytes]) -> st.SearchStrategy[bytes]:
-        return st.one_of(multiparts(inner), inner.map(enclosed))
+        return st.one_of(multiparts(inner), st.builds(enclosed, inner, st.sampled_from(
+            (b"", b"", b"Content-Transfer-Encoding: quoted-printable\r\n",
+             b"Content-Transfer-Encoding: base64\r\n"))))
     # The top of a tree a multipart: a message that is one part has no nesting.
     return multiparts(st.recursive(leaves(), extend, max_leaves=10))
 

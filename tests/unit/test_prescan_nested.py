@@ -141,3 +141,24 @@ def test_quoted_printable_without_a_cut_gives_up_bounded() -> None:
     assert found.texts == ()
     view = MessageView(raw, prescanned=known)
     assert [m.marking for m in view.markings.found] == ["SULIT"] and known.scanned == 0
+
+
+def test_what_no_inspection_could_take_is_not_read() -> None:
+    # A message/rfc822 in quoted-printable (against RFC 2046, but sent): the
+    # inspection parses its decoded bytes anew, which hold no span of the message's:
+    # not read inside.
+    encoded_message = (b"Content-Type: message/rfc822\r\n"
+                       b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+                       b"Subject: x\r\nContent-Type: text/plain\r\n\r\nSU=\r\nLIT\r\n")
+    raw = HEAD + multipart(b"m", encoded_message, PLAIN_QP)
+    found, known = read(raw)
+    assert len(found.texts) == 1  # the text after it, not a text inside it
+    assert facts(MessageView(raw, prescanned=known)) == facts(MessageView(raw))
+    # A part the byte-level parse leaves to the feedparser (delivery-status; a header
+    # block it refuses): the whole message is the feedparser's, whose parts have no
+    # span, so the reading stops there and its process goes back.
+    for refused in (b"Content-Type: message/delivery-status\r\n\r\nStatus: 5.0.0\r\n",
+                    b"Content-Type: text/plain\rX-Bare: cr\r\n\r\nhi"):
+        scan = prescan.Prescan(io.BytesIO().write)
+        scan.feed(HEAD + multipart(b"m", refused, PLAIN_QP, PDF, close=False))
+        assert scan.fruitless
