@@ -409,17 +409,13 @@ class _Flattener(email.generator.BytesGenerator):
 
     @classmethod
     def _make_boundary(cls, text: Any = None) -> str:
-        seed = text.encode("utf-8", "surrogateescape") if isinstance(text, str) \
-            else bytes(text or b"")
-        boundary = "=" * 15 + hashlib.sha256(seed).hexdigest()[:19] + "=="
-        if text is None:
-            return boundary
+        # BytesGenerator passes the flattened parts, bytes.
+        data = bytes(text or b"")
+        boundary = "=" * 15 + hashlib.sha256(data).hexdigest()[:19] + "=="
         found, counter = boundary, 0
         while True:  # bounded: each turn needs one more line of `text` to go on
-            line = "^--" + re.escape(found) + "(--)?$"
-            pattern = re.compile(line.encode("ascii") if isinstance(text, bytes) else line,
-                                 re.MULTILINE)
-            if not pattern.search(text):
+            line = b"^--" + re.escape(found.encode("ascii")) + b"(--)?$"
+            if not re.search(line, data, re.MULTILINE):
                 return found
             found = f"{boundary}.{counter}"
             counter += 1
@@ -759,6 +755,9 @@ class _Unmodelled(Exception):
 
 # Deeper than this the feedparser's own recursion decides (RecursionError: too_deep).
 _MAX_FAST_DEPTH = 60
+# What follows `--b` on a delimiter line (RFC 2046 5.1.1): `--` if it is the closing one,
+# transport padding, the line end (or the end of the message, as the feedparser reads it).
+_DELIMITER_END = rb"(--)?[ \t]*(?:\r\n|\n|\Z)"
 _BLANK_LINE = re.compile(rb"^\r?\n", re.MULTILINE)
 # Header blocks only (headersonly): what follows the block is the caller's business.
 _HEADER_PARSER = email.parser.BytesParser(RawPart, policy=email.policy.compat32)
@@ -792,7 +791,7 @@ def delimiter_lines(delimiters: Sequence[bytes]) -> re.Pattern[bytes]:
     where a line is the delimiter of several: the parse splits the outer body first),
     group len(delimiters)+1 the closing `--`."""
     alternatives = b"|".join(b"(" + re.escape(d[2:]) + b")" for d in delimiters)
-    return re.compile(b"\n--(?:" + alternatives + rb")(--)?[ \t]*(?:\r\n|\n|\Z)")
+    return re.compile(b"\n--(?:" + alternatives + b")" + _DELIMITER_END)
 
 
 def _fast_parse(raw: bytes) -> email.message.Message | None:
@@ -864,7 +863,7 @@ def _boundary_line(part: RawPart) -> tuple[re.Pattern[bytes], bytes] | None:
     if b"\r" in sep or b"\n" in sep:
         raise _Unmodelled  # a line break inside the parameter: never matched by a line
     # From the line end before it: a literal prefix, searched at memchr speed.
-    return re.compile(b"\n" + re.escape(sep) + rb"(--)?[ \t]*(?:\r\n|\n|\Z)"), sep
+    return re.compile(b"\n" + re.escape(sep) + _DELIMITER_END), sep
 
 
 def _bare_cr_delimiter(raw: bytes, sep: bytes, start: int, end: int) -> bool:
