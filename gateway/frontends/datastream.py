@@ -17,7 +17,7 @@ owner closes it when the transaction ends, whatever happens; closing deletes the
 With a `reader` (config `limits.decode_on_arrival`, on by default: the inspection pool's
 `read_on_arrival`) a spooled message is also read as it arrives, by an inspection
 process that follows the spool file as it grows (`gateway.message.prescan`): its
-top-level base64 parts are decoded into a second mode-0600 file beside it, which the
+base64 parts (nested ones too) are decoded into a second mode-0600 file beside it, which the
 inspection reads instead of decoding them after the final dot (`arrived`). That
 file is an aid, never needed: with no process to spare, or if it cannot be written,
 or when the pool takes the process back for an inspection, the inspection decodes

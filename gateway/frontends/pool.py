@@ -41,18 +41,19 @@ bounded by `limits.max_expansion_bytes`.
 Reading on arrival (`read_on_arrival`, config `limits.decode_on_arrival`). A process
 can also be lent to a spooled message while it still arrives: it follows the spool
 file as the front end writes it (looking again every READ_POLL seconds, and at once
-when the gateway says the message is whole) and decodes its top-level base64 parts
-into a file beside it (gateway.message.prescan), so that receiving, decoding and the
-front end's work run on different cores and the inspection after the final dot has
-less left to do. A message in which the reading finds nothing to decode (not a
-multipart, or its structure given up with no base64 part found) has the process given
-back as soon as that is known. Only a process to spare is lent: none while a message waits for
-inspection, at most all but one of the processes, READ_COST of the memory budget. A
-message that then finds every process in use takes a reading one back (the reading
-stops, its message is decoded after its dot as without). A reading that does not
-finish within READ_FINISH (or `inspection_timeout` if shorter) once the message is
-whole, or does not stop within STOP_GRACE, is killed with
-its process; its message is inspected all the same, only without the aid.
+when the gateway says the message is whole), decodes its base64 parts (nested ones
+too) into a file beside it and searches its plain-text bodies
+(gateway.message.prescan), so that receiving, decoding and the front end's work run on
+different cores and the inspection after the final dot has less left to do. A message
+in which the reading finds nothing to decode (not a multipart, or its structure given
+up with no base64 part found) has the process given back as soon as that is known.
+Only a process to spare is lent: none while a message waits for inspection, at most
+all but one of the processes, READ_COST of the memory budget. A message that then
+finds every process in use takes a reading one back (the reading stops, its message is
+decoded after its dot as without). A reading that does not finish within READ_FINISH
+(or `inspection_timeout` if shorter) once the message is whole, or does not stop
+within STOP_GRACE, is killed with its process; its message is inspected all the same,
+only without the aid.
 
 The message is not copied to the process when it is large: a spooled message is
 read by the process from the spool file (mapped), a message in memory (at most
@@ -428,7 +429,7 @@ class InspectionPool:
     # -- reading a message while it arrives ----------------------------------------------
     def read_on_arrival(self, spool_path: str, decoded_path: str) -> ArrivalLease | None:
         """Have a process read the spool file `spool_path` while the front end writes
-        it, decoding its top-level base64 parts into `decoded_path` (both made by the
+        it, decoding its base64 parts into `decoded_path` (both made by the
         front end, which deletes them; gateway.message.prescan). Only with a process to
         spare: nothing waits for inspection, one process at least stays for the
         inspections (with more than one), and READ_COST fits the memory budget; None

@@ -1,6 +1,6 @@
 """Reading a message as it arrives changes no answer: the corpus and fuzz input, fed in pieces.
 
-`gateway.message.prescan` decodes top-level base64 parts and gathers the delimiter
+`gateway.message.prescan` decodes base64 parts, searches text bodies and gathers the delimiter
 count's inputs while the message arrives; the inspection then uses them instead of
 doing that work after the final dot. Demanded here, for every corpus message and
 fuzz input cut into pieces at random places: each recorded part's bytes are what

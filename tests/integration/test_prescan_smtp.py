@@ -1,6 +1,6 @@
 """Attachments decoded while their message arrives, through the real gateway and its pool.
 
-A spooled message's top-level base64 parts are decoded as the DATA stream comes
+A spooled message's base64 parts are decoded as the DATA stream comes
 in (gateway.message.prescan) into a private file beside the spool file; the
 inspection process reads them there. What must hold: the verdicts are the
 inspection's own (a RAHSIA attachment is refused, an innocent one relayed byte
