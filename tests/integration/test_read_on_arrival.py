@@ -247,22 +247,27 @@ async def scanned_on_arrival(handle: GatewayHandle) -> float:
     return sample(text, "gateway_texts_scanned_on_arrival_total")
 
 
+async def read_through(handle: GatewayHandle, message: bytes, want: int) -> None:
+    """`message` sent in two halves with the pool's process reading it in between (not
+    given back as fruitless), answered `want` (550: by the RAHSIA rule)."""
+    pool = pool_of(handle)
+    client = await open_half(handle, message)
+    try:
+        await eventually(lambda: len(pool.reading_pids) == 1)
+        await asyncio.sleep(0.2)
+        assert len(pool.reading_pids) == 1
+    finally:
+        code, text = await finish(client, message)
+    assert code == want, text
+    if want == 550:
+        assert b"rule=rahsia-dilarang" in text, text
+
+
 async def test_a_process_scans_a_text_body_before_the_final_dot(
         make_gateway: GatewayFactory, big_upstream: FakeUpstream, tmp_path: Path) -> None:
     handle, spool = await start(make_gateway, big_upstream, tmp_path, processes=2)
-    pool = pool_of(handle)
     for message, want in ((text_only(b"RAHSIA\r\n"), 550), (text_only(), 250)):
-        client = await open_half(handle, message)
-        try:
-            # Half of it sent: a process is reading it (not back as fruitless).
-            await eventually(lambda: len(pool.reading_pids) == 1)
-            await asyncio.sleep(0.2)
-            assert len(pool.reading_pids) == 1
-        finally:
-            code, text = await finish(client, message)
-        assert code == want, text
-        if want == 550:
-            assert b"rule=rahsia-dilarang" in text, text
+        await read_through(handle, message, want)
     assert [m.data for m in big_upstream.messages] == [text_only()]
     # Both texts' marking lines and links were the reading's: nothing to decode.
     assert await scanned_on_arrival(handle) == 2
@@ -364,19 +369,9 @@ def outlook(last: bytes = b"") -> bytes:
 async def test_nested_parts_and_quoted_printable_are_read_before_the_final_dot(
         make_gateway: GatewayFactory, big_upstream: FakeUpstream, tmp_path: Path) -> None:
     handle, spool = await start(make_gateway, big_upstream, tmp_path, processes=2)
-    pool = pool_of(handle)
     # The marking split by a soft line break: RAHSIA once decoded.
     for message, want in ((outlook(b"RAH=\r\nSIA\r\n"), 550), (outlook(), 250)):
-        client = await open_half(handle, message)
-        try:
-            await eventually(lambda: len(pool.reading_pids) == 1)
-            await asyncio.sleep(0.2)
-            assert len(pool.reading_pids) == 1  # not given back as fruitless
-        finally:
-            code, text = await finish(client, message)
-        assert code == want, text
-        if want == 550:
-            assert b"rule=rahsia-dilarang" in text, text
+        await read_through(handle, message, want)
     assert len(big_upstream.messages) == 1
     # Each message's nested text and the forwarded message's file were the reading's.
     assert await scanned_on_arrival(handle) == 2
